@@ -1,0 +1,223 @@
+//! Wires the command line to the pipeline: parses arguments, sets up logging and the
+//! runtime, runs a command, writes its output and decides the exit code.
+
+use std::collections::BTreeMap;
+use std::ffi::OsString;
+use std::io::{self, IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::check::{self, Options};
+use crate::cli::{CheckArgs, Cli, Command, ProbeArgs, ProfilesCommand};
+use crate::model::Family;
+use crate::probe::{self, net::NetProber};
+use crate::report::{self, Format, Report};
+use crate::{demo, exit, profiles};
+
+/// Runs the program; `Err` is always the user's to fix and exits with [`exit::USAGE`].
+pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => return Ok(clap_exit(&e)),
+    };
+    init_logging(cli.verbose, cli.quiet);
+    match cli.command {
+        Command::Check(args) => run_check(args),
+        Command::Profiles(ProfilesCommand::List) => {
+            let mut text = String::new();
+            for (name, source) in profiles::BUILTIN {
+                let p = profiles::parse(name, source)?;
+                text.push_str(&format!("{:<14} {:>2} checks  {}\n", p.role, p.checks.len(), p.description));
+            }
+            write_stdout(&text)
+        }
+        Command::Profiles(ProfilesCommand::Show { role, profile }) => {
+            let text = match (role.as_deref(), profile) {
+                (_, Some(path)) => {
+                    profiles::from_file(&path)?;
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?
+                }
+                (Some(role), None) => {
+                    profiles::builtin(role)?;
+                    profiles::builtin_text(role).expect("checked above").to_string()
+                }
+                (None, None) => anyhow::bail!(
+                    "name a role to show: one of {}, or --profile FILE",
+                    profiles::builtin_names()
+                ),
+            };
+            write_stdout(&text)
+        }
+        Command::Demo(args) => {
+            let width = probe::probe_width(256)?;
+            let (report, stage_text, mismatches) = runtime()?.block_on_shutdown(async {
+                let stage = demo::Stage::new().await;
+                let report = demo::run(width).await?;
+                let mismatches = stage.mismatches(&report);
+                anyhow::Ok((report, stage.describe(), mismatches))
+            })?;
+            let format = Format::from(args.format);
+            if format == Format::Table {
+                write_stdout(&format!("{stage_text}\n\n"))?;
+            } else {
+                eprintln!("{stage_text}");
+            }
+            // The demo's exit code says whether the staging held, not whether checks passed.
+            write_report(&report, format)?;
+            if mismatches.is_empty() {
+                eprintln!(
+                    "demo: every result matches the staging (the FAIL and WARN lines above are staged on purpose)"
+                );
+                Ok(ExitCode::from(exit::OK))
+            } else {
+                for m in &mismatches {
+                    eprintln!("demo: {m}");
+                }
+                eprintln!("demo: something on this machine (a local firewall?) changes loopback traffic");
+                Ok(ExitCode::from(exit::FAILED))
+            }
+        }
+    }
+}
+
+fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+    let profile = profiles::load(args.role.as_deref(), args.profile.as_deref())?;
+    let mut targets = BTreeMap::new();
+    for (name, host) in [
+        ("server", &args.server),
+        ("mediator", &args.mediator),
+        ("db", &args.db),
+        ("peer", &args.peer),
+        ("screenconnect", &args.screenconnect),
+    ] {
+        if let Some(host) = host {
+            targets.insert(name.to_string(), host.clone());
+        }
+    }
+    for (name, host) in &args.targets {
+        if let Some(previous) = targets.insert(name.clone(), host.clone()) {
+            anyhow::ensure!(
+                previous == *host,
+                "target '{name}' is given twice ({previous} and {host}): give it once"
+            );
+        }
+    }
+    let options = options(targets, &args.probe, args.strict)?;
+    let report = runtime()?.block_on_shutdown(check::run(&profile, &options, Arc::new(NetProber)))?;
+    write_report(&report, args.format.into())
+}
+
+fn options(targets: BTreeMap<String, String>, probe: &ProbeArgs, strict: bool) -> anyhow::Result<Options> {
+    Ok(Options {
+        targets,
+        family: match (probe.ipv4, probe.ipv6) {
+            (true, _) => Family::V4,
+            (_, true) => Family::V6,
+            _ => Family::Any,
+        },
+        timeout: probe.timeout,
+        retries: probe.retries,
+        concurrency: probe::probe_width(probe.concurrency as usize)?,
+        full_ranges: probe.full_ranges,
+        strict,
+    })
+}
+
+fn write_report(report: &Report, format: Format) -> anyhow::Result<ExitCode> {
+    let color = anstream::AutoStream::choice(&io::stdout()) != anstream::ColorChoice::Never;
+    write_stdout(&report::render(report, format, color))?;
+    Ok(ExitCode::from(if report.failed() { exit::FAILED } else { exit::OK }))
+}
+
+/// Writes to stdout through anstream (which drops colour when piped or NO_COLOR is set). A
+/// closed pipe (`| head`) is not an error.
+fn write_stdout(text: &str) -> anyhow::Result<ExitCode> {
+    let mut out = anstream::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e).context("cannot write to stdout"),
+    }
+}
+
+/// Help and version go to stdout with exit 0; usage errors become one line on stderr.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    use clap::error::ErrorKind;
+    match e.kind() {
+        ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => {
+            let _ = write_stdout(&e.render().to_string());
+            ExitCode::SUCCESS
+        }
+        ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand | ErrorKind::MissingSubcommand => {
+            let _ = e.print();
+            ExitCode::from(exit::USAGE)
+        }
+        _ => {
+            eprintln!("automate-ports: {}", one_line(&e.render().to_string()));
+            ExitCode::from(exit::USAGE)
+        }
+    }
+}
+
+/// Folds clap's multi-line error into one line: the error, its tip, and where to look.
+fn one_line(rendered: &str) -> String {
+    let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("error: invalid arguments").to_string();
+    let tip = lines.find_map(|l| l.strip_prefix("tip: ").map(str::to_string));
+    let usage_of = rendered
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("Usage: "))
+        .and_then(|u| u.split_whitespace().nth(1))
+        .filter(|cmd| !cmd.starts_with('[') && !cmd.starts_with('-') && !cmd.starts_with('<'))
+        .map_or_else(String::new, |cmd| format!(" {cmd}"));
+    match tip {
+        Some(tip) => format!("{first} ({tip}); see 'automate-ports{usage_of} --help'"),
+        None => format!("{first}; see 'automate-ports{usage_of} --help'"),
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("automate_ports={level}")));
+    let ansi = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(io::stderr)
+        .with_ansi(ansi)
+        .with_target(false)
+        .without_time()
+        .try_init();
+}
+
+/// A current-thread runtime: the work is I/O-bound and one thread keeps start-up cheap.
+struct Runtime(tokio::runtime::Runtime);
+
+fn runtime() -> anyhow::Result<Runtime> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .enable_time()
+        .build()
+        .context("cannot start the async runtime")?;
+    Ok(Runtime(rt))
+}
+
+impl Runtime {
+    /// Runs `f`, then shuts down without waiting for a resolver thread stuck in the OS
+    /// (its timeout has already been reported).
+    fn block_on_shutdown<F: std::future::Future>(self, f: F) -> F::Output {
+        let out = self.0.block_on(f);
+        self.0.shutdown_background();
+        out
+    }
+}

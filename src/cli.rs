@@ -1,0 +1,222 @@
+//! Command-line arguments (clap derive) and their value parsers. Only this module and
+//! `app` know about clap.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0  no required check failed
+  1  at least one required check failed (with --strict, warnings count as failures)
+  2  bad input: usage, profile, value, or a local resource problem";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "automate-ports",
+    version,
+    about = "Checks every network path ConnectWise Automate and ScreenConnect need, and says which one is blocked and what to change",
+    after_help = EXIT_CODES,
+    propagate_version = true
+)]
+pub struct Cli {
+    /// More log output on stderr (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check the paths a role needs from this machine.
+    #[command(after_help = EXIT_CODES)]
+    Check(CheckArgs),
+    /// List or show the built-in role profiles.
+    #[command(subcommand)]
+    Profiles(ProfilesCommand),
+    /// Stage a pretend Automate server on loopback and check the `server` role against it (no network needed).
+    #[command(after_help = "Exit codes:\n  0  every result came out as the demo staged it\n  1  a result differs from the staging (something on this machine interferes)\n  2  bad input")]
+    Demo(DemoArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ProfilesCommand {
+    /// List the built-in roles.
+    List,
+    /// Print a role's profile (TOML), built-in or from --profile.
+    Show {
+        /// Role name.
+        role: Option<String>,
+        /// Show this profile file instead of a built-in one.
+        #[arg(long, value_name = "FILE")]
+        profile: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Role of this machine: agent, server, split-db, tunnel, screenconnect (or the role of --profile).
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// The Automate server (name or address).
+    #[arg(long, value_name = "HOST", value_parser = parse_host)]
+    pub server: Option<String>,
+    /// The tunnel mediator [default: mediator.labtechsoftware.com].
+    #[arg(long, value_name = "HOST", value_parser = parse_host)]
+    pub mediator: Option<String>,
+    /// The database server of a split installation.
+    #[arg(long, value_name = "HOST", value_parser = parse_host)]
+    pub db: Option<String>,
+    /// A peer PC: another agent (wake-up) or the other end of a tunnel.
+    #[arg(long, value_name = "HOST", value_parser = parse_host)]
+    pub peer: Option<String>,
+    /// The ScreenConnect server [default: the --server host].
+    #[arg(long, value_name = "HOST", value_parser = parse_host)]
+    pub screenconnect: Option<String>,
+    /// Any target of the profile by name; repeatable.
+    #[arg(long = "target", value_name = "NAME=HOST", value_parser = parse_target)]
+    pub targets: Vec<(String, String)>,
+    /// Use this profile file instead of a built-in role.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+    #[command(flatten)]
+    pub probe: ProbeArgs,
+    /// Fail on warnings too (optional checks and UDP silence).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Probe settings shared by `check` and `demo`.
+#[derive(Debug, Args, Clone)]
+pub struct ProbeArgs {
+    /// Time to wait for an answer, per try (e.g. 500ms, 2s, 1m).
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_timeout)]
+    pub timeout: Duration,
+    /// Extra tries after silence.
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=10))]
+    pub retries: u8,
+    /// Probes in flight at most (narrowed to what the file-descriptor limit allows).
+    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub concurrency: u32,
+    /// Probe every port of a range instead of a 32-port sample.
+    #[arg(long)]
+    pub full_ranges: bool,
+    /// IPv4 addresses only.
+    #[arg(short = '4', conflicts_with = "ipv6")]
+    pub ipv4: bool,
+    /// IPv6 addresses only.
+    #[arg(short = '6')]
+    pub ipv6: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FormatArg::Table)]
+    pub format: FormatArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// A table grouped by target, coloured on a terminal.
+    Table,
+    /// One JSON object (schema 1) on stdout.
+    Json,
+}
+
+impl From<FormatArg> for crate::report::Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Table => crate::report::Format::Table,
+            FormatArg::Json => crate::report::Format::Json,
+        }
+    }
+}
+
+fn parse_timeout(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|_| format!("'{s}' is not a duration: write it like 500ms, 2s or 1m"))?;
+    if d < Duration::from_millis(1) || d > Duration::from_secs(300) {
+        return Err(format!("{s} is out of range: use 1ms to 5m"));
+    }
+    Ok(d)
+}
+
+/// A host name or an IP address; no URL, no port.
+pub fn parse_host(s: &str) -> Result<String, String> {
+    let host = s.trim();
+    if host.is_empty() {
+        return Err("the host is empty: give a name like automate.example.com or an address".into());
+    }
+    if let Some((scheme, _)) = host.split_once("://") {
+        return Err(format!(
+            "'{host}' is a URL: give only the host name, without '{scheme}://' and path"
+        ));
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(bare.to_string());
+    }
+    if host.contains(':') {
+        return Err(format!(
+            "'{host}' looks like host:port: give only the host; the role decides the ports"
+        ));
+    }
+    let valid = host
+        .split('.')
+        .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    if !valid || host.len() > 253 {
+        return Err(format!("'{host}' is not a valid host name"));
+    }
+    Ok(host.to_string())
+}
+
+fn parse_target(s: &str) -> Result<(String, String), String> {
+    let (name, host) = s
+        .split_once('=')
+        .ok_or_else(|| format!("'{s}' is not NAME=HOST, e.g. --target server=automate.example.com"))?;
+    let name = name.trim();
+    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
+        return Err(format!("'{name}' is not a target name: use lower-case letters, digits and '-'"));
+    }
+    Ok((name.to_string(), parse_host(host)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cli_is_well_formed() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn hosts_are_checked() {
+        assert_eq!(parse_host(" automate.example.com ").unwrap(), "automate.example.com");
+        assert_eq!(parse_host("[::1]").unwrap(), "::1");
+        assert!(parse_host("https://a.example/x").unwrap_err().contains("URL"));
+        assert!(parse_host("a.example:443").unwrap_err().contains("host:port"));
+        assert!(parse_host("a..b").is_err());
+        assert!(parse_host("").is_err());
+    }
+
+    #[test]
+    fn durations_and_targets() {
+        assert_eq!(parse_timeout("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_timeout("1m").unwrap(), Duration::from_secs(60));
+        assert!(parse_timeout("2x").is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert_eq!(parse_target("db=10.0.0.5").unwrap(), ("db".into(), "10.0.0.5".into()));
+        assert!(parse_target("db").is_err());
+    }
+}

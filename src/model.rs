@@ -1,0 +1,214 @@
+//! The validated model every later stage works on. Values here are already checked:
+//! downstream code never re-validates them.
+
+use std::fmt;
+
+use serde::Serialize;
+
+/// Transport protocol of a check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Tcp,
+    Udp,
+}
+
+impl Protocol {
+    /// Upper-case name as firewall admins write it ("TCP 443").
+    pub fn upper(self) -> &'static str {
+        match self {
+            Protocol::Tcp => "TCP",
+            Protocol::Udp => "UDP",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Protocol::Tcp => "tcp",
+            Protocol::Udp => "udp",
+        })
+    }
+}
+
+/// An inclusive, non-empty port range; `start >= 1`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortRange {
+    start: u16,
+    end: u16,
+}
+
+impl PortRange {
+    /// Builds a range; `None` when it contains port 0 or is reversed.
+    pub fn new(start: u16, end: u16) -> Option<PortRange> {
+        (start >= 1 && start <= end).then_some(PortRange { start, end })
+    }
+
+    pub fn single(port: u16) -> Option<PortRange> {
+        PortRange::new(port, port)
+    }
+
+    pub fn start(self) -> u16 {
+        self.start
+    }
+
+    pub fn end(self) -> u16 {
+        self.end
+    }
+
+    pub fn len(self) -> usize {
+        usize::from(self.end - self.start) + 1
+    }
+
+    pub fn is_single(self) -> bool {
+        self.start == self.end
+    }
+
+    pub fn iter(self) -> impl Iterator<Item = u16> {
+        self.start..=self.end
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_single() {
+            write!(f, "{}", self.start)
+        } else {
+            write!(f, "{}-{}", self.start, self.end)
+        }
+    }
+}
+
+/// What the check expects of the path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    /// The path must be open.
+    Reachable,
+    /// The path must be closed or dropped (for example a database port seen from outside).
+    Blocked,
+}
+
+/// How a check is probed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ProbeKind {
+    /// Connect (TCP) or send a datagram and wait (UDP) to the target.
+    Connect,
+    /// Bind the port on the target address of this machine and exchange traffic with
+    /// ourselves: proves the local stack and firewall let the port through on loopback.
+    Loopback,
+}
+
+/// A named machine a check aims at (`server`, `peer`, or any name a custom profile uses).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TargetSpec {
+    pub name: String,
+    pub description: String,
+    /// Checks on an optional target are skipped when nobody names it.
+    pub optional: bool,
+    /// Host used when nobody names the target.
+    pub default: Option<String>,
+    /// Another target whose host is used when nobody names this one.
+    pub default_from: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub id: String,
+    pub description: String,
+    pub protocol: Protocol,
+    pub ports: PortRange,
+    pub target: String,
+    pub required: bool,
+    pub expect: Expect,
+    pub probe: ProbeKind,
+    pub source: String,
+    /// What to change when the check does not pass; may use `{proto}`, `{ports}`,
+    /// `{host}`, `{address}` and `{where}`.
+    pub fix: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub role: String,
+    pub description: String,
+    pub targets: Vec<TargetSpec>,
+    pub checks: Vec<Check>,
+}
+
+impl Profile {
+    pub fn target(&self, name: &str) -> Option<&TargetSpec> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+}
+
+/// Target names that have a flag of their own on the command line.
+pub const FLAG_TARGETS: &[&str] = &["server", "mediator", "db", "peer", "screenconnect"];
+
+/// How a user names a target on the command line: `--server HOST` or `--target NAME=HOST`.
+pub fn target_flag(name: &str) -> String {
+    if FLAG_TARGETS.contains(&name) {
+        format!("--{name} HOST")
+    } else {
+        format!("--target {name}=HOST")
+    }
+}
+
+/// What a probe found on one port.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum State {
+    /// TCP handshake done, or a UDP reply arrived.
+    #[serde(rename = "open")]
+    Open,
+    /// Refused: TCP RST, or ICMP port unreachable for UDP.
+    #[serde(rename = "closed")]
+    Closed,
+    /// No answer in time, or host unreachable / administratively prohibited.
+    #[serde(rename = "filtered")]
+    Filtered,
+    /// UDP silence: open but quiet, or dropped; cannot be told apart from here.
+    #[serde(rename = "open|filtered")]
+    OpenFiltered,
+    /// A local problem stopped the probe (name did not resolve, no route, no descriptors).
+    #[serde(rename = "error")]
+    Error,
+}
+
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Open => "open",
+            State::Closed => "closed",
+            State::Filtered => "filtered",
+            State::OpenFiltered => "open|filtered",
+            State::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which address families to probe (`-4`, `-6`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Family {
+    #[default]
+    Any,
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn allows(self, ip: std::net::IpAddr) -> bool {
+        match self {
+            Family::Any => true,
+            Family::V4 => ip.is_ipv4(),
+            Family::V6 => ip.is_ipv6(),
+        }
+    }
+}

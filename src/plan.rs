@@ -1,0 +1,277 @@
+//! Turns a profile and the targets the user named into concrete work: which host each
+//! check aims at, which ports (sampled or full), and, once names are resolved, one probe
+//! job per check × address × port.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+
+use anyhow::bail;
+
+use crate::model::{target_flag, Check, PortRange, Profile, ProbeKind, Protocol, FLAG_TARGETS};
+
+/// How many ports of a range are probed without `--full-ranges`.
+pub const RANGE_SAMPLE: usize = 32;
+
+/// A check with its host decided and its ports chosen.
+#[derive(Debug, Clone)]
+pub struct PlannedCheck {
+    pub check: Check,
+    /// `None` when the check is skipped because its optional target was not named.
+    pub host: Option<String>,
+    pub ports: Vec<u16>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Plan {
+    pub role: String,
+    pub checks: Vec<PlannedCheck>,
+}
+
+impl Plan {
+    /// Every distinct host to resolve, in first-use order.
+    pub fn hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = Vec::new();
+        for h in self.checks.iter().filter_map(|c| c.host.as_ref()) {
+            if !hosts.contains(h) {
+                hosts.push(h.clone());
+            }
+        }
+        hosts
+    }
+}
+
+/// Decides the host of every check. `given` maps target names to hosts from the command line.
+///
+/// Fails (a usage error) when a target the role needs was not named, or when a name was
+/// given that the profile does not know.
+pub fn build(
+    profile: &Profile,
+    given: &BTreeMap<String, String>,
+    full_ranges: bool,
+) -> anyhow::Result<Plan> {
+    for name in given.keys() {
+        if profile.target(name).is_none() && !FLAG_TARGETS.contains(&name.as_str()) {
+            let known: Vec<&str> = profile.targets.iter().map(|t| t.name.as_str()).collect();
+            bail!(
+                "unknown target '{name}' for role '{}': its targets are {}",
+                profile.role,
+                known.join(", ")
+            );
+        }
+        if profile.target(name).is_none() {
+            tracing::warn!("--{name} is not used by role '{}'; ignoring it", profile.role);
+        }
+    }
+
+    let host_of = |name: &str| -> Option<String> {
+        let spec = profile.target(name)?;
+        given
+            .get(name)
+            .cloned()
+            .or_else(|| spec.default.clone())
+            .or_else(|| {
+                let from = spec.default_from.as_deref()?;
+                given
+                    .get(from)
+                    .cloned()
+                    .or_else(|| profile.target(from)?.default.clone())
+            })
+    };
+
+    let mut checks = Vec::with_capacity(profile.checks.len());
+    for check in &profile.checks {
+        let spec = profile.target(&check.target).expect("validated profile");
+        let host = host_of(&check.target);
+        if host.is_none() && !spec.optional {
+            let mut flag = target_flag(&spec.name);
+            if let Some(from) = &spec.default_from {
+                flag = format!("{flag} (or {})", target_flag(from));
+            }
+            bail!(
+                "role '{}' needs {flag}: {} (check '{}')",
+                profile.role,
+                spec.description,
+                check.id
+            );
+        }
+        checks.push(PlannedCheck {
+            ports: ports_to_probe(check.ports, full_ranges),
+            check: check.clone(),
+            host,
+        });
+    }
+    Ok(Plan {
+        role: profile.role.clone(),
+        checks,
+    })
+}
+
+/// The ports probed for a range: all of them with `full`, else both ends and evenly spread
+/// ports in between, [`RANGE_SAMPLE`] in all. The same range always gives the same sample.
+pub fn ports_to_probe(range: PortRange, full: bool) -> Vec<u16> {
+    let len = range.len();
+    if full || len <= RANGE_SAMPLE {
+        return range.iter().collect();
+    }
+    let span = len - 1;
+    let steps = RANGE_SAMPLE - 1;
+    (0..RANGE_SAMPLE)
+        .map(|i| range.start() + ((i * span + steps / 2) / steps) as u16)
+        .collect()
+}
+
+/// One packet exchange to run: a port on one address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProbeJob {
+    pub addr: SocketAddr,
+    pub protocol: Protocol,
+    pub kind: ProbeKind,
+}
+
+/// One check on one address: the unit a verdict is given to.
+#[derive(Debug, Clone)]
+pub struct PathPlan {
+    /// Index into [`Plan::checks`].
+    pub check: usize,
+    pub address: Option<IpAddr>,
+    pub work: Work,
+}
+
+#[derive(Debug, Clone)]
+pub enum Work {
+    /// Jobs `range` of the job list, one per port.
+    Probe(Range<usize>),
+    /// The optional target was not named.
+    Skipped(String),
+    /// The name did not resolve (or has no address of the asked family).
+    Unresolved(String),
+}
+
+/// What the resolver found for each host: its addresses, or why there are none.
+pub type Resolved = HashMap<String, Result<Vec<IpAddr>, String>>;
+
+/// Expands a plan over resolved addresses into paths and probe jobs.
+pub fn expand(plan: &Plan, resolved: &Resolved) -> (Vec<PathPlan>, Vec<ProbeJob>) {
+    let mut paths = Vec::new();
+    let mut jobs = Vec::new();
+    for (index, planned) in plan.checks.iter().enumerate() {
+        let Some(host) = &planned.host else {
+            let spec = format!(
+                "not checked: no {} given",
+                target_flag(&planned.check.target)
+            );
+            paths.push(PathPlan {
+                check: index,
+                address: None,
+                work: Work::Skipped(spec),
+            });
+            continue;
+        };
+        match resolved.get(host) {
+            Some(Ok(addresses)) => {
+                for &ip in addresses {
+                    let start = jobs.len();
+                    jobs.extend(planned.ports.iter().map(|&port| ProbeJob {
+                        addr: SocketAddr::new(ip, port),
+                        protocol: planned.check.protocol,
+                        kind: planned.check.probe,
+                    }));
+                    paths.push(PathPlan {
+                        check: index,
+                        address: Some(ip),
+                        work: Work::Probe(start..jobs.len()),
+                    });
+                }
+            }
+            Some(Err(reason)) => paths.push(PathPlan {
+                check: index,
+                address: None,
+                work: Work::Unresolved(reason.clone()),
+            }),
+            None => paths.push(PathPlan {
+                check: index,
+                address: None,
+                work: Work::Unresolved(format!("{host} was not resolved")),
+            }),
+        }
+    }
+    (paths, jobs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::profiles;
+
+    fn given(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn sample_keeps_both_ends_and_spreads_evenly() {
+        let r = PortRange::new(49152, 65535).unwrap();
+        let s = ports_to_probe(r, false);
+        assert_eq!(s.len(), RANGE_SAMPLE);
+        assert_eq!(s.first(), Some(&49152));
+        assert_eq!(s.last(), Some(&65535));
+        assert!(s.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(ports_to_probe(r, true).len(), 16384);
+        let small = PortRange::new(10, 20).unwrap();
+        assert_eq!(ports_to_probe(small, false), (10..=20).collect::<Vec<_>>());
+        let p2p = ports_to_probe(PortRange::new(40000, 41000).unwrap(), false);
+        assert_eq!((p2p[0], p2p[31], p2p.len()), (40000, 41000, 32));
+    }
+
+    #[test]
+    fn missing_target_names_the_flag() {
+        let agent = profiles::builtin("agent").unwrap();
+        let e = build(&agent, &given(&[]), false).unwrap_err().to_string();
+        assert!(e.contains("needs --server HOST"), "{e}");
+        let sc = profiles::builtin("screenconnect").unwrap();
+        let e = build(&sc, &given(&[]), false).unwrap_err().to_string();
+        assert!(e.contains("--screenconnect HOST (or --server HOST)"), "{e}");
+    }
+
+    #[test]
+    fn defaults_and_default_from_apply() {
+        let sc = profiles::builtin("screenconnect").unwrap();
+        let plan = build(&sc, &given(&[("server", "a.example")]), false).unwrap();
+        assert!(plan.checks.iter().all(|c| c.host.as_deref() == Some("a.example")));
+        let plan = build(&sc, &given(&[("server", "a"), ("screenconnect", "b")]), false).unwrap();
+        assert!(plan.checks.iter().all(|c| c.host.as_deref() == Some("b")));
+        let tunnel = profiles::builtin("tunnel").unwrap();
+        let plan = build(&tunnel, &given(&[("server", "s")]), false).unwrap();
+        assert_eq!(plan.hosts(), vec!["mediator.labtechsoftware.com", "s"]);
+        assert!(plan.checks.iter().any(|c| c.host.is_none()), "p2p skipped without --peer");
+    }
+
+    #[test]
+    fn unknown_custom_target_is_an_error() {
+        let agent = profiles::builtin("agent").unwrap();
+        let e = build(&agent, &given(&[("server", "s"), ("nas", "n")]), false)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("unknown target 'nas'"), "{e}");
+    }
+
+    #[test]
+    fn expand_makes_one_path_per_address() {
+        let agent = profiles::builtin("agent").unwrap();
+        let plan = build(&agent, &given(&[("server", "s")]), false).unwrap();
+        let mut resolved = Resolved::new();
+        resolved.insert(
+            "s".into(),
+            Ok(vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()]),
+        );
+        resolved.insert("127.0.0.1".into(), Ok(vec!["127.0.0.1".parse().unwrap()]));
+        let (paths, jobs) = expand(&plan, &resolved);
+        // 443 and 75 on two addresses, the tray on one, the wake-up skipped.
+        assert_eq!(paths.len(), 6);
+        assert_eq!(jobs.len(), 5);
+        assert!(matches!(paths.last().unwrap().work, Work::Skipped(_)));
+    }
+}

@@ -1,0 +1,290 @@
+//! The probe stage: name resolution, the network seam ([`Prober`]) and the engine that runs
+//! jobs through it in a bounded sliding window, with timeouts and retries enforced here
+//! and nowhere else.
+
+pub mod dns;
+pub mod net;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::task::JoinSet;
+
+use crate::model::{ProbeKind, Protocol, State};
+use crate::plan::ProbeJob;
+
+/// Why a probe ended the way it did; turned into words by [`Outcome::reason`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Why {
+    /// TCP handshake completed.
+    Connected,
+    /// A UDP reply arrived.
+    Reply,
+    /// Loopback probe: the port was bound here and traffic went through.
+    Exchanged,
+    /// Loopback probe: something on this machine already holds the port.
+    InUse,
+    /// TCP RST.
+    Refused,
+    /// ICMP port unreachable (UDP).
+    PortUnreachable,
+    /// ICMP host unreachable or administratively prohibited.
+    HostUnreachable,
+    /// This machine's own firewall refused to send (EPERM/EACCES).
+    LocalFirewall,
+    /// Nothing came back within the timeout, on every try.
+    NoAnswer,
+    /// A local error: no route, no descriptors, bad address.
+    Local(String),
+}
+
+/// What one try of a probe saw. Silence is the only outcome that is retried.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    Answer(State, Why),
+    Silent,
+}
+
+/// The result of a job after all its tries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub state: State,
+    pub why: Why,
+    /// Time of the last try: the round trip when something answered.
+    pub elapsed: Duration,
+    pub tries: u8,
+}
+
+impl Outcome {
+    /// The reason in plain words, e.g. "refused (RST) after 0.3 ms".
+    pub fn reason(&self, timeout: Duration) -> String {
+        let after = fmt_duration(self.elapsed);
+        let tries = if self.tries == 1 {
+            "1 try".to_string()
+        } else {
+            format!("{} tries", self.tries)
+        };
+        match &self.why {
+            Why::Connected => format!("connected in {after}"),
+            Why::Reply => format!("reply in {after}"),
+            Why::Exchanged => format!("bound here and exchanged traffic over loopback in {after}"),
+            Why::InUse => "in use by another program on this machine (normally the Automate agent itself)".into(),
+            Why::Refused => format!("refused (RST) after {after}"),
+            Why::PortUnreachable => format!("ICMP port unreachable after {after}"),
+            Why::HostUnreachable => format!("host unreachable or prohibited (ICMP) after {after}"),
+            Why::LocalFirewall => "this machine's firewall refused to send it".into(),
+            Why::NoAnswer => format!("no answer in {}, {tries}", fmt_duration(timeout)),
+            Why::Local(message) => message.clone(),
+        }
+    }
+}
+
+/// Formats a duration the way people read them: "0.3 ms", "12 ms", "2 s", "1.5 s".
+pub fn fmt_duration(d: Duration) -> String {
+    let ms = d.as_secs_f64() * 1000.0;
+    if ms < 10.0 {
+        format!("{ms:.1} ms")
+    } else if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        let s = ms / 1000.0;
+        if (s - s.round()).abs() < 0.05 {
+            format!("{s:.0} s")
+        } else {
+            format!("{s:.1} s")
+        }
+    }
+}
+
+/// The network seam: one try of one job. Implementations never sleep for the timeout
+/// themselves; the engine cancels a try that runs past it.
+pub trait Prober: Send + Sync + 'static {
+    fn attempt(&self, job: ProbeJob) -> impl Future<Output = Attempt> + Send;
+}
+
+/// Timeout, retries and width of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Per try.
+    pub timeout: Duration,
+    /// Extra tries after silence.
+    pub retries: u8,
+    /// In-flight jobs at most.
+    pub concurrency: usize,
+}
+
+/// Descriptors kept free for the runtime, stdio, DNS and the report.
+const FD_RESERVE: u64 = 64;
+
+/// How many probes may be in flight: `wanted`, narrowed to what the open-file limit allows.
+/// The soft limit is raised to the hard limit first where the OS allows.
+pub fn probe_width(wanted: usize) -> anyhow::Result<usize> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(u64::MAX);
+    // A loopback probe holds two sockets at once; budget for the worst case.
+    let budget = usize::try_from(limit.saturating_sub(FD_RESERVE) / 2).unwrap_or(usize::MAX);
+    anyhow::ensure!(
+        budget >= 1,
+        "the open-file limit is {limit}, too low to probe anything: raise it (ulimit -n) to at least {}",
+        FD_RESERVE + 2
+    );
+    if budget < wanted {
+        tracing::debug!(wanted, budget, limit, "narrowing concurrency to the file-descriptor limit");
+    }
+    Ok(wanted.min(budget))
+}
+
+/// Runs every job and returns their outcomes in job order.
+pub async fn run<P: Prober>(prober: Arc<P>, jobs: &[ProbeJob], config: EngineConfig) -> Vec<Outcome> {
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
+    let mut set = JoinSet::new();
+    let mut next = 0;
+    let width = config.concurrency.max(1);
+    loop {
+        while set.len() < width && next < jobs.len() {
+            let prober = Arc::clone(&prober);
+            let job = jobs[next];
+            let index = next;
+            set.spawn(async move { (index, one_job(&*prober, job, config).await) });
+            next += 1;
+        }
+        match set.join_next().await {
+            Some(Ok((index, outcome))) => outcomes[index] = Some(outcome),
+            Some(Err(e)) => std::panic::resume_unwind(e.into_panic()),
+            None => break,
+        }
+    }
+    outcomes
+        .into_iter()
+        .map(|o| o.expect("every job reports"))
+        .collect()
+}
+
+async fn one_job<P: Prober>(prober: &P, job: ProbeJob, config: EngineConfig) -> Outcome {
+    let tries = config.retries.saturating_add(1);
+    let mut elapsed = Duration::ZERO;
+    for attempt in 1..=tries {
+        let started = Instant::now();
+        let result = tokio::time::timeout(config.timeout, prober.attempt(job)).await;
+        elapsed = started.elapsed();
+        if let Ok(Attempt::Answer(state, why)) = result {
+            return Outcome {
+                state,
+                why,
+                elapsed,
+                tries: attempt,
+            };
+        }
+    }
+    Outcome {
+        state: silent_state(job),
+        why: Why::NoAnswer,
+        elapsed,
+        tries,
+    }
+}
+
+/// What silence after every try means: a TCP SYN that gets nothing back is dropped; a UDP
+/// datagram that gets nothing back may have reached a quiet service.
+fn silent_state(job: ProbeJob) -> State {
+    match (job.kind, job.protocol) {
+        (ProbeKind::Connect, Protocol::Udp) => State::OpenFiltered,
+        _ => State::Filtered,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fake network: answers by port, counts tries and the widest moment.
+    struct Fake {
+        in_flight: AtomicUsize,
+        widest: AtomicUsize,
+        tries: AtomicUsize,
+    }
+
+    impl Prober for Fake {
+        async fn attempt(&self, job: ProbeJob) -> Attempt {
+            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            self.widest.fetch_max(now, Ordering::SeqCst);
+            self.tries.fetch_add(1, Ordering::SeqCst);
+            let answer = match job.addr.port() {
+                1 => Attempt::Answer(State::Open, Why::Connected),
+                2 => Attempt::Answer(State::Closed, Why::Refused),
+                3 => Attempt::Silent,
+                _ => {
+                    // Hangs: only the engine's timeout ends it.
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                    Attempt::Silent
+                }
+            };
+            self.in_flight.fetch_sub(1, Ordering::SeqCst);
+            answer
+        }
+    }
+
+    fn job(port: u16, protocol: Protocol) -> ProbeJob {
+        ProbeJob {
+            addr: ([192, 0, 2, 1], port).into(),
+            protocol,
+            kind: ProbeKind::Connect,
+        }
+    }
+
+    fn fake() -> Arc<Fake> {
+        Arc::new(Fake {
+            in_flight: AtomicUsize::new(0),
+            widest: AtomicUsize::new(0),
+            tries: AtomicUsize::new(0),
+        })
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn timeouts_retries_and_order() {
+        let prober = fake();
+        let jobs = [
+            job(1, Protocol::Tcp),
+            job(2, Protocol::Tcp),
+            job(3, Protocol::Udp),
+            job(4, Protocol::Tcp),
+        ];
+        let config = EngineConfig {
+            timeout: Duration::from_secs(2),
+            retries: 2,
+            concurrency: 8,
+        };
+        let out = run(Arc::clone(&prober), &jobs, config).await;
+        assert_eq!(out[0].state, State::Open);
+        assert_eq!(out[1].state, State::Closed);
+        assert_eq!((out[2].state, out[2].tries), (State::OpenFiltered, 3));
+        assert_eq!((out[3].state, out[3].tries), (State::Filtered, 3));
+        assert_eq!(out[3].reason(config.timeout), "no answer in 2 s, 3 tries");
+        // 1 + 1 + 3 + 3 tries.
+        assert_eq!(prober.tries.load(Ordering::SeqCst), 8);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn window_is_never_wider_than_asked() {
+        let prober = fake();
+        let jobs: Vec<ProbeJob> = (0..200).map(|i| job(4 + i, Protocol::Tcp)).collect();
+        let config = EngineConfig {
+            timeout: Duration::from_millis(500),
+            retries: 0,
+            concurrency: 16,
+        };
+        let out = run(Arc::clone(&prober), &jobs, config).await;
+        assert_eq!(out.len(), 200);
+        assert!(out.iter().all(|o| o.state == State::Filtered));
+        assert_eq!(prober.widest.load(Ordering::SeqCst), 16);
+    }
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(fmt_duration(Duration::from_micros(300)), "0.3 ms");
+        assert_eq!(fmt_duration(Duration::from_millis(12)), "12 ms");
+        assert_eq!(fmt_duration(Duration::from_secs(2)), "2 s");
+        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5 s");
+    }
+}

@@ -1,0 +1,206 @@
+//! The real network behind [`Prober`]: TCP connects, UDP datagrams and loopback binds on
+//! the operating system's sockets.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+
+use super::{Attempt, Prober, Why};
+use crate::model::{ProbeKind, Protocol, State};
+use crate::plan::ProbeJob;
+
+/// Sent in every plain UDP probe. Some services answer anything; silence is handled by
+/// the engine as `open|filtered`.
+const UDP_PAYLOAD: &[u8] = b"automate-ports probe\n";
+
+/// How often a loopback connect may land on its own source port before we give up.
+const SELF_CONNECT_TRIES: usize = 4;
+
+/// Probes over the operating system's network stack.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NetProber;
+
+impl Prober for NetProber {
+    async fn attempt(&self, job: ProbeJob) -> Attempt {
+        match (job.kind, job.protocol) {
+            (ProbeKind::Connect, Protocol::Tcp) => tcp_connect(job.addr).await,
+            (ProbeKind::Connect, Protocol::Udp) => udp_exchange(job.addr).await,
+            (ProbeKind::Loopback, Protocol::Tcp) => tcp_loopback(job.addr).await,
+            (ProbeKind::Loopback, Protocol::Udp) => udp_loopback(job.addr).await,
+        }
+    }
+}
+
+async fn tcp_connect(addr: SocketAddr) -> Attempt {
+    for _ in 0..SELF_CONNECT_TRIES {
+        let socket = match new_tcp_socket(addr) {
+            Ok(s) => s,
+            Err(e) => return local_error(&e, addr),
+        };
+        match socket.connect(addr).await {
+            Ok(stream) if is_self_connect(&stream) => {
+                // Linux can pick the target port as our own source port on loopback and
+                // "connect" to itself (simultaneous open); nothing listens there. Try again.
+                drop(stream);
+            }
+            Ok(_) => return Attempt::Answer(State::Open, Why::Connected),
+            Err(e) => return classify(&e, addr, Protocol::Tcp),
+        }
+    }
+    Attempt::Answer(State::Closed, Why::Refused)
+}
+
+fn new_tcp_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
+    if addr.is_ipv4() {
+        TcpSocket::new_v4()
+    } else {
+        TcpSocket::new_v6()
+    }
+}
+
+fn is_self_connect(stream: &TcpStream) -> bool {
+    matches!((stream.local_addr(), stream.peer_addr()), (Ok(l), Ok(p)) if l == p)
+}
+
+async fn udp_exchange(addr: SocketAddr) -> Attempt {
+    let mut socket = None;
+    for _ in 0..SELF_CONNECT_TRIES {
+        let s = match UdpSocket::bind(unspecified(addr.ip())).await {
+            Ok(s) => s,
+            Err(e) => return local_error(&e, addr),
+        };
+        if let Err(e) = s.connect(addr).await {
+            return classify(&e, addr, Protocol::Udp);
+        }
+        // Our own datagram coming back would look like a reply.
+        if s.local_addr().is_ok_and(|l| l == addr) {
+            continue;
+        }
+        socket = Some(s);
+        break;
+    }
+    let Some(socket) = socket else {
+        return Attempt::Answer(State::Error, Why::Local(format!("could not get a source port other than {}", addr.port())));
+    };
+    if let Err(e) = socket.send(UDP_PAYLOAD).await {
+        return classify(&e, addr, Protocol::Udp);
+    }
+    let mut buf = [0u8; 512];
+    match socket.recv(&mut buf).await {
+        Ok(_) => Attempt::Answer(State::Open, Why::Reply),
+        Err(e) => classify(&e, addr, Protocol::Udp),
+    }
+}
+
+/// Binds the port on this machine's address and sends ourselves a datagram through it.
+async fn udp_loopback(addr: SocketAddr) -> Attempt {
+    let listener = match UdpSocket::bind(addr).await {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => return Attempt::Answer(State::Open, Why::InUse),
+        Err(e) => return bind_error(&e, addr),
+    };
+    let sender = match UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).await {
+        Ok(s) => s,
+        Err(e) => return local_error(&e, addr),
+    };
+    let token = nonce();
+    if let Err(e) = sender.send_to(&token, addr).await {
+        return classify(&e, addr, Protocol::Udp);
+    }
+    let mut buf = [0u8; 64];
+    loop {
+        match listener.recv_from(&mut buf).await {
+            Ok((n, from)) if from == sender.local_addr().unwrap_or(from) && buf[..n] == token => {
+                return Attempt::Answer(State::Open, Why::Exchanged)
+            }
+            // A stray datagram for the port (an agent waking up?) is not our proof; wait on.
+            Ok(_) => {}
+            Err(e) => return local_error(&e, addr),
+        }
+    }
+}
+
+async fn tcp_loopback(addr: SocketAddr) -> Attempt {
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => return Attempt::Answer(State::Open, Why::InUse),
+        Err(e) => return bind_error(&e, addr),
+    };
+    let (connected, _) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    match connected {
+        Ok(_) => Attempt::Answer(State::Open, Why::Exchanged),
+        Err(e) => classify(&e, addr, Protocol::Tcp),
+    }
+}
+
+fn nonce() -> [u8; 16] {
+    use std::hash::{BuildHasher, RandomState};
+    let state = RandomState::new();
+    let a = state.hash_one(std::time::SystemTime::now()).to_le_bytes();
+    let b = state.hash_one(std::process::id()).to_le_bytes();
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&a);
+    out[8..].copy_from_slice(&b);
+    out
+}
+
+fn unspecified(ip: IpAddr) -> SocketAddr {
+    match ip {
+        IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
+        IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0),
+    }
+}
+
+/// Maps a socket error to what it says about the path.
+fn classify(e: &io::Error, addr: SocketAddr, protocol: Protocol) -> Attempt {
+    use io::ErrorKind as K;
+    match e.kind() {
+        K::ConnectionRefused => match protocol {
+            Protocol::Tcp => Attempt::Answer(State::Closed, Why::Refused),
+            Protocol::Udp => Attempt::Answer(State::Closed, Why::PortUnreachable),
+        },
+        // Windows reports ICMP port unreachable on a UDP socket as WSAECONNRESET (10054).
+        K::ConnectionReset if protocol == Protocol::Udp => {
+            Attempt::Answer(State::Closed, Why::PortUnreachable)
+        }
+        K::ConnectionReset => Attempt::Answer(State::Closed, Why::Refused),
+        K::HostUnreachable => Attempt::Answer(State::Filtered, Why::HostUnreachable),
+        // Netfilter's OUTPUT chain (or a local policy) dropping the packet shows as EPERM.
+        K::PermissionDenied => Attempt::Answer(State::Filtered, Why::LocalFirewall),
+        // The kernel gave up on the SYN before our timeout: as good as silence.
+        K::TimedOut => Attempt::Silent,
+        _ => local_error(e, addr),
+    }
+}
+
+fn local_error(e: &io::Error, addr: SocketAddr) -> Attempt {
+    let message = match e.kind() {
+        io::ErrorKind::NetworkUnreachable => {
+            format!("no route to {} from this machine (network unreachable)", addr.ip())
+        }
+        _ if e.raw_os_error() == Some(EMFILE) => {
+            "out of file descriptors: lower --concurrency".to_string()
+        }
+        _ => format!("local error probing {addr}: {e}"),
+    };
+    Attempt::Answer(State::Error, Why::Local(message))
+}
+
+fn bind_error(e: &io::Error, addr: SocketAddr) -> Attempt {
+    let message = match e.kind() {
+        io::ErrorKind::PermissionDenied => format!(
+            "no permission to bind {addr} for the loopback test: run as administrator/root"
+        ),
+        io::ErrorKind::AddrNotAvailable => {
+            format!("{} is not an address of this machine: the loopback test binds it locally", addr.ip())
+        }
+        _ => format!("cannot bind {addr} for the loopback test: {e}"),
+    };
+    Attempt::Answer(State::Error, Why::Local(message))
+}
+
+#[cfg(unix)]
+const EMFILE: i32 = 24;
+#[cfg(windows)]
+const EMFILE: i32 = 10024; // WSAEMFILE

@@ -1,0 +1,118 @@
+//! The human report: one table per target, a hint under each check that did not pass,
+//! and a summary line.
+
+use std::fmt::Write as _;
+
+use anstyle::{AnsiColor, Style};
+use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
+
+use super::{CheckResult, Report};
+use crate::verdict::Verdict;
+
+const PASS: Style = AnsiColor::Green.on_default().bold();
+const FAIL: Style = AnsiColor::Red.on_default().bold();
+const WARN: Style = AnsiColor::Yellow.on_default().bold();
+const SKIP: Style = AnsiColor::BrightBlack.on_default();
+const HEAD: Style = Style::new().bold();
+
+fn style(v: Verdict) -> Style {
+    match v {
+        Verdict::Pass => PASS,
+        Verdict::Fail => FAIL,
+        Verdict::Warn => WARN,
+        Verdict::Skip => SKIP,
+    }
+}
+
+fn word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Pass => "PASS",
+        Verdict::Fail => "FAIL",
+        Verdict::Warn => "WARN",
+        Verdict::Skip => "SKIP",
+    }
+}
+
+/// Renders the table. With `color`, verdicts and headings carry ANSI styles.
+pub fn render(report: &Report, color: bool) -> String {
+    let paint = |s: Style, text: &str| {
+        if color {
+            format!("{}{text}{}", s.render(), s.render_reset())
+        } else {
+            text.to_string()
+        }
+    };
+    let mut out = String::new();
+    let mut targets: Vec<&str> = Vec::new();
+    for c in &report.checks {
+        if !targets.contains(&c.target.as_str()) {
+            targets.push(&c.target);
+        }
+    }
+    for target in targets {
+        let rows: Vec<&CheckResult> = report.checks.iter().filter(|c| c.target == target).collect();
+        let host = rows.iter().find_map(|c| c.host.as_deref()).unwrap_or("(not given)");
+        let _ = writeln!(out, "{}", paint(HEAD, &format!("{target}: {host}")));
+
+        let mut table = Table::new();
+        table
+            .load_preset(presets::NOTHING)
+            .set_content_arrangement(ContentArrangement::Disabled)
+            .set_header(["RESULT", "CHECK", "PORT", "ADDRESS", "STATE", "DETAIL"]);
+        for c in &rows {
+            table.add_row([
+                Cell::new(word(c.verdict)),
+                Cell::new(&c.id),
+                Cell::new(format!("{}/{}", c.ports, c.protocol)),
+                Cell::new(c.address.map_or_else(|| "-".to_string(), |a| a.to_string())),
+                Cell::new(c.state.map_or("-", |s| s.as_str())),
+                Cell::new(&c.reason),
+            ]);
+        }
+        if let Some(column) = table.column_mut(0) {
+            column.set_cell_alignment(CellAlignment::Left);
+        }
+        for line in table.to_string().lines() {
+            let line = line.trim_end();
+            let painted = [Verdict::Pass, Verdict::Fail, Verdict::Warn, Verdict::Skip]
+                .into_iter()
+                .find_map(|v| {
+                    let w = word(v);
+                    line.strip_prefix(&format!(" {w} "))
+                        .map(|rest| format!(" {} {rest}", paint(style(v), w)))
+                });
+            let _ = writeln!(out, "{}", painted.unwrap_or_else(|| line.to_string()));
+        }
+        for c in rows.iter().filter(|c| c.hint.is_some()) {
+            let at = c.address.map(|a| format!(" {a}")).unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "  {} {}{at}: {}",
+                paint(style(c.verdict), "→"),
+                c.id,
+                c.hint.as_deref().unwrap_or_default()
+            );
+        }
+        out.push('\n');
+    }
+    let s = &report.summary;
+    let outcome = if report.failed() {
+        paint(FAIL, "FAILED")
+    } else if s.warn > 0 {
+        paint(WARN, "PASSED with warnings")
+    } else {
+        paint(PASS, "PASSED")
+    };
+    let _ = writeln!(
+        out,
+        "{outcome}: role {}, {} pass, {} fail, {} warn, {} skip in {}{}",
+        report.role,
+        s.pass,
+        s.fail,
+        s.warn,
+        s.skip,
+        crate::probe::fmt_duration(std::time::Duration::from_secs_f64(report.duration_ms / 1000.0)),
+        if report.strict { " (--strict: warnings fail)" } else { "" },
+    );
+    out
+}
