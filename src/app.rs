@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
+use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -25,12 +26,14 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     };
     init_logging(cli.verbose, cli.quiet);
     match cli.command {
-        Command::Check(args) => run_check(args),
+        Command::Check(args) => run_check(&args),
         Command::Profiles(ProfilesCommand::List) => {
             let mut text = String::new();
             for (name, source) in profiles::BUILTIN {
                 let p = profiles::parse(name, source)?;
-                text.push_str(&format!("{:<14} {:>2} checks  {}\n", p.role, p.checks.len(), p.description));
+                let n = p.checks.len();
+                let noun = if n == 1 { "check " } else { "checks" };
+                let _ = writeln!(text, "{:<14} {n:>2} {noun}  {}", p.role, p.description);
             }
             write_stdout(&text)
         }
@@ -43,7 +46,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
                 }
                 (Some(role), None) => {
                     profiles::builtin(role)?;
-                    profiles::builtin_text(role).expect("checked above").to_string()
+                    profiles::builtin_text(role)
+                        .expect("checked above")
+                        .to_string()
                 }
                 (None, None) => anyhow::bail!(
                     "name a role to show: one of {}, or --profile FILE",
@@ -77,14 +82,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
                 for m in &mismatches {
                     eprintln!("demo: {m}");
                 }
-                eprintln!("demo: something on this machine (a local firewall?) changes loopback traffic");
+                eprintln!(
+                    "demo: something on this machine (a local firewall?) changes loopback traffic"
+                );
                 Ok(ExitCode::from(exit::FAILED))
             }
         }
     }
 }
 
-fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
+fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
     let profile = profiles::load(args.role.as_deref(), args.profile.as_deref())?;
     let mut targets = BTreeMap::new();
     for (name, host) in [
@@ -107,11 +114,16 @@ fn run_check(args: CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let options = options(targets, &args.probe, args.strict)?;
-    let report = runtime()?.block_on_shutdown(check::run(&profile, &options, Arc::new(NetProber)))?;
+    let report =
+        runtime()?.block_on_shutdown(check::run(&profile, &options, Arc::new(NetProber)))?;
     write_report(&report, args.format.into())
 }
 
-fn options(targets: BTreeMap<String, String>, probe: &ProbeArgs, strict: bool) -> anyhow::Result<Options> {
+fn options(
+    targets: BTreeMap<String, String>,
+    probe: &ProbeArgs,
+    strict: bool,
+) -> anyhow::Result<Options> {
     Ok(Options {
         targets,
         family: match (probe.ipv4, probe.ipv6) {
@@ -130,7 +142,11 @@ fn options(targets: BTreeMap<String, String>, probe: &ProbeArgs, strict: bool) -
 fn write_report(report: &Report, format: Format) -> anyhow::Result<ExitCode> {
     let color = anstream::AutoStream::choice(&io::stdout()) != anstream::ColorChoice::Never;
     write_stdout(&report::render(report, format, color))?;
-    Ok(ExitCode::from(if report.failed() { exit::FAILED } else { exit::OK }))
+    Ok(ExitCode::from(if report.failed() {
+        exit::FAILED
+    } else {
+        exit::OK
+    }))
 }
 
 /// Writes to stdout through anstream (which drops colour when piped or NO_COLOR is set). A
@@ -166,7 +182,10 @@ fn clap_exit(e: &clap::Error) -> ExitCode {
 /// Folds clap's multi-line error into one line: the error, its tip, and where to look.
 fn one_line(rendered: &str) -> String {
     let mut lines = rendered.lines().map(str::trim).filter(|l| !l.is_empty());
-    let first = lines.next().unwrap_or("error: invalid arguments").to_string();
+    let first = lines
+        .next()
+        .unwrap_or("error: invalid arguments")
+        .to_string();
     let tip = lines.find_map(|l| l.strip_prefix("tip: ").map(str::to_string));
     let usage_of = rendered
         .lines()

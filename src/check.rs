@@ -28,13 +28,22 @@ pub struct Options {
 ///
 /// Errors are the user's to fix (a target the role needs was not named); probe failures
 /// are results in the report.
-pub async fn run<P: Prober>(profile: &Profile, options: &Options, prober: Arc<P>) -> anyhow::Result<Report> {
+pub async fn run<P: Prober>(
+    profile: &Profile,
+    options: &Options,
+    prober: Arc<P>,
+) -> anyhow::Result<Report> {
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let clock = Instant::now();
     let plan = plan::build(profile, &options.targets, options.full_ranges)?;
     let resolved = dns::resolve_all(plan.hosts(), options.family, options.timeout).await;
     let (paths, jobs) = plan::expand(&plan, &resolved);
-    tracing::debug!(jobs = jobs.len(), paths = paths.len(), width = options.concurrency, "probing");
+    tracing::debug!(
+        jobs = jobs.len(),
+        paths = paths.len(),
+        width = options.concurrency,
+        "probing"
+    );
     let config = EngineConfig {
         timeout: options.timeout,
         retries: options.retries,

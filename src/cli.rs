@@ -40,7 +40,9 @@ pub enum Command {
     #[command(subcommand)]
     Profiles(ProfilesCommand),
     /// Stage a pretend Automate server on loopback and check the `server` role against it (no network needed).
-    #[command(after_help = "Exit codes:\n  0  every result came out as the demo staged it\n  1  a result differs from the staging (something on this machine interferes)\n  2  bad input")]
+    #[command(
+        after_help = "Exit codes:\n  0  every result came out as the demo staged it\n  1  a result differs from the staging (something on this machine interferes)\n  2  bad input"
+    )]
     Demo(DemoArgs),
 }
 
@@ -154,7 +156,9 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
 pub fn parse_host(s: &str) -> Result<String, String> {
     let host = s.trim();
     if host.is_empty() {
-        return Err("the host is empty: give a name like automate.example.com or an address".into());
+        return Err(
+            "the host is empty: give a name like automate.example.com or an address".into(),
+        );
     }
     if let Some((scheme, _)) = host.split_once("://") {
         return Err(format!(
@@ -170,9 +174,12 @@ pub fn parse_host(s: &str) -> Result<String, String> {
             "'{host}' looks like host:port: give only the host; the role decides the ports"
         ));
     }
-    let valid = host
-        .split('.')
-        .all(|label| !label.is_empty() && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
+    let valid = host.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
     if !valid || host.len() > 253 {
         return Err(format!("'{host}' is not a valid host name"));
     }
@@ -180,12 +187,18 @@ pub fn parse_host(s: &str) -> Result<String, String> {
 }
 
 fn parse_target(s: &str) -> Result<(String, String), String> {
-    let (name, host) = s
-        .split_once('=')
-        .ok_or_else(|| format!("'{s}' is not NAME=HOST, e.g. --target server=automate.example.com"))?;
+    let (name, host) = s.split_once('=').ok_or_else(|| {
+        format!("'{s}' is not NAME=HOST, e.g. --target server=automate.example.com")
+    })?;
     let name = name.trim();
-    if name.is_empty() || !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_') {
-        return Err(format!("'{name}' is not a target name: use lower-case letters, digits and '-'"));
+    if name.is_empty()
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+    {
+        return Err(format!(
+            "'{name}' is not a target name: use lower-case letters, digits and '-'"
+        ));
     }
     Ok((name.to_string(), parse_host(host)?))
 }
@@ -202,10 +215,17 @@ mod tests {
 
     #[test]
     fn hosts_are_checked() {
-        assert_eq!(parse_host(" automate.example.com ").unwrap(), "automate.example.com");
+        assert_eq!(
+            parse_host(" automate.example.com ").unwrap(),
+            "automate.example.com"
+        );
         assert_eq!(parse_host("[::1]").unwrap(), "::1");
-        assert!(parse_host("https://a.example/x").unwrap_err().contains("URL"));
-        assert!(parse_host("a.example:443").unwrap_err().contains("host:port"));
+        assert!(parse_host("https://a.example/x")
+            .unwrap_err()
+            .contains("URL"));
+        assert!(parse_host("a.example:443")
+            .unwrap_err()
+            .contains("host:port"));
         assert!(parse_host("a..b").is_err());
         assert!(parse_host("").is_err());
     }
@@ -216,7 +236,10 @@ mod tests {
         assert_eq!(parse_timeout("1m").unwrap(), Duration::from_secs(60));
         assert!(parse_timeout("2x").is_err());
         assert!(parse_timeout("0s").is_err());
-        assert_eq!(parse_target("db=10.0.0.5").unwrap(), ("db".into(), "10.0.0.5".into()));
+        assert_eq!(
+            parse_target("db=10.0.0.5").unwrap(),
+            ("db".into(), "10.0.0.5".into())
+        );
         assert!(parse_target("db").is_err());
     }
 }

@@ -107,8 +107,9 @@ impl Stage {
 
     fn bind_failed(&mut self, protocol: Protocol, port: u16, e: &io::Error, in_use: Staged) {
         let staged = if e.kind() == io::ErrorKind::AddrInUse {
-            self.notes
-                .push(format!("{port}/{protocol} is already in use on this machine"));
+            self.notes.push(format!(
+                "{port}/{protocol} is already in use on this machine"
+            ));
             in_use
         } else {
             self.notes.push(format!(
@@ -137,12 +138,10 @@ impl Stage {
     pub fn mismatches(&self, report: &Report) -> Vec<String> {
         let mut out = Vec::new();
         for c in &report.checks {
-            let ports = c
-                .ports
-                .split_once('-')
-                .map_or_else(|| vec![c.ports.parse().unwrap_or(0)], |_| {
-                    ports_to_probe(PortRange::new(49152, 65535).expect("valid"), false)
-                });
+            let ports = c.ports.split_once('-').map_or_else(
+                || vec![c.ports.parse().unwrap_or(0)],
+                |_| ports_to_probe(PortRange::new(49152, 65535).expect("valid"), false),
+            );
             let failed = c.failed_ports.clone().unwrap_or_default();
             for port in ports {
                 let seen_open = if c.counts.is_some() {
@@ -151,7 +150,11 @@ impl Stage {
                 } else {
                     c.state == Some(State::Open)
                 };
-                let want = self.ports.get(&(c.protocol, port)).copied().unwrap_or(Staged::Unknown);
+                let want = self
+                    .ports
+                    .get(&(c.protocol, port))
+                    .copied()
+                    .unwrap_or(Staged::Unknown);
                 let ok = match want {
                     Staged::Open => seen_open,
                     Staged::Closed => !seen_open,
@@ -161,7 +164,11 @@ impl Stage {
                     out.push(format!(
                         "{port}/{} was staged {} but the check found it {}",
                         c.protocol,
-                        if want == Staged::Open { "open" } else { "closed" },
+                        if want == Staged::Open {
+                            "open"
+                        } else {
+                            "closed"
+                        },
                         if seen_open { "open" } else { "not open" }
                     ));
                 }

@@ -57,7 +57,8 @@ impl PortRange {
         self.end
     }
 
-    pub fn len(self) -> usize {
+    /// How many ports the range holds.
+    pub fn count(self) -> usize {
         usize::from(self.end - self.start) + 1
     }
 

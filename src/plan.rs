@@ -8,7 +8,7 @@ use std::ops::Range;
 
 use anyhow::bail;
 
-use crate::model::{target_flag, Check, PortRange, Profile, ProbeKind, Protocol, FLAG_TARGETS};
+use crate::model::{target_flag, Check, PortRange, ProbeKind, Profile, Protocol, FLAG_TARGETS};
 
 /// How many ports of a range are probed without `--full-ranges`.
 pub const RANGE_SAMPLE: usize = 32;
@@ -60,7 +60,10 @@ pub fn build(
             );
         }
         if profile.target(name).is_none() {
-            tracing::warn!("--{name} is not used by role '{}'; ignoring it", profile.role);
+            tracing::warn!(
+                "--{name} is not used by role '{}'; ignoring it",
+                profile.role
+            );
         }
     }
 
@@ -110,7 +113,7 @@ pub fn build(
 /// The ports probed for a range: all of them with `full`, else both ends and evenly spread
 /// ports in between, [`RANGE_SAMPLE`] in all. The same range always gives the same sample.
 pub fn ports_to_probe(range: PortRange, full: bool) -> Vec<u16> {
-    let len = range.len();
+    let len = range.count();
     if full || len <= RANGE_SAMPLE {
         return range.iter().collect();
     }
@@ -240,13 +243,24 @@ mod tests {
     fn defaults_and_default_from_apply() {
         let sc = profiles::builtin("screenconnect").unwrap();
         let plan = build(&sc, &given(&[("server", "a.example")]), false).unwrap();
-        assert!(plan.checks.iter().all(|c| c.host.as_deref() == Some("a.example")));
-        let plan = build(&sc, &given(&[("server", "a"), ("screenconnect", "b")]), false).unwrap();
+        assert!(plan
+            .checks
+            .iter()
+            .all(|c| c.host.as_deref() == Some("a.example")));
+        let plan = build(
+            &sc,
+            &given(&[("server", "a"), ("screenconnect", "b")]),
+            false,
+        )
+        .unwrap();
         assert!(plan.checks.iter().all(|c| c.host.as_deref() == Some("b")));
         let tunnel = profiles::builtin("tunnel").unwrap();
         let plan = build(&tunnel, &given(&[("server", "s")]), false).unwrap();
         assert_eq!(plan.hosts(), vec!["mediator.labtechsoftware.com", "s"]);
-        assert!(plan.checks.iter().any(|c| c.host.is_none()), "p2p skipped without --peer");
+        assert!(
+            plan.checks.iter().any(|c| c.host.is_none()),
+            "p2p skipped without --peer"
+        );
     }
 
     #[test]
@@ -265,7 +279,10 @@ mod tests {
         let mut resolved = Resolved::new();
         resolved.insert(
             "s".into(),
-            Ok(vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()]),
+            Ok(vec![
+                "192.0.2.1".parse().unwrap(),
+                "2001:db8::1".parse().unwrap(),
+            ]),
         );
         resolved.insert("127.0.0.1".into(), Ok(vec!["127.0.0.1".parse().unwrap()]));
         let (paths, jobs) = expand(&plan, &resolved);

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Check, Expect, PortRange, Profile, ProbeKind, Protocol, TargetSpec};
+use crate::model::{Check, Expect, PortRange, ProbeKind, Profile, Protocol, TargetSpec};
 
 /// The built-in profiles, in the order `profiles list` shows them.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -17,17 +17,27 @@ pub const BUILTIN: &[(&str, &str)] = &[
     ("server", include_str!("../profiles/server.toml")),
     ("split-db", include_str!("../profiles/split-db.toml")),
     ("tunnel", include_str!("../profiles/tunnel.toml")),
-    ("screenconnect", include_str!("../profiles/screenconnect.toml")),
+    (
+        "screenconnect",
+        include_str!("../profiles/screenconnect.toml"),
+    ),
 ];
 
 /// The TOML text of a built-in role.
 pub fn builtin_text(role: &str) -> Option<&'static str> {
-    BUILTIN.iter().find(|(name, _)| *name == role).map(|(_, text)| *text)
+    BUILTIN
+        .iter()
+        .find(|(name, _)| *name == role)
+        .map(|(_, text)| *text)
 }
 
 /// Names of the built-in roles, for error messages.
 pub fn builtin_names() -> String {
-    BUILTIN.iter().map(|(name, _)| *name).collect::<Vec<_>>().join(", ")
+    BUILTIN
+        .iter()
+        .map(|(name, _)| *name)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Loads a built-in role by name.
@@ -174,7 +184,9 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
             return Err(err(
                 Some(span),
                 Some("targets"),
-                format!("'{name}' is not a valid target name: use lower-case letters, digits and '-'"),
+                format!(
+                    "'{name}' is not a valid target name: use lower-case letters, digits and '-'"
+                ),
             ));
         }
         if let Some(from) = &t.default_from {
@@ -206,7 +218,11 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
     }
 
     if raw.check.is_empty() {
-        return Err(err(None, Some("check"), "the profile has no [[check]] entries".into()));
+        return Err(err(
+            None,
+            Some("check"),
+            "the profile has no [[check]] entries".into(),
+        ));
     }
 
     let mut seen = HashSet::new();
@@ -317,7 +333,9 @@ pub fn parse_port_spec(text: &str) -> Result<PortRange, String> {
 
 fn port_number(text: &str) -> Result<u16, String> {
     let n: i64 = text.parse().map_err(|_| {
-        format!("'{text}' is not a port or range: write a port like 443 or a range like 49152-65535")
+        format!(
+            "'{text}' is not a port or range: write a port like 443 or a range like 49152-65535"
+        )
     })?;
     match n {
         0 => Err("port 0 is not a usable port: use 1-65535".into()),
@@ -379,8 +397,16 @@ mod tests {
             assert_eq!(&p.role, name);
             assert!(!p.checks.is_empty());
             for c in &p.checks {
-                assert!(!c.source.is_empty(), "{name}/{}: every check keeps a source", c.id);
-                assert!(c.fix.is_some(), "{name}/{}: every built-in check has a fix", c.id);
+                assert!(
+                    !c.source.is_empty(),
+                    "{name}/{}: every check keeps a source",
+                    c.id
+                );
+                assert!(
+                    c.fix.is_some(),
+                    "{name}/{}: every built-in check has a fix",
+                    c.id
+                );
             }
         }
     }
@@ -388,11 +414,18 @@ mod tests {
     #[test]
     fn builtin_roles_hold_what_the_source_asks() {
         let server = builtin("server").unwrap();
-        let db = server.checks.iter().find(|c| c.ports == PortRange::single(3306).unwrap()).unwrap();
+        let db = server
+            .checks
+            .iter()
+            .find(|c| c.ports == PortRange::single(3306).unwrap())
+            .unwrap();
         assert_eq!(db.expect, Expect::Blocked);
         assert!(db.required);
         let tunnel = builtin("tunnel").unwrap();
-        assert!(tunnel.checks.iter().all(|c| !c.required), "tunnels are optional features");
+        assert!(
+            tunnel.checks.iter().all(|c| !c.required),
+            "tunnels are optional features"
+        );
         let agent = builtin("agent").unwrap();
         let tray = agent.checks.iter().find(|c| c.id == "agent-tray").unwrap();
         assert_eq!(tray.probe, ProbeKind::Loopback);
@@ -419,10 +452,18 @@ source = "s"
 
     #[test]
     fn ports_accept_numbers_strings_and_ranges() {
-        assert_eq!(with_ports("443").unwrap().checks[0].ports.to_string(), "443");
-        assert_eq!(with_ports("\"8002\"").unwrap().checks[0].ports.to_string(), "8002");
         assert_eq!(
-            with_ports("\"49152-65535\"").unwrap().checks[0].ports.to_string(),
+            with_ports("443").unwrap().checks[0].ports.to_string(),
+            "443"
+        );
+        assert_eq!(
+            with_ports("\"8002\"").unwrap().checks[0].ports.to_string(),
+            "8002"
+        );
+        assert_eq!(
+            with_ports("\"49152-65535\"").unwrap().checks[0]
+                .ports
+                .to_string(),
             "49152-65535"
         );
     }
@@ -442,13 +483,19 @@ source = "s"
             assert_eq!(e.line, Some(9), "{ports}: {e}");
             assert_eq!(e.key.as_deref(), Some("ports"));
             assert!(e.to_string().contains(needle), "{ports}: {e}");
-            assert!(e.to_string().starts_with("profile t.toml, line 9, key 'ports'"), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with("profile t.toml, line 9, key 'ports'"),
+                "{e}"
+            );
         }
     }
 
     #[test]
     fn unknown_keys_are_errors_with_a_line() {
-        let text = MINIMAL.replace("PORTS", "443").replace("required = true", "requird = true");
+        let text = MINIMAL
+            .replace("PORTS", "443")
+            .replace("required = true", "requird = true");
         let e = parse("t.toml", &text).unwrap_err();
         assert!(e.message.contains("requird"), "{e}");
         assert!(e.line.is_some());
@@ -460,9 +507,13 @@ source = "s"
         let dup = format!("{text}{}", &text[text.find("[[check]]").unwrap()..]);
         let e = parse("t.toml", &dup).unwrap_err();
         assert!(e.message.contains("duplicate check id 'one'"), "{e}");
-        assert_eq!(e.line, Some(16));
+        assert_eq!(e.line, Some(14), "the second 'id' line");
 
-        let e = parse("t.toml", &text.replace("target = \"box\"", "target = \"nas\"")).unwrap_err();
+        let e = parse(
+            "t.toml",
+            &text.replace("target = \"box\"", "target = \"nas\""),
+        )
+        .unwrap_err();
         assert_eq!(e.key.as_deref(), Some("target"));
         assert!(e.message.contains("unknown target 'nas'"), "{e}");
     }
@@ -476,7 +527,9 @@ source = "s"
 
     #[test]
     fn probe_must_fit_protocol() {
-        let text = MINIMAL.replace("PORTS", "443").replace("source = \"s\"", "source = \"s\"\nprobe = \"udp\"");
+        let text = MINIMAL
+            .replace("PORTS", "443")
+            .replace("source = \"s\"", "source = \"s\"\nprobe = \"udp\"");
         let e = parse("t.toml", &text).unwrap_err();
         assert_eq!(e.key.as_deref(), Some("probe"));
     }

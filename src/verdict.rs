@@ -2,6 +2,7 @@
 //! I/O, so every rule here is tested without a network.
 
 use std::collections::BTreeMap;
+use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -45,7 +46,9 @@ enum Judgement {
 fn judge(state: State, expect: Expect) -> Judgement {
     match (expect, state) {
         (_, State::OpenFiltered) => Judgement::Unsure,
-        (Expect::Reachable, State::Open) | (Expect::Blocked, State::Closed | State::Filtered) => Judgement::Met,
+        (Expect::Reachable, State::Open) | (Expect::Blocked, State::Closed | State::Filtered) => {
+            Judgement::Met
+        }
         _ => Judgement::Unmet,
     }
 }
@@ -53,9 +56,8 @@ fn judge(state: State, expect: Expect) -> Judgement {
 fn verdict_of(judgement: Judgement, required: bool, strict: bool) -> Verdict {
     let verdict = match judgement {
         Judgement::Met => Verdict::Pass,
-        Judgement::Unsure => Verdict::Warn,
         Judgement::Unmet if required => Verdict::Fail,
-        Judgement::Unmet => Verdict::Warn,
+        Judgement::Unsure | Judgement::Unmet => Verdict::Warn,
     };
     if strict && verdict == Verdict::Warn {
         Verdict::Fail
@@ -157,11 +159,20 @@ fn judge_probed(
         result.state = Some(outcome.state);
         result.verdict = verdict_of(judgement, check.required, run.strict);
         result.reason = outcome.reason(run.timeout);
-        if matches!(outcome.state, State::Open) || matches!(outcome.why, Why::Refused | Why::PortUnreachable) {
+        if matches!(outcome.state, State::Open)
+            || matches!(outcome.why, Why::Refused | Why::PortUnreachable)
+        {
             result.latency_ms = Some(round_ms(outcome.elapsed));
         }
         if result.verdict != Verdict::Pass {
-            result.hint = Some(hint(check, outcome.state, &outcome.why, result, address, &[*port]));
+            result.hint = Some(hint(
+                check,
+                outcome.state,
+                &outcome.why,
+                result,
+                address,
+                &[*port],
+            ));
         }
         return;
     }
@@ -187,12 +198,18 @@ fn judge_probed(
     }
     // The state that best describes the range: the commonest among the ports that did not
     // pass, else the commonest overall.
-    let pick = |m: &BTreeMap<State, usize>| m.iter().max_by_key(|(s, n)| (**n, std::cmp::Reverse(**s))).map(|(s, _)| *s);
-    let state = pick(&failing_states).or_else(|| pick(&counts)).unwrap_or(State::Error);
-    let sampled = if run.full_ranges || ports.len() == check.ports.len() {
+    let pick = |m: &BTreeMap<State, usize>| {
+        m.iter()
+            .max_by_key(|(s, n)| (**n, std::cmp::Reverse(**s)))
+            .map(|(s, _)| *s)
+    };
+    let state = pick(&failing_states)
+        .or_else(|| pick(&counts))
+        .unwrap_or(State::Error);
+    let sampled = if run.full_ranges || ports.len() == check.ports.count() {
         format!("{} ports", ports.len())
     } else {
-        format!("{} of {} ports sampled", ports.len(), check.ports.len())
+        format!("{} of {} ports sampled", ports.len(), check.ports.count())
     };
     let tally = counts
         .iter()
@@ -201,20 +218,30 @@ fn judge_probed(
         .join(", ");
     let mut reason = format!("{sampled}: {tally}");
     if !failed.is_empty() && failed.len() < ports.len() {
-        reason.push_str(&format!("; not passing: {}", compact_ports(&failed, 8)));
+        let _ = write!(reason, "; not passing: {}", compact_ports(&failed, 8));
     }
     if let Some(example) = outcomes.iter().find(|o| o.state == state) {
-        reason.push_str(&format!(" (e.g. {})", example.reason(run.timeout)));
+        let _ = write!(reason, " (e.g. {})", example.reason(run.timeout));
     }
     open_latency.sort();
-    result.latency_ms = open_latency.get(open_latency.len() / 2).map(|d| round_ms(*d));
+    result.latency_ms = open_latency
+        .get(open_latency.len() / 2)
+        .map(|d| round_ms(*d));
     result.state = Some(state);
     result.verdict = verdict_of(worst, check.required, run.strict);
     result.reason = reason;
     result.probed_ports = Some(ports.len());
-    result.counts = Some(counts.into_iter().map(|(s, n)| (s.as_str().to_string(), n)).collect());
+    result.counts = Some(
+        counts
+            .into_iter()
+            .map(|(s, n)| (s.as_str().to_string(), n))
+            .collect(),
+    );
     if result.verdict != Verdict::Pass {
-        let why = outcomes.iter().find(|o| o.state == state).map_or(Why::NoAnswer, |o| o.why.clone());
+        let why = outcomes
+            .iter()
+            .find(|o| o.state == state)
+            .map_or(Why::NoAnswer, |o| o.why.clone());
         result.hint = Some(hint(check, state, &why, result, address, &failed));
     }
     result.failed_ports = Some(failed);
@@ -236,18 +263,34 @@ pub fn compact_ports(ports: &[u16], max_spans: usize) -> String {
     let shown: Vec<String> = spans
         .iter()
         .take(max_spans)
-        .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
         .collect();
     let mut text = shown.join(", ");
     if spans.len() > max_spans {
-        let rest: usize = spans[max_spans..].iter().map(|&(a, b)| usize::from(b - a) + 1).sum();
-        text.push_str(&format!(" and {rest} more"));
+        let rest: usize = spans[max_spans..]
+            .iter()
+            .map(|&(a, b)| usize::from(b - a) + 1)
+            .sum();
+        let _ = write!(text, " and {rest} more");
     }
     text
 }
 
 /// What is wrong, between which machines, and what to change.
-fn hint(check: &Check, state: State, why: &Why, result: &CheckResult, address: Option<IpAddr>, failed: &[u16]) -> String {
+fn hint(
+    check: &Check,
+    state: State,
+    why: &Why,
+    result: &CheckResult,
+    address: Option<IpAddr>,
+    failed: &[u16],
+) -> String {
     let host = result.host.as_deref().unwrap_or("the target");
     let place = match address {
         Some(ip) if ip.to_string() != host => format!("{host} ({ip})"),
@@ -255,7 +298,11 @@ fn hint(check: &Check, state: State, why: &Why, result: &CheckResult, address: O
     };
     let proto = check.protocol.upper();
     // Name the ports that did not pass; the whole range only when all of them failed.
-    let ports = if failed.len() == 1 || (failed.len() > 1 && failed.len() < check.ports.len() && failed.len() < result.probed_ports.unwrap_or(usize::MAX)) {
+    let ports = if failed.len() == 1
+        || (failed.len() > 1
+            && failed.len() < check.ports.count()
+            && failed.len() < result.probed_ports.unwrap_or(usize::MAX))
+    {
         compact_ports(failed, 8)
     } else {
         check.ports.to_string()
@@ -263,14 +310,19 @@ fn hint(check: &Check, state: State, why: &Why, result: &CheckResult, address: O
     let fix = check.fix.as_deref().map_or_else(
         || match check.expect {
             Expect::Reachable => format!("Allow {proto} {ports} from this machine to {place}."),
-            Expect::Blocked => format!("Block {proto} {ports} to {place} from this machine's network."),
+            Expect::Blocked => {
+                format!("Block {proto} {ports} to {place} from this machine's network.")
+            }
         },
         |template| {
             template
                 .replace("{proto}", proto)
                 .replace("{ports}", &ports)
                 .replace("{host}", host)
-                .replace("{address}", &address.map(|a| a.to_string()).unwrap_or_default())
+                .replace(
+                    "{address}",
+                    &address.map(|a| a.to_string()).unwrap_or_default(),
+                )
                 .replace("{where}", &place)
         },
     );
@@ -337,10 +389,22 @@ mod tests {
             (State::OpenFiltered, Blocked, true, Warn),
         ];
         for (state, expect, required, want) in cases {
-            assert_eq!(verdict_of(judge(state, expect), required, false), want, "{state} {expect:?} {required}");
+            assert_eq!(
+                verdict_of(judge(state, expect), required, false),
+                want,
+                "{state} {expect:?} {required}"
+            );
         }
-        assert_eq!(verdict_of(judge(State::Closed, Reachable), false, true), Fail, "--strict");
-        assert_eq!(verdict_of(judge(State::OpenFiltered, Reachable), true, true), Fail, "--strict");
+        assert_eq!(
+            verdict_of(judge(State::Closed, Reachable), false, true),
+            Fail,
+            "--strict"
+        );
+        assert_eq!(
+            verdict_of(judge(State::OpenFiltered, Reachable), true, true),
+            Fail,
+            "--strict"
+        );
     }
 
     #[test]

@@ -60,7 +60,11 @@ pub async fn resolve(host: &str, family: Family, timeout: Duration) -> Result<Ve
             }
         }
     };
-    let kept: Vec<IpAddr> = addresses.iter().copied().filter(|ip| family.allows(*ip)).collect();
+    let kept: Vec<IpAddr> = addresses
+        .iter()
+        .copied()
+        .filter(|ip| family.allows(*ip))
+        .collect();
     if kept.is_empty() {
         let (asked, flag) = match family {
             Family::V6 => ("IPv6", "-6"),
@@ -86,7 +90,10 @@ mod tests {
     async fn literals_skip_the_resolver_and_honour_the_family() {
         let t = Duration::from_secs(1);
         assert_eq!(resolve("127.0.0.1", Family::Any, t).await.unwrap().len(), 1);
-        assert_eq!(resolve("[::1]", Family::V6, t).await.unwrap()[0], IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1]));
+        assert_eq!(
+            resolve("[::1]", Family::V6, t).await.unwrap()[0],
+            IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+        );
         let e = resolve("127.0.0.1", Family::V6, t).await.unwrap_err();
         assert!(e.contains("no IPv6 address (-6 was given)"), "{e}");
     }

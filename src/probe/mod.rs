@@ -69,7 +69,10 @@ impl Outcome {
             Why::Connected => format!("connected in {after}"),
             Why::Reply => format!("reply in {after}"),
             Why::Exchanged => format!("bound here and exchanged traffic over loopback in {after}"),
-            Why::InUse => "in use by another program on this machine (normally the Automate agent itself)".into(),
+            Why::InUse => {
+                "in use by another program on this machine (normally the Automate agent itself)"
+                    .into()
+            }
             Why::Refused => format!("refused (RST) after {after}"),
             Why::PortUnreachable => format!("ICMP port unreachable after {after}"),
             Why::HostUnreachable => format!("host unreachable or prohibited (ICMP) after {after}"),
@@ -129,13 +132,22 @@ pub fn probe_width(wanted: usize) -> anyhow::Result<usize> {
         FD_RESERVE + 2
     );
     if budget < wanted {
-        tracing::debug!(wanted, budget, limit, "narrowing concurrency to the file-descriptor limit");
+        tracing::debug!(
+            wanted,
+            budget,
+            limit,
+            "narrowing concurrency to the file-descriptor limit"
+        );
     }
     Ok(wanted.min(budget))
 }
 
 /// Runs every job and returns their outcomes in job order.
-pub async fn run<P: Prober>(prober: Arc<P>, jobs: &[ProbeJob], config: EngineConfig) -> Vec<Outcome> {
+pub async fn run<P: Prober>(
+    prober: Arc<P>,
+    jobs: &[ProbeJob],
+    config: EngineConfig,
+) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
     let mut set = JoinSet::new();
     let mut next = 0;
@@ -207,7 +219,15 @@ mod tests {
 
     impl Prober for Fake {
         async fn attempt(&self, job: ProbeJob) -> Attempt {
+            // Counted down on drop: the engine cancels tries that run past the timeout.
+            struct InFlight<'a>(&'a AtomicUsize);
+            impl Drop for InFlight<'_> {
+                fn drop(&mut self) {
+                    self.0.fetch_sub(1, Ordering::SeqCst);
+                }
+            }
             let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+            let _guard = InFlight(&self.in_flight);
             self.widest.fetch_max(now, Ordering::SeqCst);
             self.tries.fetch_add(1, Ordering::SeqCst);
             let answer = match job.addr.port() {
@@ -220,7 +240,6 @@ mod tests {
                     Attempt::Silent
                 }
             };
-            self.in_flight.fetch_sub(1, Ordering::SeqCst);
             answer
         }
     }

@@ -81,7 +81,13 @@ async fn udp_exchange(addr: SocketAddr) -> Attempt {
         break;
     }
     let Some(socket) = socket else {
-        return Attempt::Answer(State::Error, Why::Local(format!("could not get a source port other than {}", addr.port())));
+        return Attempt::Answer(
+            State::Error,
+            Why::Local(format!(
+                "could not get a source port other than {}",
+                addr.port()
+            )),
+        );
     };
     if let Err(e) = socket.send(UDP_PAYLOAD).await {
         return classify(&e, addr, Protocol::Udp);
@@ -97,7 +103,9 @@ async fn udp_exchange(addr: SocketAddr) -> Attempt {
 async fn udp_loopback(addr: SocketAddr) -> Attempt {
     let listener = match UdpSocket::bind(addr).await {
         Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => return Attempt::Answer(State::Open, Why::InUse),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            return Attempt::Answer(State::Open, Why::InUse)
+        }
         Err(e) => return bind_error(&e, addr),
     };
     let sender = match UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).await {
@@ -124,7 +132,9 @@ async fn udp_loopback(addr: SocketAddr) -> Attempt {
 async fn tcp_loopback(addr: SocketAddr) -> Attempt {
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => return Attempt::Answer(State::Open, Why::InUse),
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            return Attempt::Answer(State::Open, Why::InUse)
+        }
         Err(e) => return bind_error(&e, addr),
     };
     let (connected, _) = tokio::join!(TcpStream::connect(addr), listener.accept());
@@ -177,7 +187,10 @@ fn classify(e: &io::Error, addr: SocketAddr, protocol: Protocol) -> Attempt {
 fn local_error(e: &io::Error, addr: SocketAddr) -> Attempt {
     let message = match e.kind() {
         io::ErrorKind::NetworkUnreachable => {
-            format!("no route to {} from this machine (network unreachable)", addr.ip())
+            format!(
+                "no route to {} from this machine (network unreachable)",
+                addr.ip()
+            )
         }
         _ if e.raw_os_error() == Some(EMFILE) => {
             "out of file descriptors: lower --concurrency".to_string()
@@ -189,11 +202,14 @@ fn local_error(e: &io::Error, addr: SocketAddr) -> Attempt {
 
 fn bind_error(e: &io::Error, addr: SocketAddr) -> Attempt {
     let message = match e.kind() {
-        io::ErrorKind::PermissionDenied => format!(
-            "no permission to bind {addr} for the loopback test: run as administrator/root"
-        ),
+        io::ErrorKind::PermissionDenied => {
+            format!("no permission to bind {addr} for the loopback test: run as administrator/root")
+        }
         io::ErrorKind::AddrNotAvailable => {
-            format!("{} is not an address of this machine: the loopback test binds it locally", addr.ip())
+            format!(
+                "{} is not an address of this machine: the loopback test binds it locally",
+                addr.ip()
+            )
         }
         _ => format!("cannot bind {addr} for the loopback test: {e}"),
     };

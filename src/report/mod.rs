@@ -3,6 +3,8 @@
 
 pub mod json;
 pub mod table;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;

@@ -50,8 +50,15 @@ pub fn render(report: &Report, color: bool) -> String {
         }
     }
     for target in targets {
-        let rows: Vec<&CheckResult> = report.checks.iter().filter(|c| c.target == target).collect();
-        let host = rows.iter().find_map(|c| c.host.as_deref()).unwrap_or("(not given)");
+        let rows: Vec<&CheckResult> = report
+            .checks
+            .iter()
+            .filter(|c| c.target == target)
+            .collect();
+        let host = rows
+            .iter()
+            .find_map(|c| c.host.as_deref())
+            .unwrap_or("(not given)");
         let _ = writeln!(out, "{}", paint(HEAD, &format!("{target}: {host}")));
 
         let mut table = Table::new();
@@ -111,8 +118,14 @@ pub fn render(report: &Report, color: bool) -> String {
         s.fail,
         s.warn,
         s.skip,
-        crate::probe::fmt_duration(std::time::Duration::from_secs_f64(report.duration_ms / 1000.0)),
-        if report.strict { " (--strict: warnings fail)" } else { "" },
+        crate::probe::fmt_duration(std::time::Duration::from_secs_f64(
+            report.duration_ms / 1000.0
+        )),
+        if report.strict {
+            " (--strict: warnings fail)"
+        } else {
+            ""
+        },
     );
     out
 }

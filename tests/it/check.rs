@@ -1,0 +1,313 @@
+//! `check` against real sockets on loopback.
+
+use std::net::TcpListener;
+
+use predicates::prelude::*;
+
+use crate::util::{self, bin, check_block, check_json, profile, results};
+
+#[test]
+fn open_tcp_port_passes() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let p = profile(&check_block("web", "tcp", &port.to_string(), true));
+    let (code, report) = check_json(&p, "127.0.0.1", &[]);
+    let r = results(&report, "web");
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0]["state"], "open");
+    assert_eq!(r[0]["verdict"], "pass");
+    assert_eq!(r[0]["hint"], serde_json::Value::Null);
+    assert!(r[0]["reason"].as_str().unwrap().starts_with("connected in"));
+    assert!(r[0]["latency_ms"].as_f64().is_some());
+    assert_eq!(code, 0);
+    drop(listener);
+}
+
+#[test]
+fn closed_tcp_port_fails_with_a_hint() {
+    let port = util::free_tcp_port();
+    let p = profile(&check_block("web", "tcp", &port.to_string(), true));
+    let (code, report) = check_json(&p, "127.0.0.1", &[]);
+    let r = &results(&report, "web")[0];
+    assert_eq!(r["state"], "closed");
+    assert_eq!(r["verdict"], "fail");
+    assert!(
+        r["reason"].as_str().unwrap().starts_with("refused (RST)"),
+        "{r}"
+    );
+    assert!(
+        r["hint"].as_str().unwrap().contains(&format!("TCP {port}")),
+        "{r}"
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn optional_failure_warns_and_exits_zero_unless_strict() {
+    let port = util::free_tcp_port();
+    let p = profile(&check_block("web", "tcp", &port.to_string(), false));
+    let (code, report) = check_json(&p, "127.0.0.1", &[]);
+    assert_eq!(results(&report, "web")[0]["verdict"], "warn");
+    assert_eq!(code, 0);
+    let (code, report) = check_json(&p, "127.0.0.1", &["--strict"]);
+    assert_eq!(results(&report, "web")[0]["verdict"], "fail");
+    assert_eq!(report["strict"], true);
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn udp_echo_is_open() {
+    let echo = util::udp_echo();
+    let p = profile(&check_block("echo", "udp", &echo.port().to_string(), true));
+    let (code, report) = check_json(&p, "127.0.0.1", &[]);
+    let r = &results(&report, "echo")[0];
+    assert_eq!(r["state"], "open", "{r}");
+    assert!(r["reason"].as_str().unwrap().starts_with("reply in"));
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn closed_udp_port_is_closed_not_open() {
+    let port = util::free_udp_port();
+    let p = profile(&check_block("quiet", "udp", &port.to_string(), true));
+    let (code, report) = check_json(&p, "127.0.0.1", &[]);
+    let r = &results(&report, "quiet")[0];
+    assert_eq!(r["state"], "closed", "{r}");
+    assert!(r["reason"]
+        .as_str()
+        .unwrap()
+        .contains("ICMP port unreachable"));
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn blocked_expectation_inverts() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let open = listener.local_addr().unwrap().port();
+    let closed = util::free_tcp_port();
+    let blocks = format!(
+        "{}expect = \"blocked\"\n\n{}expect = \"blocked\"\n",
+        check_block("exposed", "tcp", &open.to_string(), true),
+        check_block("shut", "tcp", &closed.to_string(), true)
+    );
+    let p = profile(&blocks);
+    let (code, report) = check_json(&p, "127.0.0.1", &[]);
+    assert_eq!(results(&report, "exposed")[0]["verdict"], "fail");
+    assert!(results(&report, "exposed")[0]["hint"]
+        .as_str()
+        .unwrap()
+        .contains("must be blocked"));
+    assert_eq!(results(&report, "shut")[0]["verdict"], "pass");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn unresolvable_name_is_a_fast_error_result() {
+    let started = std::time::Instant::now();
+    let out = bin()
+        .args([
+            "check",
+            "--role",
+            "agent",
+            "--server",
+            "automate.invalid",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    // A DNS failure is a result in the report, not a hang: well inside one timeout.
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &results(&report, "agent-https")[0];
+    assert_eq!(r["state"], "error");
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(r["address"], serde_json::Value::Null);
+    assert!(
+        r["reason"].as_str().unwrap().contains("automate.invalid"),
+        "{r}"
+    );
+    assert!(r["hint"].as_str().unwrap().contains("DNS"), "{r}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn default_mediator_does_not_resolve_here_and_says_so() {
+    let out = bin()
+        .args([
+            "check",
+            "--role",
+            "tunnel",
+            "--server",
+            "127.0.0.1",
+            "--format",
+            "json",
+            "--timeout",
+            "500ms",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &results(&report, "mediator-udp")[0];
+    assert_eq!(r["host"], "mediator.labtechsoftware.com");
+    assert_eq!(r["state"], "error");
+    // Tunnels are optional: a warning, exit 0.
+    assert_eq!(r["verdict"], "warn");
+    assert_eq!(results(&report, "p2p")[0]["verdict"], "skip");
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn agent_role_json_has_the_documented_fields() {
+    let out = bin()
+        .args([
+            "check",
+            "--role",
+            "agent",
+            "--server",
+            "127.0.0.1",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["schema"], 1);
+    assert_eq!(report["tool"], "automate-ports");
+    assert_eq!(report["role"], "agent");
+    for key in ["version", "started_at", "duration_ms", "summary", "checks"] {
+        assert!(!report[key].is_null(), "missing {key}");
+    }
+    for key in ["pass", "fail", "warn", "skip"] {
+        assert!(report["summary"][key].is_u64(), "summary.{key}");
+    }
+    let checks = report["checks"].as_array().unwrap();
+    assert_eq!(checks.len(), 4);
+    for c in checks {
+        for key in [
+            "id",
+            "description",
+            "protocol",
+            "ports",
+            "target",
+            "host",
+            "address",
+            "required",
+            "expect",
+            "state",
+            "verdict",
+            "reason",
+            "hint",
+            "latency_ms",
+        ] {
+            assert!(c.get(key).is_some(), "{key} missing in {c}");
+        }
+    }
+    let tray = &results(&report, "agent-tray")[0];
+    assert_eq!(tray["address"], "127.0.0.1");
+    assert_eq!(tray["ports"], "42000");
+    // The agent tray port is free here: the tool binds it and talks to itself.
+    assert_eq!(tray["state"], "open", "{tray}");
+    assert_eq!(results(&report, "agent-wakeup")[0]["verdict"], "skip");
+    let code = out.status.code().unwrap();
+    assert_eq!(code, i32::from(report["summary"]["fail"] != 0));
+}
+
+#[test]
+fn tray_port_in_use_is_reported_as_such() {
+    let Ok(holder) = std::net::UdpSocket::bind("127.0.0.1:42000") else {
+        eprintln!("SKIPPED tray_port_in_use: 42000/udp is already taken here");
+        return;
+    };
+    let out = bin()
+        .args([
+            "check",
+            "--role",
+            "agent",
+            "--server",
+            "127.0.0.1",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    drop(holder);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let tray = &results(&report, "agent-tray")[0];
+    assert!(
+        tray["reason"].as_str().unwrap().contains("in use"),
+        "{tray}"
+    );
+}
+
+#[test]
+fn every_address_of_a_name_is_a_row_and_family_flags_restrict() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let p = profile(&check_block("web", "tcp", &port.to_string(), true));
+    let (_, report) = check_json(&p, "localhost", &["-4"]);
+    let rows = results(&report, "web");
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0]["address"], "127.0.0.1");
+    assert_eq!(rows[0]["host"], "localhost");
+    // An IPv4 literal with -6 is an error result that names the flag.
+    let (code, report) = check_json(&p, "127.0.0.1", &["-6"]);
+    assert!(results(&report, "web")[0]["reason"]
+        .as_str()
+        .unwrap()
+        .contains("-6"));
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn ipv6_loopback_is_probed() {
+    let Ok(listener) = TcpListener::bind("[::1]:0") else {
+        eprintln!("SKIPPED ipv6_loopback_is_probed: no IPv6 loopback here");
+        return;
+    };
+    let port = listener.local_addr().unwrap().port();
+    let p = profile(&check_block("web6", "tcp", &port.to_string(), true));
+    let (code, report) = check_json(&p, "::1", &[]);
+    let r = &results(&report, "web6")[0];
+    assert_eq!(r["address"], "::1");
+    assert_eq!(r["state"], "open");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn table_is_plain_when_piped_and_names_the_summary() {
+    bin()
+        .env_remove("NO_COLOR")
+        .args(["check", "--role", "agent", "--server", "127.0.0.1"])
+        .assert()
+        .stdout(predicate::str::contains("\u{1b}[").not())
+        .stdout(predicate::str::contains("agent-tray"))
+        .stdout(predicate::str::contains("role agent"))
+        .stdout(predicate::str::contains("→ agent-https"));
+}
+
+#[test]
+fn demo_runs_offline_and_matches_its_staging() {
+    bin()
+        .arg("demo")
+        .assert()
+        .code(0)
+        .stdout(predicate::str::contains("db-not-exposed"))
+        .stdout(predicate::str::contains("relay-range"))
+        .stderr(predicate::str::contains("every result matches the staging"));
+}
+
+#[test]
+fn profiles_list_and_show() {
+    let out = bin().args(["profiles", "list"]).output().unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    insta::assert_snapshot!(text);
+    for role in ["agent", "server", "split-db", "tunnel", "screenconnect"] {
+        bin()
+            .args(["profiles", "show", role])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains(format!("role = \"{role}\"")));
+    }
+}

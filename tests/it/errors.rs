@@ -1,0 +1,212 @@
+//! Every input a user can get wrong: exit 2, one clear line on stderr, no panic.
+
+use crate::util::{bin, check_block, profile, write_file};
+
+/// Runs the binary and checks the usage-error contract; returns stderr.
+fn usage_error(args: &[&str]) -> String {
+    let out = bin().args(args).output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{args:?}: exit code; stderr: {stderr}"
+    );
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "{args:?}: one line: {stderr}"
+    );
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert!(out.stdout.is_empty(), "{args:?}: nothing on stdout");
+    stderr
+}
+
+#[test]
+fn bad_flags() {
+    let e = usage_error(&["check", "--role", "agent", "--serverr", "x"]);
+    assert!(e.contains("--serverr") && e.contains("--server"), "{e}");
+    let e = usage_error(&[
+        "check", "--role", "agent", "--server", "a", "--format", "xml",
+    ]);
+    assert!(e.contains("xml"), "{e}");
+    let e = usage_error(&[
+        "check",
+        "--role",
+        "agent",
+        "--server",
+        "a",
+        "--timeout",
+        "2x",
+    ]);
+    assert!(e.contains("500ms, 2s or 1m"), "{e}");
+    let e = usage_error(&[
+        "check",
+        "--role",
+        "agent",
+        "--server",
+        "a",
+        "--retries",
+        "99",
+    ]);
+    assert!(e.contains("99"), "{e}");
+    let e = usage_error(&[
+        "check",
+        "--role",
+        "agent",
+        "--server",
+        "a",
+        "--concurrency",
+        "0",
+    ]);
+    assert!(e.contains("concurrency"), "{e}");
+    usage_error(&["check", "--role", "agent", "--server", "a", "-4", "-6"]);
+    usage_error(&["frobnicate"]);
+}
+
+#[test]
+fn unknown_role_lists_the_roles() {
+    let e = usage_error(&["check", "--role", "agnet", "--server", "a"]);
+    assert!(
+        e.contains("unknown role 'agnet'") && e.contains("split-db"),
+        "{e}"
+    );
+    usage_error(&["profiles", "show", "nope"]);
+}
+
+#[test]
+fn missing_target_names_the_flag() {
+    let e = usage_error(&["check", "--role", "agent"]);
+    assert!(e.contains("--server HOST"), "{e}");
+    let e = usage_error(&["check", "--role", "split-db"]);
+    assert!(e.contains("--db HOST"), "{e}");
+    let e = usage_error(&["check", "--role", "screenconnect"]);
+    assert!(e.contains("--screenconnect HOST (or --server HOST)"), "{e}");
+    let e = usage_error(&["check"]);
+    assert!(e.contains("--role"), "{e}");
+}
+
+#[test]
+fn bad_hosts_and_targets() {
+    let e = usage_error(&[
+        "check",
+        "--role",
+        "agent",
+        "--server",
+        "https://automate.example.com/",
+    ]);
+    assert!(e.contains("URL"), "{e}");
+    let e = usage_error(&[
+        "check",
+        "--role",
+        "agent",
+        "--server",
+        "automate.example.com:443",
+    ]);
+    assert!(e.contains("host:port"), "{e}");
+    let e = usage_error(&[
+        "check", "--role", "agent", "--server", "a", "--target", "nas=b",
+    ]);
+    assert!(e.contains("unknown target 'nas'"), "{e}");
+    let e = usage_error(&["check", "--role", "agent", "--target", "server"]);
+    assert!(e.contains("NAME=HOST"), "{e}");
+}
+
+#[test]
+fn bad_profiles_name_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        ("syntax.toml", "role = \"x\"\ndescription = \n", "line 2"),
+        (
+            "unknown-key.toml",
+            "role = \"x\"\ndescription = \"d\"\ncolour = 1\n",
+            "colour",
+        ),
+    ];
+    for (name, text, needle) in cases {
+        let path = write_file(dir.path(), name, text);
+        let e = usage_error(&[
+            "check",
+            "--profile",
+            path.to_str().unwrap(),
+            "--target",
+            "box=a",
+        ]);
+        assert!(e.contains(name) && e.contains(needle), "{e}");
+    }
+    for (ports, needle) in [
+        ("0", "port 0"),
+        ("70000", "above 65535"),
+        ("443-80", "reversed"),
+        ("http", "not a port"),
+    ] {
+        let p = profile(&check_block("c", "tcp", ports, true));
+        let e = usage_error(&[
+            "check",
+            "--profile",
+            p.path.to_str().unwrap(),
+            "--target",
+            "box=a",
+        ]);
+        assert!(
+            e.contains("line 11") && e.contains("key 'ports'") && e.contains(needle),
+            "{e}"
+        );
+    }
+    let dup = format!("{0}{0}", check_block("c", "tcp", "1", true));
+    let p = profile(&dup);
+    let e = usage_error(&[
+        "check",
+        "--profile",
+        p.path.to_str().unwrap(),
+        "--target",
+        "box=a",
+    ]);
+    assert!(e.contains("duplicate check id 'c'"), "{e}");
+    let p = profile(
+        &check_block("c", "tcp", "1", true).replace("target = \"box\"", "target = \"nas\""),
+    );
+    let e = usage_error(&[
+        "check",
+        "--profile",
+        p.path.to_str().unwrap(),
+        "--target",
+        "box=a",
+    ]);
+    assert!(
+        e.contains("unknown target 'nas'") && e.contains("key 'target'"),
+        "{e}"
+    );
+    let p = profile(
+        &check_block("c", "tcp", "1", true).replace("protocol = \"tcp\"", "protocol = \"icmp\""),
+    );
+    let e = usage_error(&[
+        "check",
+        "--profile",
+        p.path.to_str().unwrap(),
+        "--target",
+        "box=a",
+    ]);
+    assert!(e.contains("icmp"), "{e}");
+    let e = usage_error(&[
+        "check",
+        "--profile",
+        "/nonexistent/p.toml",
+        "--target",
+        "box=a",
+    ]);
+    assert!(e.contains("/nonexistent/p.toml"), "{e}");
+    let p = profile(&check_block("c", "tcp", "1", true));
+    let e = usage_error(&[
+        "check",
+        "--profile",
+        p.path.to_str().unwrap(),
+        "--role",
+        "agent",
+        "--target",
+        "box=a",
+    ]);
+    assert!(e.contains("defines role 'custom'"), "{e}");
+}

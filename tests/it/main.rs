@@ -1,0 +1,7 @@
+//! Integration tests through the real binary against real sockets on loopback and, where
+//! the test runs as root, inside network namespaces it creates.
+
+mod check;
+mod errors;
+mod ranges;
+mod util;
