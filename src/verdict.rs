@@ -110,9 +110,9 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
                 result.verdict = verdict_of(Judgement::Unmet, check.required, run.strict);
                 result.reason.clone_from(reason);
                 result.hint = Some(format!(
-                    "This machine cannot resolve {}: check the name you gave for '{}' and this machine's DNS settings (Automate uses the same resolver).",
+                    "This machine cannot resolve {}: check the name ({}) and this machine's DNS settings; the Automate agent uses the same resolver.",
                     host.as_deref().unwrap_or("the target"),
-                    check.target
+                    crate::model::target_flag(&check.target)
                 ));
             }
             Work::Probe(jobs) => {

@@ -210,3 +210,20 @@ fn bad_profiles_name_file_line_and_key() {
     ]);
     assert!(e.contains("defines role 'custom'"), "{e}");
 }
+
+#[test]
+fn too_few_file_descriptors_is_a_clear_error() {
+    let bin = crate::util::bin_path();
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -n 40 && exec '{}' check --role agent --server 127.0.0.1",
+            bin.display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("open-file limit is 40") && stderr.contains("ulimit -n"), "{stderr}");
+}
