@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::io::{self, IsTerminal, Write};
+use std::net::ToSocketAddrs;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -12,11 +13,12 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::check::{self, Options};
-use crate::cli::{CheckArgs, Cli, Command, ProbeArgs, ProfilesCommand};
+use crate::cli::{CheckArgs, Cli, Command, KeyArg, ProbeArgs, ProfilesCommand, ServeArgs};
 use crate::model::Family;
 use crate::probe::{self, net::NetProber};
+use crate::protocol::Key;
 use crate::report::{self, Format, Report};
-use crate::{demo, exit, profiles};
+use crate::{demo, exit, profiles, serve};
 
 /// Runs the program; `Err` is always the user's to fix and exits with [`exit::USAGE`].
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
@@ -57,6 +59,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             };
             write_stdout(&text)
         }
+        Command::Serve(args) => run_serve(&args),
         Command::Demo(args) => {
             let width = probe::probe_width(256)?;
             let (report, stage_text, mismatches) = runtime()?.block_on_shutdown(async {
@@ -114,9 +117,49 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
         }
     }
     let options = options(targets, &args.probe, args.strict)?;
-    let report =
-        runtime()?.block_on_shutdown(check::run(&profile, &options, Arc::new(NetProber)))?;
+    let prober = NetProber::new(key(&args.key)?);
+    let report = runtime()?.block_on_shutdown(check::run(&profile, &options, Arc::new(prober)))?;
     write_report(&report, args.format.into())
+}
+
+fn key(arg: &KeyArg) -> anyhow::Result<Option<Key>> {
+    arg.key
+        .as_deref()
+        .map(Key::derive)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("{e} (--key or AUTOMATE_PORTS_KEY)"))
+}
+
+fn run_serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    let profile = profiles::load(args.role.as_deref(), args.profile.as_deref())?;
+    let Some(key) = key(&args.key)? else {
+        anyhow::bail!("serve needs the shared key: set AUTOMATE_PORTS_KEY or pass --key KEY (the same as for check --key)");
+    };
+    let mut binds = Vec::new();
+    for host in &args.bind {
+        let found = (host.as_str(), 0).to_socket_addrs().map_err(|e| {
+            anyhow::anyhow!("cannot resolve --bind {host}: {e}; give an address of this machine")
+        })?;
+        for addr in found {
+            if !binds.contains(&addr.ip()) {
+                binds.push(addr.ip());
+            }
+        }
+    }
+    let options = serve::Options {
+        key,
+        binds,
+        duration: args.duration,
+        full_ranges: args.full_ranges,
+    };
+    let stats = runtime()?.block_on_shutdown(async {
+        let mut status = |line: &str| {
+            let _ = write_stdout(&format!("{line}\n"));
+        };
+        serve::run(&profile, &options, &mut status).await
+    })?;
+    write_stdout(&format!("stopped: {}\n", stats.summary()))?;
+    Ok(ExitCode::from(exit::OK))
 }
 
 fn options(

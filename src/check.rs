@@ -49,6 +49,7 @@ pub async fn run<P: Prober>(
         retries: options.retries,
         concurrency: options.concurrency,
     };
+    let keyed = prober.keyed();
     let outcomes = probe::run(prober, &jobs, config).await;
     let run = RunInfo {
         started_at,
@@ -56,6 +57,7 @@ pub async fn run<P: Prober>(
         timeout: options.timeout,
         strict: options.strict,
         full_ranges: options.full_ranges,
+        keyed,
     };
     Ok(verdict::report(&plan, &paths, &outcomes, &run))
 }

@@ -39,6 +39,11 @@ pub enum Command {
     /// List or show the built-in role profiles.
     #[command(subcommand)]
     Profiles(ProfilesCommand),
+    /// Answer authenticated probes on every port a role's checks aim at this machine.
+    #[command(
+        after_help = "The key can come from AUTOMATE_PORTS_KEY instead of --key (it is never printed).\n\nExit codes:\n  0  stopped after --for, Ctrl-C or SIGTERM\n  2  bad input, or nothing could be listened on"
+    )]
+    Serve(ServeArgs),
     /// Stage a pretend Automate server on loopback and check the `server` role against it (no network needed).
     #[command(
         after_help = "Exit codes:\n  0  every result came out as the demo staged it\n  1  a result differs from the staging (something on this machine interferes)\n  2  bad input"
@@ -91,6 +96,8 @@ pub struct CheckArgs {
     pub format: FormatArg,
     #[command(flatten)]
     pub probe: ProbeArgs,
+    #[command(flatten)]
+    pub key: KeyArg,
     /// Fail on warnings too (optional checks and UDP silence).
     #[arg(long)]
     pub strict: bool,
@@ -117,6 +124,40 @@ pub struct ProbeArgs {
     /// IPv6 addresses only.
     #[arg(short = '6')]
     pub ipv6: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Role whose far side this machine is (the same role `check` runs with).
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Use this profile file instead of a built-in role.
+    #[arg(long, value_name = "FILE")]
+    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub key: KeyArg,
+    /// Listen only on this address (repeatable) [default: every address, IPv4 and IPv6].
+    #[arg(long, value_name = "ADDR", value_parser = parse_host)]
+    pub bind: Vec<String>,
+    /// Stop by itself after this long.
+    #[arg(long = "for", value_name = "DURATION", default_value = "30m", value_parser = parse_lifetime)]
+    pub duration: Duration,
+    /// Listen on every port of a range instead of the 32-port sample `check` probes.
+    #[arg(long)]
+    pub full_ranges: bool,
+}
+
+/// The shared key of `check` and `serve`.
+#[derive(Debug, Args, Clone)]
+pub struct KeyArg {
+    /// Shared key with `serve` on the far side (at least 8 characters); prefer the AUTOMATE_PORTS_KEY variable, which stays out of process lists.
+    #[arg(
+        long,
+        value_name = "KEY",
+        env = "AUTOMATE_PORTS_KEY",
+        hide_env_values = true
+    )]
+    pub key: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -148,6 +189,15 @@ fn parse_timeout(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("'{s}' is not a duration: write it like 500ms, 2s or 1m"))?;
     if d < Duration::from_millis(1) || d > Duration::from_secs(300) {
         return Err(format!("{s} is out of range: use 1ms to 5m"));
+    }
+    Ok(d)
+}
+
+fn parse_lifetime(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s.trim())
+        .map_err(|_| format!("'{s}' is not a duration: write it like 90s, 30m or 2h"))?;
+    if d < Duration::from_secs(1) || d > Duration::from_secs(7 * 24 * 3600) {
+        return Err(format!("{s} is out of range: use 1s to 7 days"));
     }
     Ok(d)
 }

@@ -190,5 +190,5 @@ pub async fn run(concurrency: usize) -> anyhow::Result<Report> {
         full_ranges: false,
         strict: false,
     };
-    check::run(&profile, &options, Arc::new(NetProber)).await
+    check::run(&profile, &options, Arc::new(NetProber::default())).await
 }

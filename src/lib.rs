@@ -14,5 +14,7 @@ pub mod model;
 pub mod plan;
 pub mod probe;
 pub mod profiles;
+pub mod protocol;
 pub mod report;
+pub mod serve;
 pub mod verdict;

@@ -43,9 +43,14 @@ enum Judgement {
     Unmet,
 }
 
-fn judge(state: State, expect: Expect) -> Judgement {
+/// `verified` is `Some(false)` when probing with a key and the far side did not prove it
+/// runs `serve`: an open port then proves only that *something* answers.
+fn judge(state: State, expect: Expect, verified: Option<bool>) -> Judgement {
+    let unproven = verified == Some(false);
     match (expect, state) {
         (_, State::OpenFiltered) => Judgement::Unsure,
+        (Expect::Blocked, State::Open) if unproven => Judgement::Unsure,
+        (Expect::Reachable, State::Open) if unproven => Judgement::Unmet,
         (Expect::Reachable, State::Open) | (Expect::Blocked, State::Closed | State::Filtered) => {
             Judgement::Met
         }
@@ -74,6 +79,8 @@ pub struct RunInfo {
     pub timeout: Duration,
     pub strict: bool,
     pub full_ranges: bool,
+    /// Probes carried the shared key (`check --key`).
+    pub keyed: bool,
 }
 
 /// Builds the report from the plan, its paths and the outcomes of their jobs.
@@ -98,6 +105,7 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
             reason: String::new(),
             hint: None,
             latency_ms: None,
+            verified: None,
             source: check.source.clone(),
             probed_ports: None,
             counts: None,
@@ -141,6 +149,7 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         duration_ms: round_ms(run.duration),
         strict: run.strict,
         full_ranges: run.full_ranges,
+        keyed: run.keyed,
         summary,
         checks,
     }
@@ -155,7 +164,9 @@ fn judge_probed(
     run: &RunInfo,
 ) {
     if let ([port], [outcome]) = (ports, outcomes) {
-        let judgement = judge(outcome.state, check.expect);
+        let verified = outcome.verified(run.keyed);
+        let judgement = judge(outcome.state, check.expect, verified);
+        result.verified = verified;
         result.state = Some(outcome.state);
         result.verdict = verdict_of(judgement, check.required, run.strict);
         result.reason = outcome.reason(run.timeout);
@@ -183,9 +194,14 @@ fn judge_probed(
     let mut worst = Judgement::Met;
     let mut failing_states: BTreeMap<State, usize> = BTreeMap::new();
     let mut open_latency = Vec::new();
+    let mut all_verified = true;
     for (&port, outcome) in ports.iter().zip(outcomes) {
         *counts.entry(outcome.state).or_default() += 1;
-        let j = judge(outcome.state, check.expect);
+        let verified = outcome.verified(run.keyed);
+        if let Some(v) = verified {
+            all_verified &= v;
+        }
+        let j = judge(outcome.state, check.expect, verified);
         worst = worst.max(j);
         if j == Judgement::Met {
             if outcome.state == State::Open {
@@ -231,6 +247,7 @@ fn judge_probed(
     result.verdict = verdict_of(worst, check.required, run.strict);
     result.reason = reason;
     result.probed_ports = Some(ports.len());
+    result.verified = run.keyed.then_some(all_verified);
     result.counts = Some(
         counts
             .into_iter()
@@ -331,6 +348,12 @@ fn hint(
             "{proto} {ports} on {place} answers from here but must be blocked."
         ),
         (_, State::Error, Why::Local(message)) => return format!("This machine could not test it: {message}."),
+        (_, _, Why::NotServe(_)) => format!(
+            "Something other than automate-ports serve answers {proto} {ports} at {place}: a proxy, SYN proxy, or a port forward to another host. Make sure the forward points at the machine running serve."
+        ),
+        (_, _, Why::Redirected(port)) => format!(
+            "{proto} {ports} at {place} reaches automate-ports serve, but on port {port}: the port forward maps it to the wrong internal port."
+        ),
         (_, _, Why::InUse) => return "The port is taken on this machine; if the Automate agent is not installed, find the program holding it.".into(),
         (_, _, Why::LocalFirewall) => format!("This machine's own firewall blocks outgoing {proto} {ports}."),
         (_, State::Closed, _) if check.protocol == Protocol::Tcp => format!(
@@ -390,21 +413,30 @@ mod tests {
         ];
         for (state, expect, required, want) in cases {
             assert_eq!(
-                verdict_of(judge(state, expect), required, false),
+                verdict_of(judge(state, expect, None), required, false),
                 want,
                 "{state} {expect:?} {required}"
             );
         }
         assert_eq!(
-            verdict_of(judge(State::Closed, Reachable), false, true),
+            verdict_of(judge(State::Closed, Reachable, None), false, true),
             Fail,
             "--strict"
         );
         assert_eq!(
-            verdict_of(judge(State::OpenFiltered, Reachable), true, true),
+            verdict_of(judge(State::OpenFiltered, Reachable, None), true, true),
             Fail,
             "--strict"
         );
+        // With a key, open but unproven is a middlebox: it fails a reachable check, and only
+        // warns for a blocked one (the real service behind it may still be shut).
+        let keyed =
+            |state, expect, proven| verdict_of(judge(state, expect, Some(proven)), true, false);
+        assert_eq!(keyed(State::Open, Reachable, false), Fail);
+        assert_eq!(keyed(State::Open, Reachable, true), Pass);
+        assert_eq!(keyed(State::Open, Blocked, false), Warn);
+        assert_eq!(keyed(State::Open, Blocked, true), Fail);
+        assert_eq!(keyed(State::Filtered, Reachable, false), Fail);
     }
 
     #[test]

@@ -35,6 +35,14 @@ pub enum Why {
     LocalFirewall,
     /// Nothing came back within the timeout, on every try.
     NoAnswer,
+    /// Keyed UDP: nothing came back, though `serve` answers every valid probe.
+    NoAnswerKeyed,
+    /// Keyed: `automate-ports serve` answered with proof of the key, on the port aimed at.
+    Verified,
+    /// Keyed: a responder with the key answered, but the probe arrived on another port.
+    Redirected(u16),
+    /// Keyed: something answered that is not `automate-ports serve`.
+    NotServe(String),
     /// A local error: no route, no descriptors, bad address.
     Local(String),
 }
@@ -57,6 +65,11 @@ pub struct Outcome {
 }
 
 impl Outcome {
+    /// Whether `serve` proved itself: `None` when probing without a key.
+    pub fn verified(&self, keyed: bool) -> Option<bool> {
+        keyed.then_some(self.why == Why::Verified)
+    }
+
     /// The reason in plain words, e.g. "refused (RST) after 0.3 ms".
     pub fn reason(&self, timeout: Duration) -> String {
         let after = fmt_duration(self.elapsed);
@@ -78,6 +91,17 @@ impl Outcome {
             Why::HostUnreachable => format!("host unreachable or prohibited (ICMP) after {after}"),
             Why::LocalFirewall => "this machine's firewall refused to send it".into(),
             Why::NoAnswer => format!("no answer in {}, {tries}", fmt_duration(timeout)),
+            Why::NoAnswerKeyed => format!(
+                "no answer in {}, {tries}, though automate-ports serve answers every valid probe: dropped",
+                fmt_duration(timeout)
+            ),
+            Why::Verified => format!("automate-ports serve answered in {after} (verified)"),
+            Why::Redirected(port) => format!(
+                "automate-ports serve answered, but for port {port}: a port forward or REDIRECT sends this port there"
+            ),
+            Why::NotServe(detail) => format!(
+                "{detail}: not automate-ports serve (a proxy, SYN proxy or port forward to another host?)"
+            ),
             Why::Local(message) => message.clone(),
         }
     }
@@ -100,10 +124,24 @@ pub fn fmt_duration(d: Duration) -> String {
     }
 }
 
-/// The network seam: one try of one job. Implementations never sleep for the timeout
-/// themselves; the engine cancels a try that runs past it.
+/// The network seam: one try of one job.
+///
+/// The engine cancels a try after `timeout` for each of its [`phases`](Prober::phases)
+/// and counts that as silence. A prober with more than one phase (connect, then wait for
+/// the responder's answer) bounds each phase by `timeout` itself, so that a connection
+/// that opened but never answered is told apart from one that never opened.
 pub trait Prober: Send + Sync + 'static {
-    fn attempt(&self, job: ProbeJob) -> impl Future<Output = Attempt> + Send;
+    fn attempt(&self, job: ProbeJob, timeout: Duration) -> impl Future<Output = Attempt> + Send;
+
+    /// How many timeouts one try of `job` may take.
+    fn phases(&self, _job: ProbeJob) -> u32 {
+        1
+    }
+
+    /// Whether probes carry the shared key (silence then means something else for UDP).
+    fn keyed(&self) -> bool {
+        false
+    }
 }
 
 /// Timeout, retries and width of a run.
@@ -177,7 +215,8 @@ async fn one_job<P: Prober>(prober: &P, job: ProbeJob, config: EngineConfig) -> 
     let mut elapsed = Duration::ZERO;
     for attempt in 1..=tries {
         let started = Instant::now();
-        let result = tokio::time::timeout(config.timeout, prober.attempt(job)).await;
+        let budget = config.timeout * prober.phases(job);
+        let result = tokio::time::timeout(budget, prober.attempt(job, config.timeout)).await;
         elapsed = started.elapsed();
         if let Ok(Attempt::Answer(state, why)) = result {
             return Outcome {
@@ -188,9 +227,19 @@ async fn one_job<P: Prober>(prober: &P, job: ProbeJob, config: EngineConfig) -> 
             };
         }
     }
+    let keyed_udp =
+        prober.keyed() && job.protocol == Protocol::Udp && job.kind == ProbeKind::Connect;
     Outcome {
-        state: silent_state(job),
-        why: Why::NoAnswer,
+        state: if keyed_udp {
+            State::Filtered
+        } else {
+            silent_state(job)
+        },
+        why: if keyed_udp {
+            Why::NoAnswerKeyed
+        } else {
+            Why::NoAnswer
+        },
         elapsed,
         tries,
     }
@@ -218,7 +267,7 @@ mod tests {
     }
 
     impl Prober for Fake {
-        async fn attempt(&self, job: ProbeJob) -> Attempt {
+        async fn attempt(&self, job: ProbeJob, _timeout: Duration) -> Attempt {
             // Counted down on drop: the engine cancels tries that run past the timeout.
             struct InFlight<'a>(&'a AtomicUsize);
             impl Drop for InFlight<'_> {

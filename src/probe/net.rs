@@ -4,11 +4,16 @@
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
-use super::{Attempt, Prober, Why};
+use super::{fmt_duration, Attempt, Prober, Why};
 use crate::model::{ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
+use crate::protocol::{self, Key, Probe, ReplyCheck, REPLY_LEN};
 
 /// Sent in every plain UDP probe. Some services answer anything; silence is handled by
 /// the engine as `open|filtered`.
@@ -17,26 +22,96 @@ const UDP_PAYLOAD: &[u8] = b"automate-ports probe\n";
 /// How often a loopback connect may land on its own source port before we give up.
 const SELF_CONNECT_TRIES: usize = 4;
 
-/// Probes over the operating system's network stack.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct NetProber;
+/// Probes over the operating system's network stack; with a key, every probe is the
+/// authenticated challenge that `automate-ports serve` answers.
+#[derive(Debug, Default, Clone)]
+pub struct NetProber {
+    key: Option<Arc<Key>>,
+}
 
-impl Prober for NetProber {
-    async fn attempt(&self, job: ProbeJob) -> Attempt {
-        match (job.kind, job.protocol) {
-            (ProbeKind::Connect, Protocol::Tcp) => tcp_connect(job.addr).await,
-            (ProbeKind::Connect, Protocol::Udp) => udp_exchange(job.addr).await,
-            (ProbeKind::Loopback, Protocol::Tcp) => tcp_loopback(job.addr).await,
-            (ProbeKind::Loopback, Protocol::Udp) => udp_loopback(job.addr).await,
+impl NetProber {
+    pub fn new(key: Option<Key>) -> NetProber {
+        NetProber {
+            key: key.map(Arc::new),
         }
     }
 }
 
-async fn tcp_connect(addr: SocketAddr) -> Attempt {
+impl Prober for NetProber {
+    async fn attempt(&self, job: ProbeJob, timeout: Duration) -> Attempt {
+        let key = self.key.as_deref();
+        match (job.kind, job.protocol) {
+            (ProbeKind::Connect, Protocol::Tcp) => match key {
+                None => tcp_connect(job.addr).await.0,
+                Some(key) => tcp_keyed(job.addr, key, timeout).await,
+            },
+            (ProbeKind::Connect, Protocol::Udp) => udp_exchange(job.addr, key).await,
+            (ProbeKind::Loopback, Protocol::Tcp) => tcp_loopback(job.addr).await,
+            (ProbeKind::Loopback, Protocol::Udp) => udp_loopback(job.addr).await,
+        }
+    }
+
+    fn phases(&self, job: ProbeJob) -> u32 {
+        if self.key.is_some() && job.protocol == Protocol::Tcp && job.kind == ProbeKind::Connect {
+            2
+        } else {
+            1
+        }
+    }
+
+    fn keyed(&self) -> bool {
+        self.key.is_some()
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Connects (phase one, bounded by the timeout), then sends the challenge and waits for
+/// the answer (phase two, bounded by the timeout again).
+async fn tcp_keyed(addr: SocketAddr, key: &Key, timeout: Duration) -> Attempt {
+    let Ok((attempt, stream)) = tokio::time::timeout(timeout, tcp_connect(addr)).await else {
+        return Attempt::Silent;
+    };
+    let Some(mut stream) = stream else {
+        return attempt;
+    };
+    let probe = Probe::new(addr.port(), now_ms());
+    let exchange = async {
+        stream.write_all(&probe.encode(key)).await?;
+        let mut reply = [0u8; REPLY_LEN];
+        stream.read_exact(&mut reply).await?;
+        Ok::<_, io::Error>(reply)
+    };
+    let why = match tokio::time::timeout(timeout, exchange).await {
+        Err(_) => Why::NotServe(format!(
+            "connected, but no answer in {}",
+            fmt_duration(timeout)
+        )),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
+            Why::NotServe("connected, but it closed without a valid answer".into())
+        }
+        Ok(Err(e)) => Why::NotServe(format!("connected, but the exchange failed ({e})")),
+        Ok(Ok(reply)) => match protocol::check_reply(key, &reply, &probe) {
+            ReplyCheck::Valid => Why::Verified,
+            ReplyCheck::OtherPort(port) => Why::Redirected(port),
+            ReplyCheck::Invalid => {
+                Why::NotServe("connected, but the answer does not prove the key".into())
+            }
+        },
+    };
+    Attempt::Answer(State::Open, why)
+}
+
+/// A plain connect. Returns the stream when the handshake completed, for a keyed exchange.
+async fn tcp_connect(addr: SocketAddr) -> (Attempt, Option<TcpStream>) {
     for _ in 0..SELF_CONNECT_TRIES {
         let socket = match new_tcp_socket(addr) {
             Ok(s) => s,
-            Err(e) => return local_error(&e, addr),
+            Err(e) => return (local_error(&e, addr), None),
         };
         match socket.connect(addr).await {
             Ok(stream) if is_self_connect(&stream) => {
@@ -44,11 +119,11 @@ async fn tcp_connect(addr: SocketAddr) -> Attempt {
                 // "connect" to itself (simultaneous open); nothing listens there. Try again.
                 drop(stream);
             }
-            Ok(_) => return Attempt::Answer(State::Open, Why::Connected),
-            Err(e) => return classify(&e, addr, Protocol::Tcp),
+            Ok(stream) => return (Attempt::Answer(State::Open, Why::Connected), Some(stream)),
+            Err(e) => return (classify(&e, addr, Protocol::Tcp), None),
         }
     }
-    Attempt::Answer(State::Closed, Why::Refused)
+    (Attempt::Answer(State::Closed, Why::Refused), None)
 }
 
 fn new_tcp_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
@@ -63,7 +138,7 @@ fn is_self_connect(stream: &TcpStream) -> bool {
     matches!((stream.local_addr(), stream.peer_addr()), (Ok(l), Ok(p)) if l == p)
 }
 
-async fn udp_exchange(addr: SocketAddr) -> Attempt {
+async fn udp_exchange(addr: SocketAddr, key: Option<&Key>) -> Attempt {
     let mut socket = None;
     for _ in 0..SELF_CONNECT_TRIES {
         let s = match UdpSocket::bind(unspecified(addr.ip())).await {
@@ -89,12 +164,27 @@ async fn udp_exchange(addr: SocketAddr) -> Attempt {
             )),
         );
     };
-    if let Err(e) = socket.send(UDP_PAYLOAD).await {
+    let probe = Probe::new(addr.port(), now_ms());
+    let sent = match key {
+        Some(key) => socket.send(&probe.encode(key)).await,
+        None => socket.send(UDP_PAYLOAD).await,
+    };
+    if let Err(e) = sent {
         return classify(&e, addr, Protocol::Udp);
     }
     let mut buf = [0u8; 512];
     match socket.recv(&mut buf).await {
-        Ok(_) => Attempt::Answer(State::Open, Why::Reply),
+        Ok(n) => match key {
+            None => Attempt::Answer(State::Open, Why::Reply),
+            Some(key) => match protocol::check_reply(key, &buf[..n], &probe) {
+                ReplyCheck::Valid => Attempt::Answer(State::Open, Why::Verified),
+                ReplyCheck::OtherPort(port) => Attempt::Answer(State::Open, Why::Redirected(port)),
+                ReplyCheck::Invalid => Attempt::Answer(
+                    State::Open,
+                    Why::NotServe("a UDP reply that does not prove the key".into()),
+                ),
+            },
+        },
         Err(e) => classify(&e, addr, Protocol::Udp),
     }
 }

@@ -42,6 +42,8 @@ pub struct Report {
     pub duration_ms: f64,
     pub strict: bool,
     pub full_ranges: bool,
+    /// Probes carried the shared key (`check --key`).
+    pub keyed: bool,
     pub summary: Summary,
     pub checks: Vec<CheckResult>,
 }
@@ -80,6 +82,8 @@ pub struct CheckResult {
     pub reason: String,
     pub hint: Option<String>,
     pub latency_ms: Option<f64>,
+    /// With `--key`: whether `automate-ports serve` proved itself; null without a key.
+    pub verified: Option<bool>,
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probed_ports: Option<usize>,

@@ -27,6 +27,7 @@ fn result(
         reason: String::new(),
         hint: None,
         latency_ms: None,
+        verified: None,
         source: "test".into(),
         probed_ports: None,
         counts: None,
@@ -83,6 +84,7 @@ fn sample() -> Report {
         duration_ms: 2004.5,
         strict: false,
         full_ranges: false,
+        keyed: false,
         summary: Summary {
             pass: 1,
             fail: 1,

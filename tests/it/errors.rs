@@ -225,5 +225,8 @@ fn too_few_file_descriptors_is_a_clear_error() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
-    assert!(stderr.contains("open-file limit is 40") && stderr.contains("ulimit -n"), "{stderr}");
+    assert!(
+        stderr.contains("open-file limit is 40") && stderr.contains("ulimit -n"),
+        "{stderr}"
+    );
 }

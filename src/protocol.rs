@@ -1,0 +1,284 @@
+//! The authenticated probe protocol between `check --key` and `serve` (spec: PROTOCOL.md).
+//! Pure byte handling: no sockets, no clocks read here (times are passed in).
+
+use std::time::Duration;
+
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+
+type HmacSha256 = Hmac<Sha256>;
+
+pub const MAGIC: [u8; 4] = *b"APRB";
+pub const VERSION: u8 = 1;
+const TYPE_PROBE: u8 = 1;
+const TYPE_REPLY: u8 = 2;
+
+/// magic 4, version 1, type 1, reserved 2, timestamp 8, nonce 16, port 2, mac 32.
+pub const PROBE_LEN: usize = 66;
+/// magic 4, version 1, type 1, port 2, nonce 16, mac 32: never larger than a probe.
+pub const REPLY_LEN: usize = 56;
+/// How far a probe's timestamp may be from the responder's clock.
+pub const FRESH_WINDOW: Duration = Duration::from_secs(300);
+/// Shortest shared key accepted.
+pub const MIN_KEY_LEN: usize = 8;
+
+const _: () = assert!(REPLY_LEN <= PROBE_LEN);
+
+/// The MAC key, derived from the shared key so the raw key never touches the wire.
+#[derive(Clone)]
+pub struct Key([u8; 32]);
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Key(<redacted>)")
+    }
+}
+
+impl Key {
+    /// Derives the MAC key from a shared key of at least [`MIN_KEY_LEN`] characters.
+    pub fn derive(shared: &str) -> Result<Key, String> {
+        if shared.chars().count() < MIN_KEY_LEN {
+            return Err(format!(
+                "the key is too short: use at least {MIN_KEY_LEN} characters, the same on both sides"
+            ));
+        }
+        let mut mac =
+            HmacSha256::new_from_slice(shared.as_bytes()).expect("HMAC takes any key length");
+        mac.update(b"automate-ports/1 probe key");
+        Ok(Key(mac.finalize().into_bytes().into()))
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length")
+    }
+}
+
+/// A probe as sent by `check`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Probe {
+    /// Sender's clock, milliseconds since the Unix epoch.
+    pub timestamp_ms: u64,
+    pub nonce: [u8; 16],
+    /// The port the sender aimed at.
+    pub port: u16,
+}
+
+impl Probe {
+    /// A probe with a fresh random nonce.
+    pub fn new(port: u16, timestamp_ms: u64) -> Probe {
+        let mut nonce = [0u8; 16];
+        // The OS generator failing is not recoverable and not the user's doing.
+        getrandom::fill(&mut nonce).expect("the operating system's random generator works");
+        Probe {
+            timestamp_ms,
+            nonce,
+            port,
+        }
+    }
+
+    pub fn encode(&self, key: &Key) -> [u8; PROBE_LEN] {
+        let mut out = [0u8; PROBE_LEN];
+        out[..4].copy_from_slice(&MAGIC);
+        out[4] = VERSION;
+        out[5] = TYPE_PROBE;
+        out[8..16].copy_from_slice(&self.timestamp_ms.to_be_bytes());
+        out[16..32].copy_from_slice(&self.nonce);
+        out[32..34].copy_from_slice(&self.port.to_be_bytes());
+        let mut mac = key.mac();
+        mac.update(&out[..34]);
+        out[34..].copy_from_slice(&mac.finalize().into_bytes());
+        out
+    }
+}
+
+/// Why a responder ignored a datagram or a connection's first bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reject {
+    Truncated,
+    Oversized,
+    Malformed,
+    WrongKey,
+    Stale,
+    Replayed,
+    RateLimited,
+}
+
+impl Reject {
+    pub const ALL: [Reject; 7] = [
+        Reject::Truncated,
+        Reject::Oversized,
+        Reject::Malformed,
+        Reject::WrongKey,
+        Reject::Stale,
+        Reject::Replayed,
+        Reject::RateLimited,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reject::Truncated => "truncated",
+            Reject::Oversized => "oversized",
+            Reject::Malformed => "malformed",
+            Reject::WrongKey => "wrong key",
+            Reject::Stale => "stale",
+            Reject::Replayed => "replayed",
+            Reject::RateLimited => "rate-limited",
+        }
+    }
+}
+
+/// Checks a probe's form, MAC and freshness. Replays and rate limits are the caller's
+/// (they need state).
+pub fn decode_probe(key: &Key, bytes: &[u8], now_ms: u64) -> Result<Probe, Reject> {
+    if bytes.len() < PROBE_LEN {
+        return Err(Reject::Truncated);
+    }
+    if bytes.len() > PROBE_LEN {
+        return Err(Reject::Oversized);
+    }
+    if bytes[..4] != MAGIC || bytes[4] != VERSION || bytes[5] != TYPE_PROBE || bytes[6..8] != [0, 0]
+    {
+        return Err(Reject::Malformed);
+    }
+    let mut mac = key.mac();
+    mac.update(&bytes[..34]);
+    // Constant-time comparison: a wrong key learns nothing from timing.
+    mac.verify_slice(&bytes[34..])
+        .map_err(|_| Reject::WrongKey)?;
+    let timestamp_ms = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let window = FRESH_WINDOW.as_millis() as u64;
+    if timestamp_ms.abs_diff(now_ms) > window {
+        return Err(Reject::Stale);
+    }
+    Ok(Probe {
+        timestamp_ms,
+        nonce: bytes[16..32].try_into().expect("16 bytes"),
+        port: u16::from_be_bytes([bytes[32], bytes[33]]),
+    })
+}
+
+/// The reply to a valid probe: proves the key, binds the nonce and the port it arrived on.
+pub fn encode_reply(key: &Key, nonce: &[u8; 16], arrived_on: u16) -> [u8; REPLY_LEN] {
+    let mut out = [0u8; REPLY_LEN];
+    out[..4].copy_from_slice(&MAGIC);
+    out[4] = VERSION;
+    out[5] = TYPE_REPLY;
+    out[6..8].copy_from_slice(&arrived_on.to_be_bytes());
+    out[8..24].copy_from_slice(nonce);
+    let mut mac = key.mac();
+    mac.update(&out[..24]);
+    out[24..].copy_from_slice(&mac.finalize().into_bytes());
+    out
+}
+
+/// What a reply proves to the prober.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyCheck {
+    /// From a responder with the key, for this probe, on the port we aimed at.
+    Valid,
+    /// From a responder with the key, but the probe arrived on another port: a port forward
+    /// or REDIRECT sends this port elsewhere.
+    OtherPort(u16),
+    /// Not a reply to this probe from anyone with the key.
+    Invalid,
+}
+
+pub fn check_reply(key: &Key, bytes: &[u8], probe: &Probe) -> ReplyCheck {
+    if bytes.len() != REPLY_LEN
+        || bytes[..4] != MAGIC
+        || bytes[4] != VERSION
+        || bytes[5] != TYPE_REPLY
+    {
+        return ReplyCheck::Invalid;
+    }
+    let mut mac = key.mac();
+    mac.update(&bytes[..24]);
+    if mac.verify_slice(&bytes[24..]).is_err() || bytes[8..24] != probe.nonce {
+        return ReplyCheck::Invalid;
+    }
+    match u16::from_be_bytes([bytes[6], bytes[7]]) {
+        port if port == probe.port => ReplyCheck::Valid,
+        port => ReplyCheck::OtherPort(port),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const NOW: u64 = 1_790_000_000_000;
+
+    fn key() -> Key {
+        Key::derive("correct horse battery").unwrap()
+    }
+
+    #[test]
+    fn round_trip() {
+        let probe = Probe::new(8484, NOW);
+        let bytes = probe.encode(&key());
+        assert_eq!(decode_probe(&key(), &bytes, NOW + 1000), Ok(probe));
+        let reply = encode_reply(&key(), &probe.nonce, 8484);
+        assert_eq!(check_reply(&key(), &reply, &probe), ReplyCheck::Valid);
+        let moved = encode_reply(&key(), &probe.nonce, 443);
+        assert_eq!(
+            check_reply(&key(), &moved, &probe),
+            ReplyCheck::OtherPort(443)
+        );
+        let other = Probe::new(8484, NOW);
+        assert_eq!(
+            check_reply(&key(), &reply, &other),
+            ReplyCheck::Invalid,
+            "nonce is bound"
+        );
+    }
+
+    #[test]
+    fn rejects_by_cause() {
+        let bytes = Probe::new(75, NOW).encode(&key());
+        assert_eq!(
+            decode_probe(&key(), &bytes[..10], NOW),
+            Err(Reject::Truncated)
+        );
+        let mut long = bytes.to_vec();
+        long.push(0);
+        assert_eq!(decode_probe(&key(), &long, NOW), Err(Reject::Oversized));
+        let wrong = Key::derive("another key entirely").unwrap();
+        assert_eq!(decode_probe(&wrong, &bytes, NOW), Err(Reject::WrongKey));
+        assert_eq!(
+            decode_probe(&key(), &bytes, NOW + 301_000),
+            Err(Reject::Stale)
+        );
+        let mut bad = bytes;
+        bad[4] = 9;
+        assert_eq!(decode_probe(&key(), &bad, NOW), Err(Reject::Malformed));
+        let reply = encode_reply(&wrong, &[0; 16], 75);
+        assert_eq!(
+            check_reply(&key(), &reply, &Probe::new(75, NOW)),
+            ReplyCheck::Invalid
+        );
+        assert!(Key::derive("short").is_err());
+        assert_eq!(format!("{:?}", key()), "Key(<redacted>)");
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic_and_never_pass(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
+            prop_assert!(decode_probe(&key(), &bytes, NOW).is_err());
+            prop_assert_eq!(check_reply(&key(), &bytes, &Probe::new(1, NOW)), ReplyCheck::Invalid);
+        }
+
+        #[test]
+        fn any_flipped_bit_is_rejected(index in 0usize..PROBE_LEN, bit in 0u8..8, port: u16) {
+            let mut bytes = Probe::new(port, NOW).encode(&key());
+            bytes[index] ^= 1 << bit;
+            prop_assert!(decode_probe(&key(), &bytes, NOW).is_err());
+        }
+
+        #[test]
+        fn valid_probes_decode(port: u16, skew in 0u64..300_000) {
+            let probe = Probe::new(port, NOW - skew);
+            prop_assert_eq!(decode_probe(&key(), &probe.encode(&key()), NOW), Ok(probe));
+        }
+    }
+}
