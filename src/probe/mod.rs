@@ -100,7 +100,7 @@ impl Outcome {
                 "automate-ports serve answered, but for port {port}: a port forward or REDIRECT sends this port there"
             ),
             Why::NotServe(detail) => format!(
-                "{detail}: not automate-ports serve (a proxy, SYN proxy or port forward to another host?)"
+                "{detail}: not automate-ports serve with this key (a proxy, SYN proxy, port forward to another host, or serve running with another key?)"
             ),
             Why::Local(message) => message.clone(),
         }

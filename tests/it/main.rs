@@ -3,5 +3,7 @@
 
 mod check;
 mod errors;
+mod lab;
 mod ranges;
+mod serve;
 mod util;

@@ -16,7 +16,9 @@ use serde_json::Value;
 pub fn bin() -> assert_cmd::Command {
     let mut cmd = assert_cmd::Command::cargo_bin("automate-ports").expect("binary built");
     cmd.timeout(Duration::from_secs(60));
-    cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+    cmd.env_remove("RUST_LOG")
+        .env_remove("AUTOMATE_PORTS_KEY")
+        .env("NO_COLOR", "1");
     cmd
 }
 
@@ -190,4 +192,187 @@ pub fn run_ok(program: &str, args: &[&str]) {
         "{program} {args:?} failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A running `automate-ports serve`, killed on drop.
+pub struct Served {
+    pub child: std::process::Child,
+    /// Lines printed up to "ready".
+    pub startup: Vec<String>,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Served {
+    /// Stops it with SIGTERM and returns what it printed after "ready" (bounded wait).
+    #[cfg(unix)]
+    pub fn stop(mut self) -> Vec<String> {
+        run_ok("kill", &["-TERM", &self.child.id().to_string()]);
+        let mut rest = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(10)) {
+            rest.push(line);
+        }
+        let _ = self.child.wait();
+        rest
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `serve` with `args` (through `prefix`, e.g. `ip netns exec NS`) and waits, at most
+/// 20 s, for its "ready" line.
+pub fn serve(prefix: &[&str], args: &[&str], key: &str) -> Served {
+    use std::io::BufRead as _;
+    let mut cmd = if prefix.is_empty() {
+        Command::new(bin_path())
+    } else {
+        let mut c = Command::new(prefix[0]);
+        c.args(&prefix[1..]).arg(bin_path());
+        c
+    };
+    cmd.arg("serve")
+        .args(args)
+        .env("AUTOMATE_PORTS_KEY", key)
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().expect("spawn serve");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut served = Served {
+        child,
+        startup: Vec::new(),
+        lines: rx,
+    };
+    while let Ok(line) = served.lines.recv_timeout(Duration::from_secs(20)) {
+        let ready = line.starts_with("ready:");
+        served.startup.push(line);
+        if ready {
+            return served;
+        }
+    }
+    let _ = served.child.kill();
+    let mut err = String::new();
+    if let Some(mut e) = served.child.stderr.take() {
+        let _ = std::io::Read::read_to_string(&mut e, &mut err);
+    }
+    panic!("serve did not get ready: {:?} {err}", served.startup);
+}
+
+/// Two namespaces, `client` and `server`, joined by a veth pair with IPv4 and IPv6
+/// addresses from the documentation ranges (they exist only inside these namespaces).
+/// The client resolves `lab-server` to both server addresses through its own hosts file.
+pub struct Lab {
+    pub client: Netns,
+    pub server: Netns,
+    hosts_dir: PathBuf,
+}
+
+pub const SERVER_V4: &str = "192.0.2.2";
+pub const SERVER_V6: &str = "2001:db8:77::2";
+pub const LAB_KEY: &str = "lab-shared-key-1";
+
+impl Lab {
+    pub fn new(tag: &str) -> Lab {
+        let client = Netns::new(&format!("{tag}c"));
+        let server = Netns::new(&format!("{tag}s"));
+        // Interface names are per namespace, so short fixed names cannot collide.
+        let n = NETNS_SEQ.fetch_add(1, Ordering::SeqCst);
+        let (a, b) = (
+            format!("apc{}x{n}", std::process::id() % 10000),
+            format!("aps{}x{n}", std::process::id() % 10000),
+        );
+        run_ok(
+            "ip",
+            &["link", "add", &a, "type", "veth", "peer", "name", &b],
+        );
+        run_ok("ip", &["link", "set", &a, "netns", &client.name]);
+        run_ok("ip", &["link", "set", &b, "netns", &server.name]);
+        for (ns, dev, v4, v6) in [
+            (&client, &a, "192.0.2.1/24", "2001:db8:77::1/64"),
+            (&server, &b, "192.0.2.2/24", "2001:db8:77::2/64"),
+        ] {
+            ns.exec_ok("ip", &["addr", "add", v4, "dev", dev]);
+            ns.exec_ok("ip", &["addr", "add", v6, "dev", dev, "nodad"]);
+            ns.exec_ok("ip", &["link", "set", dev, "up"]);
+        }
+        // UDP "closed" needs every ICMP error to arrive: lift the rate limits in the lab only.
+        for setting in ["net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0"] {
+            server.exec_ok("sysctl", &["-q", "-w", setting]);
+        }
+        let hosts_dir = PathBuf::from(format!("/etc/netns/{}", client.name));
+        std::fs::create_dir_all(&hosts_dir).expect("hosts dir");
+        std::fs::write(
+            hosts_dir.join("hosts"),
+            format!("127.0.0.1 localhost\n{SERVER_V4} lab-server\n{SERVER_V6} lab-server\n"),
+        )
+        .expect("hosts file");
+        Lab {
+            client,
+            server,
+            hosts_dir,
+        }
+    }
+
+    /// Starts `serve` in the server namespace.
+    pub fn serve(&self, args: &[&str]) -> Served {
+        serve(&["ip", "netns", "exec", &self.server.name], args, LAB_KEY)
+    }
+
+    /// A firewall rule in the server namespace (`iptables` or `ip6tables` arguments).
+    pub fn server_rule(&self, tool: &str, rule: &str) {
+        let args: Vec<&str> = rule.split_whitespace().collect();
+        self.server.exec_ok(tool, &args);
+    }
+
+    pub fn client_rule(&self, tool: &str, rule: &str) {
+        let args: Vec<&str> = rule.split_whitespace().collect();
+        self.client.exec_ok(tool, &args);
+    }
+
+    /// Runs `check` in the client namespace with JSON output; returns (exit code, report).
+    pub fn check(&self, args: &[&str], key: bool) -> (i32, Value) {
+        let mut cmd = self.client.bin();
+        cmd.arg("check").args(args).args(["--format", "json"]);
+        if key {
+            cmd.env("AUTOMATE_PORTS_KEY", LAB_KEY);
+        } else {
+            cmd.env_remove("AUTOMATE_PORTS_KEY");
+        }
+        let out = cmd.output().expect("check runs");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}); stderr: {}",
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().expect("exit code"), report)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.hosts_dir);
+        // The namespaces go with their own Drop; the veth pair goes with them.
+    }
+}
+
+/// The result of check `id` on `address`.
+pub fn result_at<'a>(report: &'a Value, id: &str, address: &str) -> &'a Value {
+    results(report, id)
+        .into_iter()
+        .find(|c| c["address"] == address)
+        .unwrap_or_else(|| panic!("no result for {id} on {address}: {report}"))
 }

@@ -1,0 +1,354 @@
+//! The lab: `serve` in one network namespace, `check` in another, real iptables rules
+//! between them. Needs root (CI runs as root and requires these tests to run).
+
+use serde_json::Value;
+
+use crate::require_root;
+use crate::util::{check_block, profile, result_at, results, Lab, SERVER_V4, SERVER_V6};
+
+const FAST: [&str; 4] = ["--timeout", "500ms", "--retries", "0"];
+
+fn server_check(lab: &Lab, host: &str, extra: &[&str], key: bool) -> (i32, Value) {
+    let mut args = vec!["--role", "server", "--server", host];
+    args.extend_from_slice(&FAST);
+    args.extend_from_slice(extra);
+    lab.check(&args, key)
+}
+
+#[test]
+fn correct_firewall_passes_everything_on_both_families() {
+    require_root!();
+    let lab = Lab::new("ok");
+    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    lab.server_rule("iptables", "-A INPUT -p tcp --dport 3306 -j DROP");
+    lab.server_rule("ip6tables", "-A INPUT -p tcp --dport 3306 -j DROP");
+    let (code, report) = server_check(&lab, "lab-server", &[], true);
+    assert_eq!(report["summary"]["fail"], 0, "{report}");
+    assert_eq!(report["summary"]["warn"], 0, "{report}");
+    for address in [SERVER_V4, SERVER_V6] {
+        for id in [
+            "server-https",
+            "control-center",
+            "server-heartbeat",
+            "relay-range",
+        ] {
+            let r = result_at(&report, id, address);
+            assert_eq!(r["state"], "open", "{r}");
+            assert_eq!(r["verified"], true, "{r}");
+        }
+        assert_eq!(
+            result_at(&report, "db-not-exposed", address)["state"],
+            "filtered"
+        );
+    }
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn no_firewall_exposes_the_database() {
+    require_root!();
+    let lab = Lab::new("db");
+    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    let (code, report) = server_check(&lab, SERVER_V4, &[], true);
+    let r = result_at(&report, "db-not-exposed", SERVER_V4);
+    assert_eq!(
+        (r["state"].as_str(), r["verdict"].as_str()),
+        (Some("open"), Some("fail")),
+        "{r}"
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn tcp_drop_is_filtered_and_reject_is_closed() {
+    require_root!();
+    let lab = Lab::new("tcp");
+    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    lab.server_rule("iptables", "-A INPUT -p tcp --dport 8484 -j DROP");
+    lab.server_rule(
+        "iptables",
+        "-A INPUT -p tcp --dport 443 -j REJECT --reject-with tcp-reset",
+    );
+    let (code, report) = server_check(&lab, SERVER_V4, &[], true);
+    let cc = result_at(&report, "control-center", SERVER_V4);
+    assert_eq!(
+        (cc["state"].as_str(), cc["verdict"].as_str()),
+        (Some("filtered"), Some("fail")),
+        "{cc}"
+    );
+    assert!(cc["hint"].as_str().unwrap().contains("8484"));
+    let https = result_at(&report, "server-https", SERVER_V4);
+    assert_eq!(https["state"], "closed", "{https}");
+    assert!(https["reason"].as_str().unwrap().contains("refused (RST)"));
+    assert_eq!(
+        result_at(&report, "tunnel-relay", SERVER_V4)["verified"],
+        true
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn udp_drop_is_filtered_with_a_key_and_open_filtered_without() {
+    require_root!();
+    let lab = Lab::new("udpd");
+    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    // Before the rule: the heartbeat is verified open, which no plain UDP probe can show.
+    let (_, report) = server_check(&lab, SERVER_V4, &[], true);
+    assert_eq!(
+        result_at(&report, "server-heartbeat", SERVER_V4)["state"],
+        "open"
+    );
+    lab.server_rule("iptables", "-A INPUT -p udp --dport 75 -j DROP");
+    let (code, report) = server_check(&lab, SERVER_V4, &[], true);
+    let hb = result_at(&report, "server-heartbeat", SERVER_V4);
+    assert_eq!(
+        (hb["state"].as_str(), hb["verdict"].as_str()),
+        (Some("filtered"), Some("warn")),
+        "{hb}"
+    );
+    assert_eq!(hb["verified"], false);
+    assert_eq!(code, 1, "3306 is still exposed in this lab");
+    let (_, report) = server_check(&lab, SERVER_V4, &[], false);
+    let hb = result_at(&report, "server-heartbeat", SERVER_V4);
+    assert_eq!(hb["state"], "open|filtered", "{hb}");
+    assert_eq!(hb["verified"], Value::Null);
+    // Optional, so only --strict turns the warning into exit 1 on its own.
+    let p = profile(&check_block("hb", "udp", "75", false));
+    let path = p.path.to_str().unwrap();
+    let (code, _) = lab.check(
+        &[
+            "--profile",
+            path,
+            "--target",
+            &format!("box={SERVER_V4}"),
+            "--timeout",
+            "500ms",
+        ],
+        true,
+    );
+    assert_eq!(code, 0);
+    let (code, _) = lab.check(
+        &[
+            "--profile",
+            path,
+            "--target",
+            &format!("box={SERVER_V4}"),
+            "--timeout",
+            "500ms",
+            "--strict",
+        ],
+        true,
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn udp_reject_is_closed() {
+    require_root!();
+    let lab = Lab::new("udpr");
+    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    lab.server_rule(
+        "iptables",
+        "-A INPUT -p udp --dport 75 -j REJECT --reject-with icmp-port-unreachable",
+    );
+    let (_, report) = server_check(&lab, SERVER_V4, &[], true);
+    let hb = result_at(&report, "server-heartbeat", SERVER_V4);
+    assert_eq!(hb["state"], "closed", "{hb}");
+    assert!(hb["reason"]
+        .as_str()
+        .unwrap()
+        .contains("ICMP port unreachable"));
+}
+
+#[test]
+fn client_egress_rule_is_blamed_on_this_machine() {
+    require_root!();
+    let lab = Lab::new("egr");
+    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    lab.client_rule("iptables", "-A OUTPUT -p tcp --dport 8484 -j DROP");
+    lab.client_rule("iptables", "-A OUTPUT -p udp --dport 75 -j REJECT");
+    let (code, report) = server_check(&lab, SERVER_V4, &[], true);
+    let cc = result_at(&report, "control-center", SERVER_V4);
+    assert_eq!(cc["state"], "filtered", "{cc}");
+    assert_eq!(cc["verdict"], "fail");
+    let hb = result_at(&report, "server-heartbeat", SERVER_V4);
+    assert_ne!(hb["state"], "open", "{hb}");
+    assert_eq!(
+        result_at(&report, "server-https", SERVER_V4)["verified"],
+        true
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn ipv6_only_rule_fails_one_address_and_passes_the_other() {
+    require_root!();
+    let lab = Lab::new("v6");
+    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    lab.server_rule("ip6tables", "-A INPUT -p tcp --dport 8484 -j DROP");
+    let (code, report) = server_check(&lab, "lab-server", &[], true);
+    assert_eq!(
+        result_at(&report, "control-center", SERVER_V4)["verdict"],
+        "pass"
+    );
+    let v6 = result_at(&report, "control-center", SERVER_V6);
+    assert_eq!(
+        (v6["state"].as_str(), v6["verdict"].as_str()),
+        (Some("filtered"), Some("fail")),
+        "{v6}"
+    );
+    assert_eq!(code, 1);
+    // -4 leaves the IPv6 path out: only the database exposure fails then.
+    let (_, report) = server_check(&lab, "lab-server", &["-4"], true);
+    assert!(report["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|c| c["address"] == SERVER_V4));
+}
+
+#[test]
+fn drop_on_part_of_a_range_lists_exactly_those_ports() {
+    require_root!();
+    let lab = Lab::new("rng");
+    let p = profile(&check_block("relay", "tcp", "49152-49651", true));
+    let path = p.path.to_str().unwrap();
+    let _serve = lab.serve(&["--profile", path, "--full-ranges", "--for", "2m"]);
+    lab.server_rule("iptables", "-A INPUT -p tcp --dport 49200:49299 -j DROP");
+    let target = format!("box={SERVER_V4}");
+    let (code, report) = lab.check(
+        &[
+            "--profile",
+            path,
+            "--target",
+            &target,
+            "--full-ranges",
+            "--timeout",
+            "500ms",
+            "--retries",
+            "0",
+        ],
+        true,
+    );
+    let r = &results(&report, "relay")[0];
+    let expected: Vec<Value> = (49200..=49299).map(Value::from).collect();
+    assert_eq!(r["failed_ports"].as_array().unwrap(), &expected, "{r}");
+    assert_eq!(r["counts"]["open"], 400);
+    assert_eq!(r["counts"]["filtered"], 100);
+    assert_eq!(r["state"], "filtered");
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn redirect_to_a_plain_listener_is_caught_with_a_key() {
+    require_root!();
+    let lab = Lab::new("rdr");
+    // No serve at all: every TCP port is redirected to one listener that is not serve.
+    let mut plain = std::process::Command::new("ip")
+        .args(["netns", "exec", &lab.server.name, "python3", "-c"])
+        .arg(concat!(
+            "import socket,time\n",
+            "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n",
+            "s.bind(('0.0.0.0', 9999)); s.listen(512); print('up', flush=True)\n",
+            "conns=[]\n",
+            "end=time.time()+60\n",
+            "while time.time()<end:\n",
+            "    c,_=s.accept(); conns.append(c)\n",
+        ))
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(plain.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    lab.server_rule(
+        "iptables",
+        "-t nat -A PREROUTING -p tcp -j REDIRECT --to-ports 9999",
+    );
+    let (code_plain, without_key) = server_check(&lab, SERVER_V4, &[], false);
+    let (code_keyed, with_key) = server_check(&lab, SERVER_V4, &[], true);
+    let _ = plain.kill();
+    let _ = plain.wait();
+    // Without a key the middlebox fools a port probe: everything looks open.
+    assert_eq!(
+        result_at(&without_key, "control-center", SERVER_V4)["verdict"],
+        "pass"
+    );
+    assert_eq!(code_plain, 1, "3306 looks exposed too");
+    // With a key it is caught on every TCP check.
+    let cc = result_at(&with_key, "control-center", SERVER_V4);
+    assert_eq!(
+        (cc["state"].as_str(), cc["verdict"].as_str()),
+        (Some("open"), Some("fail")),
+        "{cc}"
+    );
+    assert_eq!(cc["verified"], false);
+    assert!(
+        cc["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not automate-ports serve"),
+        "{cc}"
+    );
+    assert!(cc["hint"].as_str().unwrap().contains("proxy"), "{cc}");
+    let relay = result_at(&with_key, "relay-range", SERVER_V4);
+    assert_eq!(
+        relay["failed_ports"].as_array().unwrap().len(),
+        32,
+        "{relay}"
+    );
+    assert_eq!(code_keyed, 1);
+}
+
+#[test]
+fn redirect_to_serve_on_another_port_is_named() {
+    require_root!();
+    let lab = Lab::new("fwd");
+    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    // A wrong port forward: 8484 lands on serve's 443.
+    lab.server_rule(
+        "iptables",
+        "-t nat -A PREROUTING -p tcp --dport 8484 -j REDIRECT --to-ports 443",
+    );
+    let (_, report) = server_check(&lab, SERVER_V4, &[], true);
+    let cc = result_at(&report, "control-center", SERVER_V4);
+    assert_eq!(cc["verdict"], "fail", "{cc}");
+    assert!(
+        cc["reason"].as_str().unwrap().contains("for port 443"),
+        "{cc}"
+    );
+}
+
+#[test]
+fn nft_rules_work_the_same() {
+    require_root!();
+    let lab = Lab::new("nft");
+    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    for cmd in [
+        "add table inet lab",
+        "add chain inet lab input { type filter hook input priority 0 ; }",
+        "add rule inet lab input udp dport 75 drop",
+        "add rule inet lab input tcp dport 443 reject with tcp reset",
+    ] {
+        lab.server_rule("nft", cmd);
+    }
+    let (code, report) = server_check(&lab, "lab-server", &[], true);
+    for address in [SERVER_V4, SERVER_V6] {
+        assert_eq!(
+            result_at(&report, "server-heartbeat", address)["state"],
+            "filtered"
+        );
+        assert_eq!(
+            result_at(&report, "server-https", address)["state"],
+            "closed"
+        );
+        assert_eq!(
+            result_at(&report, "control-center", address)["verified"],
+            true
+        );
+    }
+    assert_eq!(code, 1);
+}

@@ -1,0 +1,311 @@
+//! `serve` on loopback: what it answers, what it ignores, how it starts and stops.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream, UdpSocket};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use automate_ports::protocol::{self, Key, Probe, ReplyCheck, PROBE_LEN, REPLY_LEN};
+
+use crate::util::{self, bin, check_block, profile, results, serve};
+
+const KEY: &str = "loopback-key-42";
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// A profile with one TCP and one UDP check on free loopback ports; serve listens on both.
+fn served() -> (util::Served, util::ProfileFile, u16, u16) {
+    let tcp = util::free_tcp_port();
+    let udp = util::free_udp_port();
+    let p = profile(&format!(
+        "{}{}",
+        check_block("t", "tcp", &tcp.to_string(), true),
+        check_block("u", "udp", &udp.to_string(), true)
+    ));
+    let s = serve(
+        &[],
+        &[
+            "--profile",
+            p.path.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1",
+            "--for",
+            "1m",
+        ],
+        KEY,
+    );
+    (s, p, tcp, udp)
+}
+
+fn udp_reply(port: u16, datagram: &[u8]) -> Option<Vec<u8>> {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_millis(300)))
+        .unwrap();
+    socket.send_to(datagram, ("127.0.0.1", port)).unwrap();
+    let mut buf = [0u8; 2048];
+    socket.recv(&mut buf).ok().map(|n| buf[..n].to_vec())
+}
+
+#[test]
+fn udp_answers_only_valid_fresh_keyed_probes_and_never_more_than_it_got() {
+    let (responder, _p, _tcp, udp) = served();
+    let key = Key::derive(KEY).unwrap();
+    let wrong = Key::derive("some other key").unwrap();
+    let mut junk: Vec<Vec<u8>> = vec![
+        b"automate-ports probe\n".to_vec(),
+        vec![],
+        vec![0xAB; 7],
+        vec![0x55; 1400],
+        vec![0x42; PROBE_LEN],
+        Probe::new(udp, now_ms()).encode(&wrong).to_vec(),
+        Probe::new(udp, now_ms() - 3_600_000).encode(&key).to_vec(),
+    ];
+    let valid = Probe::new(udp, now_ms()).encode(&key);
+    junk.push(valid[..PROBE_LEN - 1].to_vec());
+    let mut long = valid.to_vec();
+    long.extend_from_slice(&[0; 64]);
+    junk.push(long);
+    for datagram in &junk {
+        assert_eq!(
+            udp_reply(udp, datagram),
+            None,
+            "answered {} junk bytes",
+            datagram.len()
+        );
+    }
+    // Junk did not stop it: a valid probe still gets a reply, smaller than the probe.
+    let probe = Probe::new(udp, now_ms());
+    let bytes = probe.encode(&key);
+    let reply = udp_reply(udp, &bytes).expect("a valid probe is answered");
+    assert!(reply.len() <= bytes.len());
+    assert_eq!(reply.len(), REPLY_LEN);
+    assert_eq!(
+        protocol::check_reply(&key, &reply, &probe),
+        ReplyCheck::Valid
+    );
+    // The same probe again is a replay.
+    assert_eq!(udp_reply(udp, &bytes), None);
+    // Everything ignored is counted, by cause, in its log.
+    let printed = responder.stop().join("\n");
+    assert!(
+        printed.contains("answered 0 TCP and 1 UDP probes"),
+        "{printed}"
+    );
+    for cause in [
+        "4 truncated",
+        "2 oversized",
+        "1 malformed",
+        "1 wrong key",
+        "1 stale",
+        "1 replayed",
+    ] {
+        assert!(printed.contains(cause), "{cause}: {printed}");
+    }
+}
+
+#[test]
+fn tcp_never_speaks_first_and_closes_on_junk() {
+    let (_s, _p, tcp, _udp) = served();
+    let key = Key::derive(KEY).unwrap();
+    // Silent client: the responder says nothing, then closes after its deadline.
+    let mut quiet = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    quiet
+        .set_read_timeout(Some(Duration::from_secs(6)))
+        .unwrap();
+    let mut buf = [0u8; 128];
+    assert_eq!(
+        quiet.read(&mut buf).unwrap_or(0),
+        0,
+        "nothing before a challenge"
+    );
+    // Junk: closed without a byte.
+    let mut junk = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    junk.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    junk.write_all(&[0x42; PROBE_LEN]).unwrap();
+    assert_eq!(junk.read(&mut buf).unwrap_or(0), 0);
+    // A valid challenge is answered.
+    let mut good = TcpStream::connect(("127.0.0.1", tcp)).unwrap();
+    good.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let probe = Probe::new(tcp, now_ms());
+    good.write_all(&probe.encode(&key)).unwrap();
+    let mut reply = Vec::new();
+    good.read_to_end(&mut reply).unwrap();
+    assert_eq!(
+        protocol::check_reply(&key, &reply, &probe),
+        ReplyCheck::Valid
+    );
+}
+
+#[test]
+fn check_with_the_key_verifies_and_catches_a_plain_listener() {
+    let (_s, p, tcp, udp) = served();
+    let out = bin()
+        .args([
+            "check",
+            "--profile",
+            p.path.to_str().unwrap(),
+            "--target",
+            "box=127.0.0.1",
+            "--format",
+            "json",
+        ])
+        .env("AUTOMATE_PORTS_KEY", KEY)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for id in ["t", "u"] {
+        let r = &results(&report, id)[0];
+        assert_eq!(
+            (r["state"].as_str(), r["verified"].as_bool()),
+            (Some("open"), Some(true)),
+            "{r}"
+        );
+    }
+    assert_eq!(report["keyed"], true);
+    assert_eq!(out.status.code(), Some(0));
+    let _ = (tcp, udp);
+
+    // A plain listener is not serve: with the key, that is a failure with a reason.
+    let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = plain.local_addr().unwrap().port();
+    let p = profile(&check_block("plain", "tcp", &port.to_string(), true));
+    let out = bin()
+        .args([
+            "check",
+            "--profile",
+            p.path.to_str().unwrap(),
+            "--target",
+            "box=127.0.0.1",
+            "--format",
+            "json",
+            "--timeout",
+            "300ms",
+        ])
+        .args(["--key", KEY])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &results(&report, "plain")[0];
+    assert_eq!(r["verdict"], "fail", "{r}");
+    assert_eq!(r["verified"], false);
+    assert!(
+        r["reason"]
+            .as_str()
+            .unwrap()
+            .contains("not automate-ports serve"),
+        "{r}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+    drop(plain);
+}
+
+#[test]
+fn serve_says_what_it_skipped_and_stops_by_itself() {
+    let held = TcpListener::bind("127.0.0.1:0").unwrap();
+    let busy = held.local_addr().unwrap().port();
+    let free = util::free_tcp_port();
+    let p = profile(&format!(
+        "{}{}",
+        check_block("busy", "tcp", &busy.to_string(), true),
+        check_block("free", "tcp", &free.to_string(), true)
+    ));
+    let out = bin()
+        .args([
+            "serve",
+            "--profile",
+            p.path.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1",
+            "--for",
+            "1s",
+        ])
+        .env("AUTOMATE_PORTS_KEY", KEY)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}");
+    assert!(
+        stdout.contains(&format!("skipped {busy}/tcp on 127.0.0.1: in use")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("listening on 127.0.0.1: tcp {free}")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("stopped: answered 0 TCP and 0 UDP probes"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains(KEY) && !String::from_utf8_lossy(&out.stderr).contains(KEY),
+        "key never echoed"
+    );
+    drop(held);
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_stops_cleanly_on_sigterm() {
+    let (mut s, _p, tcp, _udp) = served();
+    let pid = s.child.id().to_string();
+    util::run_ok("kill", &["-TERM", &pid]);
+    let mut status = None;
+    for _ in 0..100 {
+        if let Some(st) = s.child.try_wait().unwrap() {
+            status = Some(st);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    // Every socket closed with it.
+    assert!(TcpStream::connect(("127.0.0.1", tcp)).is_err());
+}
+
+#[test]
+fn serve_input_errors_are_one_line_exit_2() {
+    for (args, key, needle) in [
+        (
+            vec!["serve", "--role", "server"],
+            None,
+            "AUTOMATE_PORTS_KEY",
+        ),
+        (
+            vec!["serve", "--role", "server"],
+            Some("short"),
+            "too short",
+        ),
+        (vec!["serve", "--role", "nope"], Some(KEY), "unknown role"),
+        (
+            vec!["serve", "--role", "server", "--for", "soon"],
+            Some(KEY),
+            "not a duration",
+        ),
+        (
+            vec!["serve", "--role", "server", "--bind", "192.0.2.99"],
+            Some(KEY),
+            "not an address of this machine",
+        ),
+        (
+            vec!["serve", "--role", "server", "--bind", "nowhere.invalid"],
+            Some(KEY),
+            "cannot resolve --bind",
+        ),
+    ] {
+        let mut cmd = bin();
+        cmd.args(&args);
+        if let Some(k) = key {
+            cmd.env("AUTOMATE_PORTS_KEY", k);
+        }
+        let out = cmd.output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+    }
+}
