@@ -13,9 +13,11 @@ use anyhow::Context;
 use clap::Parser;
 
 use crate::check::{self, Options};
-use crate::cli::{CheckArgs, Cli, Command, KeyArg, ProbeArgs, ProfilesCommand, ServeArgs};
+use crate::cli::{
+    CheckArgs, Cli, Command, FormatArg, KeyArg, ProbeArgs, ProfilesCommand, ServeArgs,
+};
 use crate::model::Family;
-use crate::probe::{self, net::NetProber};
+use crate::probe::net::NetProber;
 use crate::protocol::Key;
 use crate::report::{self, Format, Report};
 use crate::{demo, exit, profiles, serve};
@@ -28,7 +30,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     };
     init_logging(cli.verbose, cli.quiet);
     match cli.command {
-        Command::Check(args) => run_check(&args),
+        Command::Check(args) => run_check(&args, cli.quiet),
         Command::Profiles(ProfilesCommand::List) => {
             let mut text = String::new();
             for (name, source) in profiles::BUILTIN {
@@ -61,10 +63,9 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         }
         Command::Serve(args) => run_serve(&args),
         Command::Demo(args) => {
-            let width = probe::probe_width(256)?;
             let (report, stage_text, mismatches) = runtime()?.block_on_shutdown(async {
                 let stage = demo::Stage::new().await;
-                let report = demo::run(width).await?;
+                let report = demo::run().await?;
                 let mismatches = stage.mismatches(&report);
                 anyhow::Ok((report, stage.describe(), mismatches))
             })?;
@@ -94,7 +95,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     }
 }
 
-fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
+fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let profile = profiles::load(args.role.as_deref(), args.profile.as_deref())?;
     let mut targets = BTreeMap::new();
     for (name, host) in [
@@ -116,9 +117,12 @@ fn run_check(args: &CheckArgs) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let options = options(targets, &args.probe, args.strict)?;
+    let options = options(targets, &args.probe, args.strict);
     let prober = NetProber::new(key(&args.key)?);
-    let report = runtime()?.block_on_shutdown(check::run(&profile, &options, Arc::new(prober)))?;
+    // The bar is for people watching a terminal: never in JSON, when piped, or with -q.
+    let bar = Bar::new(!quiet && args.format == FormatArg::Table && io::stderr().is_terminal());
+    let report =
+        runtime()?.block_on_shutdown(check::run(&profile, &options, Arc::new(prober), &bar))?;
     write_report(&report, args.format.into())
 }
 
@@ -162,12 +166,8 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit::OK))
 }
 
-fn options(
-    targets: BTreeMap<String, String>,
-    probe: &ProbeArgs,
-    strict: bool,
-) -> anyhow::Result<Options> {
-    Ok(Options {
+fn options(targets: BTreeMap<String, String>, probe: &ProbeArgs, strict: bool) -> Options {
+    Options {
         targets,
         family: match (probe.ipv4, probe.ipv6) {
             (true, _) => Family::V4,
@@ -176,10 +176,11 @@ fn options(
         },
         timeout: probe.timeout,
         retries: probe.retries,
-        concurrency: probe::probe_width(probe.concurrency as usize)?,
+        concurrency: probe.concurrency.map(|n| n as usize),
+        rate: probe.rate,
         full_ranges: probe.full_ranges,
         strict,
-    })
+    }
 }
 
 fn write_report(report: &Report, format: Format) -> anyhow::Result<ExitCode> {
@@ -262,11 +263,64 @@ fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
+/// A progress bar on stderr that shows itself only once a run has taken a second.
+struct Bar {
+    bar: Option<indicatif::ProgressBar>,
+}
+
+impl Bar {
+    fn new(enabled: bool) -> Bar {
+        let bar = enabled.then(|| {
+            let bar = indicatif::ProgressBar::with_draw_target(
+                None,
+                indicatif::ProgressDrawTarget::hidden(),
+            );
+            if let Ok(style) = indicatif::ProgressStyle::with_template(
+                "{spinner} probing {pos}/{len} paths [{bar:30}] {elapsed}",
+            ) {
+                bar.set_style(style.progress_chars("=> "));
+            }
+            bar
+        });
+        Bar { bar }
+    }
+}
+
+impl check::Progress for Bar {
+    fn start(&self, total: u64) {
+        let Some(bar) = &self.bar else { return };
+        bar.set_length(total);
+        // Quick runs never flash a bar: it appears after a second, ticking even while every
+        // probe is still waiting on its timeout.
+        let bar = bar.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            if !bar.is_finished() {
+                bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+                bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            }
+        });
+    }
+
+    fn inc(&self) {
+        if let Some(bar) = &self.bar {
+            bar.inc(1);
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
 /// A current-thread runtime: the work is I/O-bound and one thread keeps start-up cheap.
 struct Runtime(tokio::runtime::Runtime);
 
 fn runtime() -> anyhow::Result<Runtime> {
-    let rt = tokio::runtime::Builder::new_current_thread()
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
         .enable_io()
         .enable_time()
         .build()

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::model::{Family, Profile};
+use crate::model::{Family, ProbeKind, Profile};
 use crate::plan;
 use crate::probe::{self, dns, EngineConfig, Prober};
 use crate::report::Report;
@@ -18,11 +18,23 @@ pub struct Options {
     pub family: Family,
     pub timeout: Duration,
     pub retries: u8,
-    /// In-flight probes at most; already narrowed to the descriptor budget.
-    pub concurrency: usize,
+    /// In-flight probes at most; `None` is as wide as the open-file limit allows.
+    pub concurrency: Option<usize>,
+    /// New probes per second at most.
+    pub rate: Option<u32>,
     pub full_ranges: bool,
     pub strict: bool,
 }
+
+/// Where a run reports how far it got; the command line shows a progress bar with it.
+pub trait Progress {
+    fn start(&self, _total: u64) {}
+    fn inc(&self) {}
+    fn finish(&self) {}
+}
+
+/// No progress shown.
+impl Progress for () {}
 
 /// Plans the profile's checks and runs them through `prober`.
 ///
@@ -32,25 +44,30 @@ pub async fn run<P: Prober>(
     profile: &Profile,
     options: &Options,
     prober: Arc<P>,
+    progress: &dyn Progress,
 ) -> anyhow::Result<Report> {
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let clock = Instant::now();
     let plan = plan::build(profile, &options.targets, options.full_ranges)?;
     let resolved = dns::resolve_all(plan.hosts(), options.family, options.timeout).await;
     let (paths, jobs) = plan::expand(&plan, &resolved);
-    tracing::debug!(
-        jobs = jobs.len(),
-        paths = paths.len(),
-        width = options.concurrency,
-        "probing"
-    );
+    // A loopback probe holds a second socket: keep a descriptor for each.
+    let two_sockets = jobs
+        .iter()
+        .filter(|j| j.kind == ProbeKind::Loopback)
+        .count();
+    let width = probe::probe_width(options.concurrency, two_sockets)?;
+    tracing::debug!(jobs = jobs.len(), paths = paths.len(), width, "probing");
     let config = EngineConfig {
         timeout: options.timeout,
         retries: options.retries,
-        concurrency: options.concurrency,
+        concurrency: width,
+        rate: options.rate,
     };
     let keyed = prober.keyed();
-    let outcomes = probe::run(prober, &jobs, config).await;
+    progress.start(jobs.len() as u64);
+    let outcomes = probe::run(prober, &jobs, config, &|| progress.inc()).await;
+    progress.finish();
     let run = RunInfo {
         started_at,
         duration: clock.elapsed(),

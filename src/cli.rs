@@ -112,9 +112,12 @@ pub struct ProbeArgs {
     /// Extra tries after silence.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=10))]
     pub retries: u8,
-    /// Probes in flight at most (narrowed to what the file-descriptor limit allows).
-    #[arg(long, value_name = "N", default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..=65536))]
-    pub concurrency: u32,
+    /// Probes in flight at most [default: as many as the open-file limit allows].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=65536))]
+    pub concurrency: Option<u32>,
+    /// New probes per second at most, for polite sweeps across a customer's WAN.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate: Option<u32>,
     /// Probe every port of a range instead of a 32-port sample.
     #[arg(long)]
     pub full_ranges: bool,

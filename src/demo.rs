@@ -179,16 +179,17 @@ impl Stage {
 }
 
 /// Runs the `server` role against the staged server on 127.0.0.1.
-pub async fn run(concurrency: usize) -> anyhow::Result<Report> {
+pub async fn run() -> anyhow::Result<Report> {
     let profile = profiles::builtin("server")?;
     let options = Options {
         targets: BTreeMap::from([("server".to_string(), HOST.to_string())]),
         family: Family::Any,
         timeout: Duration::from_secs(1),
         retries: 1,
-        concurrency,
+        concurrency: None,
+        rate: None,
         full_ranges: false,
         strict: false,
     };
-    check::run(&profile, &options, Arc::new(NetProber::default())).await
+    check::run(&profile, &options, Arc::new(NetProber::default()), &()).await
 }

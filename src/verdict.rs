@@ -223,13 +223,17 @@ fn judge_probed(
         .or_else(|| pick(&counts))
         .unwrap_or(State::Error);
     let sampled = if run.full_ranges || ports.len() == check.ports.count() {
-        format!("{} ports", ports.len())
+        format!("{} ports", thousands(ports.len()))
     } else {
-        format!("{} of {} ports sampled", ports.len(), check.ports.count())
+        format!(
+            "{} of {} ports sampled",
+            ports.len(),
+            thousands(check.ports.count())
+        )
     };
     let tally = counts
         .iter()
-        .map(|(s, n)| format!("{n} {s}"))
+        .map(|(s, n)| format!("{} {s}", thousands(*n)))
         .collect::<Vec<_>>()
         .join(", ");
     let mut reason = format!("{sampled}: {tally}");
@@ -266,6 +270,19 @@ fn judge_probed(
 
 fn round_ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
+}
+
+/// 16384 → "16,384": range counts are read at a glance.
+pub fn thousands(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
 }
 
 /// "49152-49155, 50000, 60000-60010 and 12 more".
@@ -437,6 +454,14 @@ mod tests {
         assert_eq!(keyed(State::Open, Blocked, false), Warn);
         assert_eq!(keyed(State::Open, Blocked, true), Fail);
         assert_eq!(keyed(State::Filtered, Reachable, false), Fail);
+    }
+
+    #[test]
+    fn thousands_separators() {
+        assert_eq!(thousands(7), "7");
+        assert_eq!(thousands(1001), "1,001");
+        assert_eq!(thousands(16384), "16,384");
+        assert_eq!(thousands(1_000_000), "1,000,000");
     }
 
     #[test]

@@ -153,22 +153,28 @@ pub struct EngineConfig {
     pub retries: u8,
     /// In-flight jobs at most.
     pub concurrency: usize,
+    /// New jobs per second at most (`--rate`).
+    pub rate: Option<u32>,
 }
 
 /// Descriptors kept free for the runtime, stdio, DNS and the report.
 const FD_RESERVE: u64 = 64;
 
-/// How many probes may be in flight: `wanted`, narrowed to what the open-file limit allows.
-/// The soft limit is raised to the hard limit first where the OS allows.
-pub fn probe_width(wanted: usize) -> anyhow::Result<usize> {
+/// How many probes may be in flight: `wanted` (all of them when `None`), narrowed to what
+/// the open-file limit allows. The soft limit is raised to the hard limit first where the
+/// OS allows. `extra` descriptors are kept for probes that hold two sockets (loopback).
+pub fn probe_width(wanted: Option<usize>, extra: usize) -> anyhow::Result<usize> {
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(u64::MAX);
-    // A loopback probe holds two sockets at once; budget for the worst case.
-    let budget = usize::try_from(limit.saturating_sub(FD_RESERVE) / 2).unwrap_or(usize::MAX);
+    let budget =
+        usize::try_from(limit.saturating_sub(FD_RESERVE + extra as u64)).unwrap_or(usize::MAX);
     anyhow::ensure!(
         budget >= 1,
         "the open-file limit is {limit}, too low to probe anything: raise it (ulimit -n) to at least {}",
-        FD_RESERVE + 2
+        FD_RESERVE + extra as u64 + 2
     );
+    let Some(wanted) = wanted else {
+        return Ok(budget);
+    };
     if budget < wanted {
         tracing::debug!(
             wanted,
@@ -180,26 +186,48 @@ pub fn probe_width(wanted: usize) -> anyhow::Result<usize> {
     Ok(wanted.min(budget))
 }
 
-/// Runs every job and returns their outcomes in job order.
+/// Runs every job and returns their outcomes in job order. `done` is called as each job
+/// finishes (for a progress bar).
 pub async fn run<P: Prober>(
     prober: Arc<P>,
     jobs: &[ProbeJob],
     config: EngineConfig,
+    done: &dyn Fn(),
 ) -> Vec<Outcome> {
     let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
     let mut set = JoinSet::new();
     let mut next = 0;
     let width = config.concurrency.max(1);
+    // --rate: job starts are spaced evenly; without it the window alone paces.
+    let spacing = config
+        .rate
+        .map(|r| Duration::from_secs_f64(1.0 / f64::from(r.max(1))));
+    let mut next_start = tokio::time::Instant::now();
     loop {
         while set.len() < width && next < jobs.len() {
+            if let Some(spacing) = spacing {
+                if tokio::time::Instant::now() < next_start {
+                    break;
+                }
+                next_start += spacing;
+            }
             let prober = Arc::clone(&prober);
             let job = jobs[next];
             let index = next;
             set.spawn(async move { (index, one_job(&*prober, job, config).await) });
             next += 1;
         }
-        match set.join_next().await {
-            Some(Ok((index, outcome))) => outcomes[index] = Some(outcome),
+        let paced = spacing.is_some() && next < jobs.len() && set.len() < width;
+        let finished = tokio::select! {
+            joined = set.join_next(), if !set.is_empty() => joined,
+            () = tokio::time::sleep_until(next_start), if paced => continue,
+            else => None,
+        };
+        match finished {
+            Some(Ok((index, outcome))) => {
+                outcomes[index] = Some(outcome);
+                done();
+            }
             Some(Err(e)) => std::panic::resume_unwind(e.into_panic()),
             None => break,
         }
@@ -322,8 +350,9 @@ mod tests {
             timeout: Duration::from_secs(2),
             retries: 2,
             concurrency: 8,
+            rate: None,
         };
-        let out = run(Arc::clone(&prober), &jobs, config).await;
+        let out = run(Arc::clone(&prober), &jobs, config, &|| {}).await;
         assert_eq!(out[0].state, State::Open);
         assert_eq!(out[1].state, State::Closed);
         assert_eq!((out[2].state, out[2].tries), (State::OpenFiltered, 3));
@@ -341,11 +370,38 @@ mod tests {
             timeout: Duration::from_millis(500),
             retries: 0,
             concurrency: 16,
+            rate: None,
         };
-        let out = run(Arc::clone(&prober), &jobs, config).await;
+        let done = std::cell::Cell::new(0);
+        let out = run(Arc::clone(&prober), &jobs, config, &|| {
+            done.set(done.get() + 1);
+        })
+        .await;
+        assert_eq!(done.get(), 200);
         assert_eq!(out.len(), 200);
         assert!(out.iter().all(|o| o.state == State::Filtered));
         assert_eq!(prober.widest.load(Ordering::SeqCst), 16);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn rate_spaces_job_starts() {
+        let prober = fake();
+        let jobs: Vec<ProbeJob> = (0..50).map(|_| job(1, Protocol::Tcp)).collect();
+        let config = EngineConfig {
+            timeout: Duration::from_secs(1),
+            retries: 0,
+            concurrency: 1000,
+            rate: Some(100),
+        };
+        let started = tokio::time::Instant::now();
+        let out = run(Arc::clone(&prober), &jobs, config, &|| {}).await;
+        assert!(out.iter().all(|o| o.state == State::Open));
+        // 50 starts at 100 per second: the last one starts 0.49 s after the first.
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_millis(490) && took < Duration::from_millis(600),
+            "{took:?}"
+        );
     }
 
     #[test]

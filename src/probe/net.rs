@@ -39,15 +39,18 @@ impl NetProber {
 
 impl Prober for NetProber {
     async fn attempt(&self, job: ProbeJob, timeout: Duration) -> Attempt {
+        // Thousands of these are in flight at once, and an async fn is as large as its
+        // largest branch: the plain TCP connect (the bulk of every sweep) stays inline and
+        // small, the branches with buffers are boxed.
         let key = self.key.as_deref();
         match (job.kind, job.protocol) {
             (ProbeKind::Connect, Protocol::Tcp) => match key {
                 None => tcp_connect(job.addr).await.0,
-                Some(key) => tcp_keyed(job.addr, key, timeout).await,
+                Some(key) => Box::pin(tcp_keyed(job.addr, key, timeout)).await,
             },
-            (ProbeKind::Connect, Protocol::Udp) => udp_exchange(job.addr, key).await,
-            (ProbeKind::Loopback, Protocol::Tcp) => tcp_loopback(job.addr).await,
-            (ProbeKind::Loopback, Protocol::Udp) => udp_loopback(job.addr).await,
+            (ProbeKind::Connect, Protocol::Udp) => Box::pin(udp_exchange(job.addr, key)).await,
+            (ProbeKind::Loopback, Protocol::Tcp) => Box::pin(tcp_loopback(job.addr)).await,
+            (ProbeKind::Loopback, Protocol::Udp) => Box::pin(udp_loopback(job.addr)).await,
         }
     }
 
