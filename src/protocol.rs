@@ -1,6 +1,8 @@
 //! The authenticated probe protocol between `check --key` and `serve` (spec: PROTOCOL.md).
 //! Pure byte handling: no sockets, no clocks read here (times are passed in).
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -24,9 +26,10 @@ pub const MIN_KEY_LEN: usize = 8;
 
 const _: () = assert!(REPLY_LEN <= PROBE_LEN);
 
-/// The MAC key, derived from the shared key so the raw key never touches the wire.
+/// The MAC key, derived from the shared key so the raw key never touches the wire. Kept
+/// as a keyed HMAC state: each MAC then clones it instead of hashing the key pads again.
 #[derive(Clone)]
-pub struct Key([u8; 32]);
+pub struct Key(HmacSha256);
 
 impl std::fmt::Debug for Key {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -45,11 +48,14 @@ impl Key {
         let mut mac =
             HmacSha256::new_from_slice(shared.as_bytes()).expect("HMAC takes any key length");
         mac.update(b"automate-ports/1 probe key");
-        Ok(Key(mac.finalize().into_bytes().into()))
+        let derived = mac.finalize().into_bytes();
+        Ok(Key(
+            HmacSha256::new_from_slice(&derived).expect("HMAC takes any key length")
+        ))
     }
 
     fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(&self.0).expect("HMAC takes any key length")
+        self.0.clone()
     }
 }
 
@@ -64,11 +70,21 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// A probe with a fresh random nonce.
+    /// A probe with a fresh nonce: a random per-process prefix and a counter. Nonces must be
+    /// unique, not secret (the MAC stops forgeries), so one call to the OS generator per
+    /// process is enough, not one per probe.
     pub fn new(port: u16, timestamp_ms: u64) -> Probe {
+        static PREFIX: OnceLock<[u8; 8]> = OnceLock::new();
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let prefix = PREFIX.get_or_init(|| {
+            let mut bytes = [0u8; 8];
+            // The OS generator failing is not recoverable and not the user's doing.
+            getrandom::fill(&mut bytes).expect("the operating system's random generator works");
+            bytes
+        });
         let mut nonce = [0u8; 16];
-        // The OS generator failing is not recoverable and not the user's doing.
-        getrandom::fill(&mut nonce).expect("the operating system's random generator works");
+        nonce[..8].copy_from_slice(prefix);
+        nonce[8..].copy_from_slice(&COUNTER.fetch_add(1, Ordering::Relaxed).to_be_bytes());
         Probe {
             timestamp_ms,
             nonce,

@@ -440,7 +440,7 @@ async fn handle_tcp(responder: &Responder, mut stream: TcpStream, peer: IpAddr, 
             if stream.write_all(&reply).await.is_ok() {
                 responder.stats.answered_tcp.fetch_add(1, Ordering::Relaxed);
             }
-            let _ = stream.shutdown().await;
+            // Dropping the stream closes it; the reply is already on its way.
         }
         Err(why) => {
             tracing::debug!(%peer, port, reason = why.as_str(), "closed TCP connection unanswered");

@@ -117,12 +117,17 @@ async fn tcp_connect(addr: SocketAddr) -> (Attempt, Option<TcpStream>) {
             Err(e) => return (local_error(&e, addr), None),
         };
         match socket.connect(addr).await {
-            Ok(stream) if is_self_connect(&stream) => {
+            Ok(stream) if is_self_connect(&stream, addr) => {
                 // Linux can pick the target port as our own source port on loopback and
                 // "connect" to itself (simultaneous open); nothing listens there. Try again.
                 drop(stream);
             }
-            Ok(stream) => return (Attempt::Answer(State::Open, Why::Connected), Some(stream)),
+            Ok(stream) => {
+                // Close with RST, not FIN: no TIME_WAIT left behind per probed port, and half
+                // the teardown packets on a sweep of thousands of open ports.
+                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                return (Attempt::Answer(State::Open, Why::Connected), Some(stream));
+            }
             Err(e) => return (classify(&e, addr, Protocol::Tcp), None),
         }
     }
@@ -137,8 +142,10 @@ fn new_tcp_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
     }
 }
 
-fn is_self_connect(stream: &TcpStream) -> bool {
-    matches!((stream.local_addr(), stream.peer_addr()), (Ok(l), Ok(p)) if l == p)
+/// The peer of a connected stream is the address we dialled, so comparing our own address
+/// with it takes one system call instead of two.
+fn is_self_connect(stream: &TcpStream, dialled: SocketAddr) -> bool {
+    stream.local_addr().is_ok_and(|local| local == dialled)
 }
 
 async fn udp_exchange(addr: SocketAddr, key: Option<&Key>) -> Attempt {

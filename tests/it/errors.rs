@@ -230,3 +230,19 @@ fn too_few_file_descriptors_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn rate_and_concurrency_bounds() {
+    let e = usage_error(&["check", "--role", "agent", "--server", "a", "--rate", "0"]);
+    assert!(e.contains("--rate"), "{e}");
+    let e = usage_error(&[
+        "check",
+        "--role",
+        "agent",
+        "--server",
+        "a",
+        "--concurrency",
+        "70000",
+    ]);
+    assert!(e.contains("70000"), "{e}");
+}

@@ -352,3 +352,50 @@ fn nft_rules_work_the_same() {
     }
     assert_eq!(code, 1);
 }
+
+#[test]
+fn progress_bar_only_on_a_terminal_for_slow_table_runs() {
+    require_root!();
+    let lab = Lab::new("bar");
+    lab.server_rule("iptables", "-A INPUT -p tcp --dport 40000:40009 -j DROP");
+    let p = profile(&check_block("slow", "tcp", "40000-40009", true));
+    let check = format!(
+        "ip netns exec {} {} check --profile {} --target box={SERVER_V4} --timeout 1500ms --retries 0",
+        lab.client.name,
+        crate::util::bin_path().display(),
+        p.path.display()
+    );
+    // `script` gives the command a terminal; its transcript is what a person would see.
+    let on_terminal = |extra: &str| {
+        let out = std::process::Command::new("script")
+            .args(["-qec", &format!("{check} {extra}"), "/dev/null"])
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let shown = on_terminal("");
+    assert!(shown.contains("probing"), "no bar on a terminal: {shown}");
+    assert!(shown.contains("slow"), "{shown}");
+    for extra in ["--format json", "-q"] {
+        let text = on_terminal(extra);
+        assert!(!text.contains("probing"), "bar with {extra}: {text}");
+    }
+    // Piped: never.
+    let out = lab
+        .client
+        .bin()
+        .args(["check", "--profile", p.path.to_str().unwrap()])
+        .args([
+            "--target",
+            &format!("box={SERVER_V4}"),
+            "--timeout",
+            "1500ms",
+            "--retries",
+            "0",
+        ])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("probing"));
+    assert_eq!(out.status.code(), Some(1));
+}
