@@ -138,10 +138,10 @@ impl Stage {
     pub fn mismatches(&self, report: &Report) -> Vec<String> {
         let mut out = Vec::new();
         for c in &report.checks {
-            let ports = c.ports.split_once('-').map_or_else(
-                || vec![c.ports.parse().unwrap_or(0)],
-                |_| ports_to_probe(PortRange::new(49152, 65535).expect("valid"), false),
-            );
+            // The report's ports are the profile's, so they parse; the demo never uses --full-ranges.
+            let ports = crate::profiles::parse_port_spec(&c.ports)
+                .map(|range| ports_to_probe(range, false))
+                .unwrap_or_default();
             let failed = c.failed_ports.clone().unwrap_or_default();
             for port in ports {
                 let seen_open = if c.counts.is_some() {

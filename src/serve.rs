@@ -226,7 +226,7 @@ pub async fn run(
                 let addr = SocketAddr::new(ip, port);
                 match bind(addr, protocol, dual) {
                     Ok(socket) => {
-                        spawn_listener(&mut tasks, socket, protocol, port, &responder)?;
+                        spawn_listener(&mut tasks, socket, port, &responder)?;
                         ok.push(port);
                     }
                     Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => anyhow::bail!(
@@ -362,13 +362,12 @@ fn skip_reason(e: &io::Error, protocol: Protocol) -> String {
 fn spawn_listener(
     tasks: &mut JoinSet<()>,
     socket: Listener,
-    protocol: Protocol,
     port: u16,
     responder: &Arc<Responder>,
 ) -> io::Result<()> {
     let responder = Arc::clone(responder);
-    match (socket, protocol) {
-        (Listener::Tcp(listener), _) => {
+    match socket {
+        Listener::Tcp(listener) => {
             let listener = TcpListener::from_std(listener)?;
             tasks.spawn(async move {
                 loop {
@@ -389,7 +388,7 @@ fn spawn_listener(
                 }
             });
         }
-        (Listener::Udp(socket), _) => {
+        Listener::Udp(socket) => {
             let socket = UdpSocket::from_std(socket)?;
             tasks.spawn(async move {
                 // One byte more than a probe: anything that fills it is oversized.

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::model::{Check, Expect, Protocol, State};
 use crate::plan::{PathPlan, Plan, Work};
-use crate::probe::{Outcome, Why};
+use crate::probe::{fmt_duration, Outcome, Why};
 use crate::report::{CheckResult, Report, Summary};
 
 /// The verdict on one check on one address.
@@ -183,6 +183,7 @@ fn judge_probed(
                 result,
                 address,
                 &[*port],
+                run.timeout,
             ));
         }
         return;
@@ -263,7 +264,15 @@ fn judge_probed(
             .iter()
             .find(|o| o.state == state)
             .map_or(Why::NoAnswer, |o| o.why.clone());
-        result.hint = Some(hint(check, state, &why, result, address, &failed));
+        result.hint = Some(hint(
+            check,
+            state,
+            &why,
+            result,
+            address,
+            &failed,
+            run.timeout,
+        ));
     }
     result.failed_ports = Some(failed);
 }
@@ -324,6 +333,7 @@ fn hint(
     result: &CheckResult,
     address: Option<IpAddr>,
     failed: &[u16],
+    timeout: Duration,
 ) -> String {
     let host = result.host.as_deref().unwrap_or("the target");
     let place = match address {
@@ -387,7 +397,7 @@ fn hint(
         ),
         (_, State::Filtered, _) => format!(
             "No answer from {place} on {proto} {ports} in {}: a firewall drops it, or the host is down.",
-            fmt_duration_short(result)
+            fmt_duration(timeout)
         ),
         (_, State::OpenFiltered, _) => format!(
             "No reply and no error from {place} on UDP {ports}: open but silent, or dropped by a firewall; this cannot be told apart from here without a responder on the far side."
@@ -395,16 +405,6 @@ fn hint(
         (_, _, _) => format!("{proto} {ports} on {place} is {state}."),
     };
     format!("{what} {fix}")
-}
-
-fn fmt_duration_short(result: &CheckResult) -> String {
-    // The reason already carries the exact timeout; the hint only needs "in time".
-    result
-        .reason
-        .split("no answer in ")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .map_or_else(|| "time".to_string(), str::to_string)
 }
 
 #[cfg(test)]

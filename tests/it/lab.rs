@@ -4,7 +4,9 @@
 use serde_json::Value;
 
 use crate::require_root;
-use crate::util::{check_block, profile, result_at, results, Lab, SERVER_V4, SERVER_V6};
+use crate::util::{
+    check_block, profile, result_at, results, Lab, PlainListener, SERVER_V4, SERVER_V6,
+};
 
 const FAST: [&str; 4] = ["--timeout", "500ms", "--retries", "0"];
 
@@ -244,34 +246,14 @@ fn redirect_to_a_plain_listener_is_caught_with_a_key() {
     require_root!();
     let lab = Lab::new("rdr");
     // No serve at all: every TCP port is redirected to one listener that is not serve.
-    let mut plain = std::process::Command::new("ip")
-        .args(["netns", "exec", &lab.server.name, "python3", "-c"])
-        .arg(concat!(
-            "import socket,time\n",
-            "s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n",
-            "s.bind(('0.0.0.0', 9999)); s.listen(512); print('up', flush=True)\n",
-            "conns=[]\n",
-            "end=time.time()+60\n",
-            "while time.time()<end:\n",
-            "    c,_=s.accept(); conns.append(c)\n",
-        ))
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(plain.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
+    let plain = PlainListener::start(&lab.server, "0.0.0.0", 9999);
     lab.server_rule(
         "iptables",
         "-t nat -A PREROUTING -p tcp -j REDIRECT --to-ports 9999",
     );
     let (code_plain, without_key) = server_check(&lab, SERVER_V4, &[], false);
     let (code_keyed, with_key) = server_check(&lab, SERVER_V4, &[], true);
-    let _ = plain.kill();
-    let _ = plain.wait();
+    drop(plain);
     // Without a key the middlebox fools a port probe: everything looks open.
     assert_eq!(
         result_at(&without_key, "control-center", SERVER_V4)["verdict"],

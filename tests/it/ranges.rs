@@ -6,7 +6,7 @@ use std::net::TcpListener;
 use serde_json::Value;
 
 use crate::require_root;
-use crate::util::{check_block, check_json, profile, results, Netns};
+use crate::util::{check_block, check_json, profile, results, Netns, PlainListener};
 
 #[test]
 fn sampled_range_reports_exactly_the_ports_that_failed() {
@@ -96,19 +96,7 @@ fn full_range_finds_the_one_listener_in_the_ephemeral_range() {
     require_root!();
     let ns = Netns::new("one");
     // A listener inside the namespace, on a port in the middle of the ephemeral range.
-    let mut listener = std::process::Command::new("ip")
-        .args(["netns", "exec", &ns.name, "python3", "-c"])
-        .arg("import socket,time; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(('127.0.0.1', 50001)); s.listen(64); print('up', flush=True); time.sleep(60)")
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(listener.stdout.as_mut().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "up");
+    let listener = PlainListener::start(&ns, "127.0.0.1", 50001);
     let p = profile(&check_block("relay", "tcp", "49152-65535", false));
     let out = ns
         .bin()
@@ -122,8 +110,7 @@ fn full_range_finds_the_one_listener_in_the_ephemeral_range() {
         .args(["--format", "json", "--full-ranges", "--timeout", "500ms"])
         .output()
         .unwrap();
-    let _ = listener.kill();
-    let _ = listener.wait();
+    drop(listener);
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let relay = &results(&report, "relay")[0];
     assert_eq!(relay["counts"]["open"], 1, "{relay}");

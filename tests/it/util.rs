@@ -376,3 +376,39 @@ pub fn result_at<'a>(report: &'a Value, id: &str, address: &str) -> &'a Value {
         .find(|c| c["address"] == address)
         .unwrap_or_else(|| panic!("no result for {id} on {address}: {report}"))
 }
+
+/// A plain TCP listener (not serve) inside a namespace: accepts and holds connections,
+/// never answers. Killed on drop.
+pub struct PlainListener(std::process::Child);
+
+impl PlainListener {
+    pub fn start(ns: &Netns, addr: &str, port: u16) -> PlainListener {
+        use std::io::BufRead as _;
+        let script = format!(
+            "import socket,time\n\
+             s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
+             s.bind(('{addr}', {port})); s.listen(512); print('up', flush=True)\n\
+             conns=[]\n\
+             end=time.time()+60\n\
+             while time.time()<end:\n    c,_=s.accept(); conns.append(c)\n"
+        );
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3", "-c", &script])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.as_mut().expect("stdout"))
+            .read_line(&mut line)
+            .expect("listener says up");
+        assert_eq!(line.trim(), "up");
+        PlainListener(child)
+    }
+}
+
+impl Drop for PlainListener {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
