@@ -17,6 +17,7 @@ use crate::cli::{
     CheckArgs, Cli, Command, FormatArg, KeyArg, ProbeArgs, ProfilesCommand, ServeArgs,
 };
 use crate::model::Family;
+use crate::probe::app::AppConfig;
 use crate::probe::net::NetProber;
 use crate::protocol::Key;
 use crate::report::{self, Format, Report};
@@ -63,12 +64,11 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         }
         Command::Serve(args) => run_serve(&args),
         Command::Demo(args) => {
-            let (report, stage_text, mismatches) = runtime()?.block_on_shutdown(async {
-                let stage = demo::Stage::new().await;
-                let report = demo::run().await?;
-                let mismatches = stage.mismatches(&report);
-                anyhow::Ok((report, stage.describe(), mismatches))
-            })?;
+            let demo::Demo {
+                report,
+                description: stage_text,
+                mismatches,
+            } = runtime()?.block_on_shutdown(demo::run())?;
             let format = Format::from(args.format);
             if format == Format::Table {
                 write_stdout(&format!("{stage_text}\n\n"))?;
@@ -118,7 +118,8 @@ fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         }
     }
     let options = options(targets, &args.probe, args.strict);
-    let prober = NetProber::new(key(&args.key)?);
+    let app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
+    let prober = NetProber::new(key(&args.key)?, app);
     // The bar is for people watching a terminal: never in JSON, when piped, or with -q.
     let bar = Bar::new(!quiet && args.format == FormatArg::Table && io::stderr().is_terminal());
     let report =

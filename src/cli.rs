@@ -98,6 +98,15 @@ pub struct CheckArgs {
     pub probe: ProbeArgs,
     #[command(flatten)]
     pub key: KeyArg,
+    /// Application probes: accept a certificate no trust store accepts (a self-signed lab server); the report says so.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Application probes: warn when a certificate expires within this many days.
+    #[arg(long, value_name = "DAYS", default_value_t = 14, value_parser = clap::value_parser!(u32).range(0..=3650))]
+    pub cert_warn_days: u32,
+    /// Application probes: also trust this CA (PEM), e.g. the private CA of an on-prem server.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
     /// Fail on warnings too (optional checks and UDP silence).
     #[arg(long)]
     pub strict: bool,

@@ -100,6 +100,40 @@ pub enum ProbeKind {
     /// Bind the port on the target address of this machine and exchange traffic with
     /// ourselves: proves the local stack and firewall let the port through on loopback.
     Loopback,
+    /// Connect, then ask the application what it is (TCP only).
+    App(AppProbe),
+}
+
+impl ProbeKind {
+    /// Whether the far side of this probe is a remote port (`serve` can stand in for it).
+    pub fn is_remote(self) -> bool {
+        !matches!(self, ProbeKind::Loopback)
+    }
+}
+
+/// Application probes that run once a TCP port is open.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppProbe {
+    /// TLS handshake: version, certificate, trust, expiry.
+    Tls,
+    /// TLS, then `GET /LabTech/agent.aspx`: is ConnectWise Automate behind it?
+    Automate,
+    /// The MySQL/MariaDB greeting, or the error it sends this host.
+    Mysql,
+    /// Plain HTTP: status line and `Server` header.
+    Http,
+}
+
+impl AppProbe {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppProbe::Tls => "tls",
+            AppProbe::Automate => "automate",
+            AppProbe::Mysql => "mysql",
+            AppProbe::Http => "http",
+        }
+    }
 }
 
 /// A named machine a check aims at (`server`, `peer`, or any name a custom profile uses).

@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::ops::Range;
+use std::sync::Arc;
 
 use anyhow::bail;
 
@@ -125,11 +126,13 @@ pub fn ports_to_probe(range: PortRange, full: bool) -> Vec<u16> {
 }
 
 /// One packet exchange to run: a port on one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeJob {
     pub addr: SocketAddr,
     pub protocol: Protocol,
     pub kind: ProbeKind,
+    /// The name the user gave, for application probes (TLS SNI, HTTP Host); `None` for the rest.
+    pub host: Option<Arc<str>>,
 }
 
 /// One check on one address: the unit a verdict is given to.
@@ -173,12 +176,15 @@ pub fn expand(plan: &Plan, resolved: &Resolved) -> (Vec<PathPlan>, Vec<ProbeJob>
         };
         match resolved.get(host) {
             Some(Ok(addresses)) => {
+                let name: Option<Arc<str>> =
+                    matches!(planned.check.probe, ProbeKind::App(_)).then(|| Arc::from(host.as_str()));
                 for &ip in addresses {
                     let start = jobs.len();
                     jobs.extend(planned.ports.iter().map(|&port| ProbeJob {
                         addr: SocketAddr::new(ip, port),
                         protocol: planned.check.protocol,
                         kind: planned.check.probe,
+                        host: name.clone(),
                     }));
                     paths.push(PathPlan {
                         check: index,

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::model::{Check, Expect, PortRange, ProbeKind, Profile, Protocol, TargetSpec};
+use crate::model::{AppProbe, Check, Expect, PortRange, ProbeKind, Profile, Protocol, TargetSpec};
 
 /// The built-in profiles, in the order `profiles list` shows them.
 pub const BUILTIN: &[(&str, &str)] = &[
@@ -145,6 +145,10 @@ enum ProbeFile {
     Tcp,
     Udp,
     Loopback,
+    Tls,
+    Automate,
+    Mysql,
+    Http,
 }
 
 #[derive(Deserialize)]
@@ -266,6 +270,16 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
             Some((ProbeFile::Loopback, _)) => ProbeKind::Loopback,
             Some((ProbeFile::Tcp, _)) if protocol == Protocol::Tcp => ProbeKind::Connect,
             Some((ProbeFile::Udp, _)) if protocol == Protocol::Udp => ProbeKind::Connect,
+            Some((app @ (ProbeFile::Tls | ProbeFile::Automate | ProbeFile::Mysql | ProbeFile::Http), _))
+                if protocol == Protocol::Tcp =>
+            {
+                ProbeKind::App(match app {
+                    ProbeFile::Tls => AppProbe::Tls,
+                    ProbeFile::Automate => AppProbe::Automate,
+                    ProbeFile::Mysql => AppProbe::Mysql,
+                    _ => AppProbe::Http,
+                })
+            }
             Some((_, span)) => {
                 return Err(err(
                     Some(span),

@@ -15,7 +15,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
-use crate::model::{ProbeKind, Profile, Protocol};
+use crate::model::{Profile, Protocol};
 use crate::plan::ports_to_probe;
 use crate::protocol::{decode_probe, encode_reply, Key, Reject, FRESH_WINDOW, PROBE_LEN};
 use crate::verdict::compact_ports;
@@ -51,7 +51,7 @@ pub fn ports(profile: &Profile, full_ranges: bool) -> (Vec<u16>, Vec<u16>) {
         let fixed_host = profile
             .target(&check.target)
             .is_some_and(|t| t.default.is_some());
-        if check.probe != ProbeKind::Connect || fixed_host {
+        if !check.probe.is_remote() || fixed_host {
             continue;
         }
         let list = match check.protocol {
@@ -106,7 +106,7 @@ impl Stats {
 /// Shared state of the responder: key, counters, replay cache, rate limiter.
 struct Responder {
     key: Key,
-    stats: Stats,
+    stats: Arc<Stats>,
     nonces: Mutex<HashMap<[u8; 16], u64>>,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
     connections: Arc<Semaphore>,
@@ -188,7 +188,37 @@ pub async fn run(
     profile: &Profile,
     options: &Options,
     status: &mut dyn FnMut(&str),
-) -> anyhow::Result<Stats> {
+) -> anyhow::Result<Arc<Stats>> {
+    let running = start(profile, options, status).await?;
+    tokio::select! {
+        () = tokio::time::sleep(options.duration) => {}
+        () = shutdown_signal() => {}
+    }
+    Ok(running.stop().await)
+}
+
+/// A responder that is listening; [`Running::stop`] closes every socket.
+pub struct Running {
+    tasks: JoinSet<()>,
+    stats: Arc<Stats>,
+    /// Every port it listens on.
+    pub listening: Vec<(Protocol, u16)>,
+}
+
+impl Running {
+    pub async fn stop(mut self) -> Arc<Stats> {
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        self.stats
+    }
+}
+
+/// Binds every port and starts answering; returns once it is ready.
+pub async fn start(
+    profile: &Profile,
+    options: &Options,
+    status: &mut dyn FnMut(&str),
+) -> anyhow::Result<Running> {
     let (tcp, udp) = ports(profile, options.full_ranges);
     anyhow::ensure!(
         !tcp.is_empty() || !udp.is_empty(),
@@ -205,13 +235,14 @@ pub async fn run(
 
     let responder = Arc::new(Responder {
         key: options.key.clone(),
-        stats: Stats::default(),
+        stats: Arc::new(Stats::default()),
         nonces: Mutex::new(HashMap::new()),
         buckets: Mutex::new(HashMap::new()),
         connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
     });
     let mut tasks = JoinSet::new();
     let mut bound = 0usize;
+    let mut all_listening = Vec::new();
     for &ip in &addresses {
         let where_ = match (ip, dual) {
             (IpAddr::V6(v6), true) if v6.is_unspecified() => "[::] (IPv4 and IPv6)".to_string(),
@@ -228,6 +259,7 @@ pub async fn run(
                     Ok(socket) => {
                         spawn_listener(&mut tasks, socket, port, &responder)?;
                         ok.push(port);
+                        all_listening.push((protocol, port));
                     }
                     Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable => anyhow::bail!(
                         "cannot listen on {ip}: it is not an address of this machine (check --bind)"
@@ -268,16 +300,11 @@ pub async fn run(
         humantime::format_duration(options.duration)
     ));
 
-    tokio::select! {
-        () = tokio::time::sleep(options.duration) => {}
-        () = shutdown_signal() => {}
-    }
-    // Dropping the tasks closes every socket.
-    tasks.abort_all();
-    while tasks.join_next().await.is_some() {}
-    let responder =
-        Arc::try_unwrap(responder).map_err(|_| anyhow::anyhow!("responder still shared"))?;
-    Ok(responder.stats)
+    Ok(Running {
+        tasks,
+        stats: Arc::clone(&responder.stats),
+        listening: all_listening,
+    })
 }
 
 async fn shutdown_signal() {
@@ -476,7 +503,7 @@ mod tests {
         let key = Key::derive("a shared secret").unwrap();
         let r = Responder {
             key: key.clone(),
-            stats: Stats::default(),
+            stats: Arc::new(Stats::default()),
             nonces: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
             connections: Arc::new(Semaphore::new(1)),

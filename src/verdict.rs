@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use crate::model::{Check, Expect, Protocol, State};
 use crate::plan::{PathPlan, Plan, Work};
+use crate::probe::app::AppVerdict;
 use crate::probe::{fmt_duration, Outcome, Why};
 use crate::report::{CheckResult, Report, Summary};
 
@@ -55,6 +56,20 @@ fn judge(state: State, expect: Expect, verified: Option<bool>) -> Judgement {
             Judgement::Met
         }
         _ => Judgement::Unmet,
+    }
+}
+
+/// An application probe can only lower the judgement of an open port: what answered is
+/// not what the check needs (fail) or is doubtful (warn).
+fn judge_outcome(outcome: &Outcome, expect: Expect, verified: Option<bool>) -> Judgement {
+    let base = judge(outcome.state, expect, verified);
+    match (&outcome.why, expect) {
+        (Why::App(found), Expect::Reachable) => match found.verdict {
+            AppVerdict::Pass => base,
+            AppVerdict::Warn => base.max(Judgement::Unsure),
+            AppVerdict::Fail => Judgement::Unmet,
+        },
+        _ => base,
     }
 }
 
@@ -106,6 +121,7 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
             hint: None,
             latency_ms: None,
             verified: None,
+            app: None,
             source: check.source.clone(),
             probed_ports: None,
             counts: None,
@@ -165,8 +181,11 @@ fn judge_probed(
 ) {
     if let ([port], [outcome]) = (ports, outcomes) {
         let verified = outcome.verified(run.keyed);
-        let judgement = judge(outcome.state, check.expect, verified);
+        let judgement = judge_outcome(outcome, check.expect, verified);
         result.verified = verified;
+        if let Why::App(found) = &outcome.why {
+            result.app = Some((**found).clone());
+        }
         result.state = Some(outcome.state);
         result.verdict = verdict_of(judgement, check.required, run.strict);
         result.reason = outcome.reason(run.timeout);
@@ -202,7 +221,7 @@ fn judge_probed(
         if let Some(v) = verified {
             all_verified &= v;
         }
-        let j = judge(outcome.state, check.expect, verified);
+        let j = judge_outcome(outcome, check.expect, verified);
         worst = worst.max(j);
         if j == Judgement::Met {
             if outcome.state == State::Open {
@@ -375,6 +394,7 @@ fn hint(
             "{proto} {ports} on {place} answers from here but must be blocked."
         ),
         (_, State::Error, Why::Local(message)) => return format!("This machine could not test it: {message}."),
+        (Expect::Reachable, _, Why::App(found)) => format!("On {place}, {proto} {ports}: {}.", found.summary),
         (_, _, Why::NotServe(_)) => format!(
             "Something other than automate-ports serve answers {proto} {ports} at {place}: a proxy, SYN proxy, or a port forward to another host. Make sure the forward points at the machine running serve."
         ),

@@ -2,6 +2,7 @@
 //! jobs through it in a bounded sliding window, with timeouts and retries enforced here
 //! and nowhere else.
 
+pub mod app;
 pub mod dns;
 pub mod net;
 
@@ -43,6 +44,8 @@ pub enum Why {
     Redirected(u16),
     /// Keyed: something answered that is not `automate-ports serve`.
     NotServe(String),
+    /// An application probe ran on the open port.
+    App(Box<app::AppResult>),
     /// A local error: no route, no descriptors, bad address.
     Local(String),
 }
@@ -103,6 +106,7 @@ impl Outcome {
                 "{detail}: not automate-ports serve with this key (a proxy, SYN proxy, port forward to another host, or serve running with another key?)"
             ),
             Why::Local(message) => message.clone(),
+            Why::App(found) => found.summary.clone(),
         }
     }
 }
@@ -134,7 +138,7 @@ pub trait Prober: Send + Sync + 'static {
     fn attempt(&self, job: ProbeJob, timeout: Duration) -> impl Future<Output = Attempt> + Send;
 
     /// How many timeouts one try of `job` may take.
-    fn phases(&self, _job: ProbeJob) -> u32 {
+    fn phases(&self, _job: &ProbeJob) -> u32 {
         1
     }
 
@@ -212,7 +216,7 @@ pub async fn run<P: Prober>(
                 next_start += spacing;
             }
             let prober = Arc::clone(&prober);
-            let job = jobs[next];
+            let job = jobs[next].clone();
             let index = next;
             set.spawn(async move { (index, one_job(&*prober, job, config).await) });
             next += 1;
@@ -243,8 +247,8 @@ async fn one_job<P: Prober>(prober: &P, job: ProbeJob, config: EngineConfig) -> 
     let mut elapsed = Duration::ZERO;
     for attempt in 1..=tries {
         let started = Instant::now();
-        let budget = config.timeout * prober.phases(job);
-        let result = tokio::time::timeout(budget, prober.attempt(job, config.timeout)).await;
+        let budget = config.timeout * prober.phases(&job);
+        let result = tokio::time::timeout(budget, prober.attempt(job.clone(), config.timeout)).await;
         elapsed = started.elapsed();
         if let Ok(Attempt::Answer(state, why)) = result {
             return Outcome {
@@ -261,7 +265,7 @@ async fn one_job<P: Prober>(prober: &P, job: ProbeJob, config: EngineConfig) -> 
         state: if keyed_udp {
             State::Filtered
         } else {
-            silent_state(job)
+            silent_state(&job)
         },
         why: if keyed_udp {
             Why::NoAnswerKeyed
@@ -275,7 +279,7 @@ async fn one_job<P: Prober>(prober: &P, job: ProbeJob, config: EngineConfig) -> 
 
 /// What silence after every try means: a TCP SYN that gets nothing back is dropped; a UDP
 /// datagram that gets nothing back may have reached a quiet service.
-fn silent_state(job: ProbeJob) -> State {
+fn silent_state(job: &ProbeJob) -> State {
     match (job.kind, job.protocol) {
         (ProbeKind::Connect, Protocol::Udp) => State::OpenFiltered,
         _ => State::Filtered,
@@ -326,6 +330,7 @@ mod tests {
             addr: ([192, 0, 2, 1], port).into(),
             protocol,
             kind: ProbeKind::Connect,
+            host: None,
         }
     }
 

@@ -11,7 +11,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
 use super::{fmt_duration, Attempt, Prober, Why};
-use crate::model::{ProbeKind, Protocol, State};
+use super::app::AppConfig;
+use crate::model::{AppProbe, ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
 use crate::protocol::{self, Key, Probe, ReplyCheck, REPLY_LEN};
 
@@ -24,17 +25,54 @@ const SELF_CONNECT_TRIES: usize = 4;
 
 /// Probes over the operating system's network stack; with a key, every probe is the
 /// authenticated challenge that `automate-ports serve` answers.
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Clone)]
 pub struct NetProber {
     key: Option<Arc<Key>>,
+    app: Arc<AppConfig>,
+}
+
+impl Default for NetProber {
+    fn default() -> NetProber {
+        NetProber::new(None, AppConfig::new(false, 14, None).expect("no CA file to read"))
+    }
 }
 
 impl NetProber {
-    pub fn new(key: Option<Key>) -> NetProber {
+    pub fn new(key: Option<Key>, app: AppConfig) -> NetProber {
         NetProber {
             key: key.map(Arc::new),
+            app: Arc::new(app),
         }
     }
+}
+
+/// Connects (phase one), then runs the application probe on the open port (phase two,
+/// bounded by the timeout again).
+async fn app_probe(probe: AppProbe, job: &ProbeJob, config: &AppConfig, timeout: Duration) -> Attempt {
+    let Ok((attempt, stream)) = tokio::time::timeout(timeout, tcp_connect(job.addr)).await else {
+        return Attempt::Silent;
+    };
+    let Some(stream) = stream else {
+        return attempt;
+    };
+    let host = job.host.as_deref().map_or_else(|| job.addr.ip().to_string(), str::to_string);
+    let found = tokio::time::timeout(timeout, super::app::run(probe, stream, &host, job.addr.ip(), config)).await;
+    let result = found.unwrap_or_else(|_| super::app::AppResult {
+        probe,
+        verdict: super::app::AppVerdict::Fail,
+        summary: format!(
+            "the port is open but nothing answered the {} probe in {}",
+            probe.as_str(),
+            fmt_duration(timeout)
+        ),
+        tls: None,
+        automate_version: None,
+        server: None,
+        http_status: None,
+        mysql_error: None,
+        insecure: false,
+    });
+    Attempt::Answer(State::Open, Why::App(Box::new(result)))
 }
 
 impl Prober for NetProber {
@@ -51,14 +89,19 @@ impl Prober for NetProber {
             (ProbeKind::Connect, Protocol::Udp) => Box::pin(udp_exchange(job.addr, key)).await,
             (ProbeKind::Loopback, Protocol::Tcp) => Box::pin(tcp_loopback(job.addr)).await,
             (ProbeKind::Loopback, Protocol::Udp) => Box::pin(udp_loopback(job.addr)).await,
+            // With a key the far side is serve, which speaks only the probe protocol.
+            (ProbeKind::App(_), _) if key.is_some() => {
+                Box::pin(tcp_keyed(job.addr, key.expect("checked"), timeout)).await
+            }
+            (ProbeKind::App(probe), _) => Box::pin(app_probe(probe, &job, &self.app, timeout)).await,
         }
     }
 
-    fn phases(&self, job: ProbeJob) -> u32 {
-        if self.key.is_some() && job.protocol == Protocol::Tcp && job.kind == ProbeKind::Connect {
-            2
-        } else {
-            1
+    fn phases(&self, job: &ProbeJob) -> u32 {
+        match job.kind {
+            ProbeKind::App(_) => 2,
+            ProbeKind::Connect if self.key.is_some() && job.protocol == Protocol::Tcp => 2,
+            _ => 1,
         }
     }
 

@@ -84,6 +84,9 @@ pub struct CheckResult {
     pub latency_ms: Option<f64>,
     /// With `--key`: whether `automate-ports serve` proved itself; null without a key.
     pub verified: Option<bool>,
+    /// What an application probe found on the open port.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub app: Option<crate::probe::app::AppResult>,
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probed_ports: Option<usize>,

@@ -28,6 +28,7 @@ fn result(
         hint: None,
         latency_ms: None,
         verified: None,
+        app: None,
         source: "test".into(),
         probed_ports: None,
         counts: None,

@@ -22,8 +22,11 @@ fn correct_firewall_passes_everything_on_both_families() {
     require_root!();
     let lab = Lab::new("ok");
     let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
-    lab.server_rule("iptables", "-A INPUT -p tcp --dport 3306 -j DROP");
-    lab.server_rule("ip6tables", "-A INPUT -p tcp --dport 3306 -j DROP");
+    // A hardened firewall: the database and plain HTTP are not forwarded.
+    for tool in ["iptables", "ip6tables"] {
+        lab.server_rule(tool, "-A INPUT -p tcp --dport 3306 -j DROP");
+        lab.server_rule(tool, "-A INPUT -p tcp --dport 80 -j REJECT --reject-with tcp-reset");
+    }
     let (code, report) = server_check(&lab, "lab-server", &[], true);
     assert_eq!(report["summary"]["fail"], 0, "{report}");
     assert_eq!(report["summary"]["warn"], 0, "{report}");
