@@ -9,7 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::check::{self, Options};
-use crate::model::{Check, Expect, Family, PortRange, ProbeKind, Profile, Protocol, State, TargetSpec};
+use crate::model::{
+    Check, Expect, Family, PortRange, ProbeKind, Profile, Protocol, State, TargetSpec,
+};
 use crate::plan::ports_to_probe;
 use crate::probe::app::AppConfig;
 use crate::probe::net::NetProber;
@@ -52,8 +54,7 @@ pub async fn run() -> anyhow::Result<Demo> {
     );
 
     // A one-off key: the demo's responder answers only this run's checks.
-    let key = Key::derive(&format!("demo-{}", hex(&Probe::new(0, 0).nonce)))
-        .expect("long enough");
+    let key = Key::derive(&format!("demo-{}", hex(&Probe::new(0, 0).nonce))).expect("long enough");
     let mut notes = Vec::new();
     let running = serve::start(
         &staging_profile(&open),
@@ -100,7 +101,11 @@ pub async fn run() -> anyhow::Result<Demo> {
             description.push_str(" (that result is not verified by the demo)");
         }
     }
-    let unstaged: Vec<(Protocol, u16)> = open.iter().copied().filter(|p| !listening.contains(p)).collect();
+    let unstaged: Vec<(Protocol, u16)> = open
+        .iter()
+        .copied()
+        .filter(|p| !listening.contains(p))
+        .collect();
     let mismatches = mismatches(&report, &listening, &unstaged);
     Ok(Demo {
         report,
@@ -141,7 +146,11 @@ fn staging_profile(open: &[(Protocol, u16)]) -> Profile {
 
 /// Ports staged open must be found open and verified; every other port must not be open.
 /// Ports the demo could not stage (no permission below 1024) are not judged.
-fn mismatches(report: &Report, listening: &[(Protocol, u16)], unstaged: &[(Protocol, u16)]) -> Vec<String> {
+fn mismatches(
+    report: &Report,
+    listening: &[(Protocol, u16)],
+    unstaged: &[(Protocol, u16)],
+) -> Vec<String> {
     let mut out = Vec::new();
     for c in &report.checks {
         // The report's ports are the profile's, so they parse; the demo samples ranges.

@@ -176,8 +176,8 @@ pub fn expand(plan: &Plan, resolved: &Resolved) -> (Vec<PathPlan>, Vec<ProbeJob>
         };
         match resolved.get(host) {
             Some(Ok(addresses)) => {
-                let name: Option<Arc<str>> =
-                    matches!(planned.check.probe, ProbeKind::App(_)).then(|| Arc::from(host.as_str()));
+                let name: Option<Arc<str>> = matches!(planned.check.probe, ProbeKind::App(_))
+                    .then(|| Arc::from(host.as_str()));
                 for &ip in addresses {
                     let start = jobs.len();
                     jobs.extend(planned.ports.iter().map(|&port| ProbeJob {

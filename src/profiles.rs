@@ -270,16 +270,15 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
             Some((ProbeFile::Loopback, _)) => ProbeKind::Loopback,
             Some((ProbeFile::Tcp, _)) if protocol == Protocol::Tcp => ProbeKind::Connect,
             Some((ProbeFile::Udp, _)) if protocol == Protocol::Udp => ProbeKind::Connect,
-            Some((app @ (ProbeFile::Tls | ProbeFile::Automate | ProbeFile::Mysql | ProbeFile::Http), _))
-                if protocol == Protocol::Tcp =>
-            {
-                ProbeKind::App(match app {
-                    ProbeFile::Tls => AppProbe::Tls,
-                    ProbeFile::Automate => AppProbe::Automate,
-                    ProbeFile::Mysql => AppProbe::Mysql,
-                    _ => AppProbe::Http,
-                })
-            }
+            Some((
+                app @ (ProbeFile::Tls | ProbeFile::Automate | ProbeFile::Mysql | ProbeFile::Http),
+                _,
+            )) if protocol == Protocol::Tcp => ProbeKind::App(match app {
+                ProbeFile::Tls => AppProbe::Tls,
+                ProbeFile::Automate => AppProbe::Automate,
+                ProbeFile::Mysql => AppProbe::Mysql,
+                _ => AppProbe::Http,
+            }),
             Some((_, span)) => {
                 return Err(err(
                     Some(span),

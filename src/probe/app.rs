@@ -88,7 +88,11 @@ struct Verifiers {
 
 impl AppConfig {
     /// `ca_file`: PEM certificates of a private CA to trust as well.
-    pub fn new(insecure: bool, cert_warn_days: u32, ca_file: Option<&Path>) -> anyhow::Result<AppConfig> {
+    pub fn new(
+        insecure: bool,
+        cert_warn_days: u32,
+        ca_file: Option<&Path>,
+    ) -> anyhow::Result<AppConfig> {
         let mut extra_roots = Vec::new();
         if let Some(path) = ca_file {
             let pem = std::fs::read(path)
@@ -119,9 +123,12 @@ impl AppConfig {
             let public_roots = RootCertStore {
                 roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
             };
-            let public = WebPkiServerVerifier::builder_with_provider(Arc::new(public_roots), Arc::clone(&provider))
-                .build()
-                .expect("the public roots form a verifier");
+            let public = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(public_roots),
+                Arc::clone(&provider),
+            )
+            .build()
+            .expect("the public roots form a verifier");
             let system = rustls_platform_verifier::Verifier::new(Arc::clone(&provider))
                 .ok()
                 .map(|v| Arc::new(v) as Arc<dyn ServerCertVerifier>);
@@ -143,14 +150,22 @@ impl AppConfig {
 }
 
 /// Runs `probe` on a connected stream. The caller bounds the time.
-pub async fn run(probe: AppProbe, stream: TcpStream, host: &str, ip: IpAddr, config: &AppConfig) -> AppResult {
+pub async fn run(
+    probe: AppProbe,
+    stream: TcpStream,
+    host: &str,
+    ip: IpAddr,
+    config: &AppConfig,
+) -> AppResult {
     match probe {
         AppProbe::Mysql => mysql(stream).await,
         AppProbe::Http => {
             let mut stream = stream;
             http(&mut stream, host, "/").await
         }
-        AppProbe::Tls | AppProbe::Automate => tls_and_maybe_automate(probe, stream, host, ip, config).await,
+        AppProbe::Tls | AppProbe::Automate => {
+            tls_and_maybe_automate(probe, stream, host, ip, config).await
+        }
     }
 }
 
@@ -175,7 +190,9 @@ async fn mysql(mut stream: TcpStream) -> AppResult {
     let fail = |summary: String| result(AppProbe::Mysql, AppVerdict::Fail, summary);
     let mut header = [0u8; 4];
     if stream.read_exact(&mut header).await.is_err() {
-        return fail("the port is open but no MySQL answered (it closed without a greeting)".into());
+        return fail(
+            "the port is open but no MySQL answered (it closed without a greeting)".into(),
+        );
     }
     let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
     let mut payload = vec![0u8; len.min(16 * 1024)];
@@ -189,15 +206,26 @@ async fn mysql(mut stream: TcpStream) -> AppResult {
 pub fn parse_mysql_greeting(payload: &[u8]) -> AppResult {
     match payload.first() {
         Some(10) => {
-            let end = payload[1..].iter().position(|&b| b == 0).map_or(payload.len(), |p| p + 1);
+            let end = payload[1..]
+                .iter()
+                .position(|&b| b == 0)
+                .map_or(payload.len(), |p| p + 1);
             let raw = String::from_utf8_lossy(&payload[1..end]).to_string();
             // MariaDB reports "5.5.5-10.11.6-MariaDB..." to old clients: show the real version.
             let version = match raw.strip_prefix("5.5.5-") {
                 Some(rest) if rest.contains("MariaDB") => rest.to_string(),
                 _ => raw,
             };
-            let product = if version.contains("MariaDB") { "MariaDB" } else { "MySQL" };
-            let mut r = result(AppProbe::Mysql, AppVerdict::Pass, format!("{product} {version} answered"));
+            let product = if version.contains("MariaDB") {
+                "MariaDB"
+            } else {
+                "MySQL"
+            };
+            let mut r = result(
+                AppProbe::Mysql,
+                AppVerdict::Pass,
+                format!("{product} {version} answered"),
+            );
             r.server = Some(version);
             r
         }
@@ -228,10 +256,20 @@ pub fn parse_mysql_greeting(payload: &[u8]) -> AppResult {
 
 // ---------------------------------------------------------------- HTTP
 
-async fn http<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, host: &str, path: &str) -> AppResult {
+async fn http<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: &mut S,
+    host: &str,
+    path: &str,
+) -> AppResult {
     let response = match request(stream, host, path, 16 * 1024).await {
         Ok(bytes) => bytes,
-        Err(e) => return result(AppProbe::Http, AppVerdict::Fail, format!("the port is open but no HTTP answered ({e})")),
+        Err(e) => {
+            return result(
+                AppProbe::Http,
+                AppVerdict::Fail,
+                format!("the port is open but no HTTP answered ({e})"),
+            )
+        }
     };
     let head = parse_http_head(&response);
     match head.status {
@@ -241,12 +279,20 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin>(stream: &mut S, host: &str, pat
                 Some(s) => format!("HTTP {status} {} (Server: {s})", head.reason),
                 None => format!("HTTP {status} {}", head.reason),
             };
-            let mut r = result(AppProbe::Http, AppVerdict::Pass, summary.trim_end().to_string());
+            let mut r = result(
+                AppProbe::Http,
+                AppVerdict::Pass,
+                summary.trim_end().to_string(),
+            );
             r.http_status = Some(status);
             r.server = server;
             r
         }
-        None => result(AppProbe::Http, AppVerdict::Fail, "the port is open but no HTTP answered"),
+        None => result(
+            AppProbe::Http,
+            AppVerdict::Fail,
+            "the port is open but no HTTP answered",
+        ),
     }
 }
 
@@ -257,7 +303,11 @@ async fn request<S: AsyncRead + AsyncWrite + Unpin>(
     path: &str,
     limit: usize,
 ) -> std::io::Result<Vec<u8>> {
-    let host_header = if host.contains(':') { format!("[{host}]") } else { host.to_string() };
+    let host_header = if host.contains(':') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    };
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: automate-ports/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         env!("CARGO_PKG_VERSION")
@@ -271,7 +321,9 @@ async fn request<S: AsyncRead + AsyncWrite + Unpin>(
             Ok(0) => break,
             Ok(n) => response.extend_from_slice(&buf[..n]),
             // A TLS peer that closes without close_notify still sent its answer.
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => break,
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !response.is_empty() => {
+                break
+            }
             Err(e) => return Err(e),
         }
     }
@@ -313,7 +365,10 @@ pub fn automate_version(body: &[u8]) -> Option<String> {
     let mut rest: &str = &text;
     while let Some(at) = rest.find("||||||") {
         let after = rest[at..].trim_start_matches('|');
-        let version: String = after.chars().take_while(|c| c.is_ascii_digit() || *c == '.').collect();
+        let version: String = after
+            .chars()
+            .take_while(|c| c.is_ascii_digit() || *c == '.')
+            .collect();
         let mut parts = version.split('.');
         let (major, minor) = (parts.next().unwrap_or(""), parts.next().unwrap_or(""));
         if !major.is_empty() && !minor.is_empty() {
@@ -349,7 +404,12 @@ impl ServerCertVerifier for Examine {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -358,7 +418,12 @@ impl ServerCertVerifier for Examine {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
@@ -400,11 +465,13 @@ async fn tls_and_maybe_automate(
     };
     let (tls_result, info) = {
         let conn = tls.get_ref().1;
-        let version = conn.protocol_version().map_or("TLS".to_string(), |v| match v {
-            rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".to_string(),
-            rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".to_string(),
-            other => format!("{other:?}"),
-        });
+        let version = conn
+            .protocol_version()
+            .map_or("TLS".to_string(), |v| match v {
+                rustls::ProtocolVersion::TLSv1_3 => "TLS 1.3".to_string(),
+                rustls::ProtocolVersion::TLSv1_2 => "TLS 1.2".to_string(),
+                other => format!("{other:?}"),
+            });
         let chain: Vec<CertificateDer<'static>> = conn
             .peer_certificates()
             .unwrap_or_default()
@@ -477,7 +544,10 @@ fn tls_summary(info: &TlsInfo) -> String {
     } else {
         format!("expired {} days ago", -info.days_left)
     };
-    format!("{}, certificate for {} by {}, {expiry}", info.version, info.subject, info.issuer)
+    format!(
+        "{}, certificate for {} by {}, {expiry}",
+        info.version, info.subject, info.issuer
+    )
 }
 
 /// Judges the certificate: name, validity dates, and which trust stores accept the chain.
@@ -492,12 +562,28 @@ fn judge_certificate(
     verifiers: &Verifiers,
 ) -> (AppResult, Option<TlsInfo>) {
     let Some((end_entity, intermediates)) = chain.split_first() else {
-        return (result(AppProbe::Tls, AppVerdict::Fail, "the server sent no certificate"), None);
+        return (
+            result(
+                AppProbe::Tls,
+                AppVerdict::Fail,
+                "the server sent no certificate",
+            ),
+            None,
+        );
     };
     let Ok((_, cert)) = x509_parser::parse_x509_certificate(end_entity) else {
-        return (result(AppProbe::Tls, AppVerdict::Fail, "the server's certificate does not parse"), None);
+        return (
+            result(
+                AppProbe::Tls,
+                AppVerdict::Fail,
+                "the server's certificate does not parse",
+            ),
+            None,
+        );
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64);
     let not_after = cert.validity().not_after.timestamp();
     let not_before = cert.validity().not_before.timestamp();
     let mut sans: Vec<String> = Vec::new();
@@ -527,7 +613,10 @@ fn judge_certificate(
         .next()
         .and_then(|cn| cn.as_str().ok())
         .map(str::to_string);
-    let subject = common_name.clone().or_else(|| sans.first().cloned()).unwrap_or_else(|| cert.subject().to_string());
+    let subject = common_name
+        .clone()
+        .or_else(|| sans.first().cloned())
+        .unwrap_or_else(|| cert.subject().to_string());
     let issuer = cert
         .issuer()
         .iter_common_name()
@@ -556,7 +645,10 @@ fn judge_certificate(
         subject,
         sans: sans.clone(),
         issuer,
-        not_after: humantime::format_rfc3339_seconds(UNIX_EPOCH + std::time::Duration::from_secs(not_after.max(0) as u64)).to_string(),
+        not_after: humantime::format_rfc3339_seconds(
+            UNIX_EPOCH + std::time::Duration::from_secs(not_after.max(0) as u64),
+        )
+        .to_string(),
         days_left: (not_after - now).div_euclid(86_400),
         trusted_public: trusted(verifiers.public.as_ref()),
         trusted_system: verifiers.system.as_deref().is_some_and(trusted),
@@ -565,7 +657,13 @@ fn judge_certificate(
 
     let name_ok = match host.parse::<IpAddr>() {
         Ok(literal) => san_ips.contains(&literal),
-        Err(_) => sans.iter().any(|san| dns_matches(san, host)) || (sans.is_empty() && common_name.as_deref().is_some_and(|cn| dns_matches(cn, host))),
+        Err(_) => {
+            sans.iter().any(|san| dns_matches(san, host))
+                || (sans.is_empty()
+                    && common_name
+                        .as_deref()
+                        .is_some_and(|cn| dns_matches(cn, host)))
+        }
     };
     let _ = ip;
     let described = tls_summary(&info);
@@ -574,11 +672,18 @@ fn judge_certificate(
     let trusted_somewhere = info.trusted_public || info.trusted_ca_file == Some(true);
     if !name_ok {
         r.verdict = AppVerdict::Fail;
-        let names = if sans.is_empty() { info.subject.clone() } else { sans.join(", ") };
+        let names = if sans.is_empty() {
+            info.subject.clone()
+        } else {
+            sans.join(", ")
+        };
         r.summary = format!("the certificate is for {names}, not {host} ({described})");
     } else if now > not_after {
         r.verdict = AppVerdict::Fail;
-        r.summary = format!("the certificate expired {} days ago ({described})", (now - not_after) / 86_400);
+        r.summary = format!(
+            "the certificate expired {} days ago ({described})",
+            (now - not_after) / 86_400
+        );
     } else if now < not_before {
         r.verdict = AppVerdict::Fail;
         r.summary = format!("the certificate is not valid yet ({described})");
@@ -592,7 +697,10 @@ fn judge_certificate(
         }
     } else if info.days_left < i64::from(config.cert_warn_days) {
         r.verdict = AppVerdict::Warn;
-        r.summary = format!("the certificate expires in {} days ({described})", info.days_left);
+        r.summary = format!(
+            "the certificate expires in {} days ({described})",
+            info.days_left
+        );
     } else if config.insecure && !trusted_somewhere {
         r.summary = format!("{described}; insecure: trust not checked");
     }
@@ -602,9 +710,14 @@ fn judge_certificate(
 
 /// Host name matching with a single left-most wildcard label (RFC 6125).
 fn dns_matches(pattern: &str, host: &str) -> bool {
-    let (pattern, host) = (pattern.trim_end_matches('.').to_ascii_lowercase(), host.trim_end_matches('.').to_ascii_lowercase());
+    let (pattern, host) = (
+        pattern.trim_end_matches('.').to_ascii_lowercase(),
+        host.trim_end_matches('.').to_ascii_lowercase(),
+    );
     match pattern.strip_prefix("*.") {
-        Some(suffix) => host.split_once('.').is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
+        Some(suffix) => host
+            .split_once('.')
+            .is_some_and(|(label, rest)| !label.is_empty() && rest == suffix),
         None => pattern == host,
     }
 }
@@ -617,24 +730,43 @@ mod tests {
     fn mysql_greetings_and_errors() {
         let mut greeting = vec![10];
         greeting.extend_from_slice(b"8.0.36\0rest");
-        assert_eq!(parse_mysql_greeting(&greeting).summary, "MySQL 8.0.36 answered");
+        assert_eq!(
+            parse_mysql_greeting(&greeting).summary,
+            "MySQL 8.0.36 answered"
+        );
         let mut maria = vec![10];
         maria.extend_from_slice(b"5.5.5-10.11.6-MariaDB-0+deb12u1\0");
-        assert_eq!(parse_mysql_greeting(&maria).summary, "MariaDB 10.11.6-MariaDB-0+deb12u1 answered");
+        assert_eq!(
+            parse_mysql_greeting(&maria).summary,
+            "MariaDB 10.11.6-MariaDB-0+deb12u1 answered"
+        );
         let mut refused = vec![0xff, 0x6a, 0x04];
-        refused.extend_from_slice(b"Host '192.0.2.1' is not allowed to connect to this MySQL server");
+        refused
+            .extend_from_slice(b"Host '192.0.2.1' is not allowed to connect to this MySQL server");
         let r = parse_mysql_greeting(&refused);
         assert_eq!((r.verdict, r.mysql_error), (AppVerdict::Fail, Some(1130)));
-        assert!(r.summary.contains("grant this host access"), "{}", r.summary);
+        assert!(
+            r.summary.contains("grant this host access"),
+            "{}",
+            r.summary
+        );
         let mut sqlstate = vec![0xff, 0x15, 0x04, b'#'];
         sqlstate.extend_from_slice(b"28000Access denied");
-        assert!(parse_mysql_greeting(&sqlstate).summary.ends_with("error 1045: Access denied"));
-        assert_eq!(parse_mysql_greeting(b"SSH-2.0-OpenSSH").verdict, AppVerdict::Fail);
+        assert!(parse_mysql_greeting(&sqlstate)
+            .summary
+            .ends_with("error 1045: Access denied"));
+        assert_eq!(
+            parse_mysql_greeting(b"SSH-2.0-OpenSSH").verdict,
+            AppVerdict::Fail
+        );
     }
 
     #[test]
     fn automate_versions() {
-        assert_eq!(automate_version(b"1|2|||||||200.264"), Some("200.264".into()));
+        assert_eq!(
+            automate_version(b"1|2|||||||200.264"),
+            Some("200.264".into())
+        );
         assert_eq!(automate_version(b"||||||2024.11"), Some("2024.11".into()));
         assert_eq!(automate_version(b"<html>hello</html>"), None);
         assert_eq!(automate_version(b"||||||abc"), None);
@@ -642,8 +774,12 @@ mod tests {
 
     #[test]
     fn http_heads() {
-        let head = parse_http_head(b"HTTP/1.1 302 Found\r\nServer: nginx\r\nLocation: /x\r\n\r\nbody");
-        assert_eq!((head.status, head.reason.as_str(), head.server.as_deref()), (Some(302), "Found", Some("nginx")));
+        let head =
+            parse_http_head(b"HTTP/1.1 302 Found\r\nServer: nginx\r\nLocation: /x\r\n\r\nbody");
+        assert_eq!(
+            (head.status, head.reason.as_str(), head.server.as_deref()),
+            (Some(302), "Found", Some("nginx"))
+        );
         assert_eq!(parse_http_head(b"SSH-2.0-x\r\n").status, None);
     }
 

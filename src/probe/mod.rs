@@ -248,7 +248,8 @@ async fn one_job<P: Prober>(prober: &P, job: ProbeJob, config: EngineConfig) -> 
     for attempt in 1..=tries {
         let started = Instant::now();
         let budget = config.timeout * prober.phases(&job);
-        let result = tokio::time::timeout(budget, prober.attempt(job.clone(), config.timeout)).await;
+        let result =
+            tokio::time::timeout(budget, prober.attempt(job.clone(), config.timeout)).await;
         elapsed = started.elapsed();
         if let Ok(Attempt::Answer(state, why)) = result {
             return Outcome {

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
-use super::{fmt_duration, Attempt, Prober, Why};
 use super::app::AppConfig;
+use super::{fmt_duration, Attempt, Prober, Why};
 use crate::model::{AppProbe, ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
 use crate::protocol::{self, Key, Probe, ReplyCheck, REPLY_LEN};
@@ -33,7 +33,10 @@ pub struct NetProber {
 
 impl Default for NetProber {
     fn default() -> NetProber {
-        NetProber::new(None, AppConfig::new(false, 14, None).expect("no CA file to read"))
+        NetProber::new(
+            None,
+            AppConfig::new(false, 14, None).expect("no CA file to read"),
+        )
     }
 }
 
@@ -48,15 +51,27 @@ impl NetProber {
 
 /// Connects (phase one), then runs the application probe on the open port (phase two,
 /// bounded by the timeout again).
-async fn app_probe(probe: AppProbe, job: &ProbeJob, config: &AppConfig, timeout: Duration) -> Attempt {
+async fn app_probe(
+    probe: AppProbe,
+    job: &ProbeJob,
+    config: &AppConfig,
+    timeout: Duration,
+) -> Attempt {
     let Ok((attempt, stream)) = tokio::time::timeout(timeout, tcp_connect(job.addr)).await else {
         return Attempt::Silent;
     };
     let Some(stream) = stream else {
         return attempt;
     };
-    let host = job.host.as_deref().map_or_else(|| job.addr.ip().to_string(), str::to_string);
-    let found = tokio::time::timeout(timeout, super::app::run(probe, stream, &host, job.addr.ip(), config)).await;
+    let host = job
+        .host
+        .as_deref()
+        .map_or_else(|| job.addr.ip().to_string(), str::to_string);
+    let found = tokio::time::timeout(
+        timeout,
+        super::app::run(probe, stream, &host, job.addr.ip(), config),
+    )
+    .await;
     let result = found.unwrap_or_else(|_| super::app::AppResult {
         probe,
         verdict: super::app::AppVerdict::Fail,
@@ -93,7 +108,9 @@ impl Prober for NetProber {
             (ProbeKind::App(_), _) if key.is_some() => {
                 Box::pin(tcp_keyed(job.addr, key.expect("checked"), timeout)).await
             }
-            (ProbeKind::App(probe), _) => Box::pin(app_probe(probe, &job, &self.app, timeout)).await,
+            (ProbeKind::App(probe), _) => {
+                Box::pin(app_probe(probe, &job, &self.app, timeout)).await
+            }
         }
     }
 

@@ -25,7 +25,10 @@ fn correct_firewall_passes_everything_on_both_families() {
     // A hardened firewall: the database and plain HTTP are not forwarded.
     for tool in ["iptables", "ip6tables"] {
         lab.server_rule(tool, "-A INPUT -p tcp --dport 3306 -j DROP");
-        lab.server_rule(tool, "-A INPUT -p tcp --dport 80 -j REJECT --reject-with tcp-reset");
+        lab.server_rule(
+            tool,
+            "-A INPUT -p tcp --dport 80 -j REJECT --reject-with tcp-reset",
+        );
     }
     let (code, report) = server_check(&lab, "lab-server", &[], true);
     assert_eq!(report["summary"]["fail"], 0, "{report}");

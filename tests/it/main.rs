@@ -1,9 +1,11 @@
 //! Integration tests through the real binary against real sockets on loopback and, where
 //! the test runs as root, inside network namespaces it creates.
 
+mod app;
 mod check;
 mod errors;
 mod lab;
 mod ranges;
 mod serve;
+mod servers;
 mod util;

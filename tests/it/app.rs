@@ -1,0 +1,227 @@
+//! Application probes against real servers on loopback.
+
+use serde_json::Value;
+
+use crate::servers::{days_from_now, mysql_packet, plain_server, self_signed, tls_server, Ca};
+use crate::util::{check_block, check_json, profile, results};
+
+const OK_PAGE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nServer: test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
+const AUTOMATE: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n0|1|2|||||||200.264";
+const NGINX: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n<html>Welcome to nginx</html>";
+
+/// Runs one check with `probe` against localhost:PORT; returns (exit code, the result).
+fn probe(kind: &str, port: u16, extra: &[&str]) -> (i32, Value) {
+    let p = profile(&format!(
+        "{}probe = \"{kind}\"\n",
+        check_block("app", "tcp", &port.to_string(), true)
+    ));
+    let mut args = vec!["-4"];
+    if !extra.contains(&"--timeout") {
+        args.extend_from_slice(&["--timeout", "2s"]);
+    }
+    args.extend_from_slice(extra);
+    let (code, report) = check_json(&p, "localhost", &args);
+    (code, results(&report, "app")[0].clone())
+}
+
+fn reason(r: &Value) -> &str {
+    r["reason"].as_str().unwrap()
+}
+
+#[test]
+fn valid_certificate_passes_with_its_expiry() {
+    let ca = Ca::new();
+    let port = tls_server(
+        ca.leaf(&["localhost"], days_from_now(-1), days_from_now(90)),
+        OK_PAGE,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = crate::util::write_file(dir.path(), "ca.pem", &ca.pem);
+    let (code, r) = probe("tls", port, &["--ca-file", ca_file.to_str().unwrap()]);
+    assert_eq!(r["verdict"], "pass", "{r}");
+    assert!(
+        reason(&r).contains("expires in 8") || reason(&r).contains("expires in 9"),
+        "{r}"
+    );
+    assert_eq!(r["app"]["tls"]["trusted_ca_file"], true);
+    assert_eq!(r["app"]["tls"]["sans"][0], "localhost");
+    assert!(r["app"]["tls"]["version"]
+        .as_str()
+        .unwrap()
+        .starts_with("TLS 1."));
+    assert_eq!(code, 0);
+    // In this machine's store but not among the public roots: TLS inspection or a private CA.
+    let p = profile(&format!(
+        "{}probe = \"tls\"\n",
+        check_block("app", "tcp", &port.to_string(), true)
+    ));
+    let out = crate::util::bin()
+        .args([
+            "check",
+            "--profile",
+            p.path.to_str().unwrap(),
+            "--target",
+            "box=localhost",
+            "-4",
+            "--format",
+            "json",
+        ])
+        .env("SSL_CERT_FILE", &ca_file)
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &results(&report, "app")[0];
+    assert_eq!(r["verdict"], "warn", "{r}");
+    assert_eq!(r["app"]["tls"]["trusted_system"], true, "{r}");
+    assert_eq!(r["app"]["tls"]["trusted_public"], false, "{r}");
+    assert!(
+        reason(r).contains("trusted by this machine but not by public roots"),
+        "{r}"
+    );
+    // Without the CA it is a private CA nobody trusts: a failure that says so.
+    let (code, r) = probe("tls", port, &[]);
+    assert_eq!(r["verdict"], "fail", "{r}");
+    assert!(
+        reason(&r).contains("likely TLS inspection or a private CA"),
+        "{r}"
+    );
+    assert_eq!(code, 1);
+}
+
+#[test]
+fn wrong_name_expired_and_self_signed_fail_with_the_reason() {
+    let ca = Ca::new();
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = crate::util::write_file(dir.path(), "ca.pem", &ca.pem);
+    let ca_arg = ["--ca-file", ca_file.to_str().unwrap()];
+    let wrong = tls_server(
+        ca.leaf(
+            &["automate.example.com"],
+            days_from_now(-1),
+            days_from_now(90),
+        ),
+        OK_PAGE,
+    );
+    let (_, r) = probe("tls", wrong, &ca_arg);
+    assert_eq!(r["verdict"], "fail");
+    assert!(
+        reason(&r).contains("is for automate.example.com, not localhost"),
+        "{r}"
+    );
+    let expired = tls_server(
+        ca.leaf(&["localhost"], days_from_now(-400), days_from_now(-35)),
+        OK_PAGE,
+    );
+    let (_, r) = probe("tls", expired, &ca_arg);
+    assert_eq!(r["verdict"], "fail");
+    assert!(reason(&r).contains("expired 3"), "{r}");
+    let soon = tls_server(
+        ca.leaf(&["localhost"], days_from_now(-1), days_from_now(5)),
+        OK_PAGE,
+    );
+    let (code, r) = probe("tls", soon, &ca_arg);
+    assert_eq!(r["verdict"], "warn", "{r}");
+    assert!(
+        reason(&r).contains("expires in 4") || reason(&r).contains("expires in 5"),
+        "{r}"
+    );
+    assert_eq!(code, 0);
+    let (_, r) = probe(
+        "tls",
+        soon,
+        &[ca_arg[0], ca_arg[1], "--cert-warn-days", "3"],
+    );
+    assert_eq!(r["verdict"], "pass", "{r}");
+    let selfie = tls_server(self_signed(&["localhost"]), OK_PAGE);
+    let (_, r) = probe("tls", selfie, &[]);
+    assert_eq!(r["verdict"], "fail");
+    assert!(reason(&r).contains("self-signed or unknown CA"), "{r}");
+    let (code, r) = probe("tls", selfie, &["--insecure"]);
+    assert_eq!(r["verdict"], "pass", "{r}");
+    assert_eq!(r["app"]["insecure"], true);
+    assert!(reason(&r).contains("insecure"), "{r}");
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn automate_answers_and_a_proxy_is_caught() {
+    let automate = tls_server(self_signed(&["localhost"]), AUTOMATE);
+    let (code, r) = probe("automate", automate, &["--insecure"]);
+    assert_eq!(r["verdict"], "pass", "{r}");
+    assert!(
+        reason(&r).starts_with("ConnectWise Automate 200.264 answered"),
+        "{r}"
+    );
+    assert_eq!(r["app"]["automate_version"], "200.264");
+    assert_eq!(code, 0);
+    let other = tls_server(self_signed(&["localhost"]), NGINX);
+    let (code, r) = probe("automate", other, &["--insecure"]);
+    assert_eq!(r["verdict"], "fail", "{r}");
+    assert!(
+        reason(&r).contains("Automate did not answer (HTTP 200, Server: nginx)"),
+        "{r}"
+    );
+    assert!(r["hint"].as_str().unwrap().contains("proxy"), "{r}");
+    assert_eq!(code, 1);
+    // Plain TCP that is not TLS at all.
+    let plain = plain_server(b"hello\r\n".to_vec(), false);
+    let (_, r) = probe("automate", plain, &["--insecure"]);
+    assert_eq!(r["verdict"], "fail");
+    assert!(reason(&r).contains("TLS handshake failed"), "{r}");
+}
+
+#[test]
+fn mysql_greeting_error_and_silence() {
+    let mut greeting = vec![10];
+    greeting.extend_from_slice(b"8.0.36\0\x01\x00\x00\x00abcdefgh\0");
+    let port = plain_server(mysql_packet(&greeting), false);
+    let (code, r) = probe("mysql", port, &[]);
+    assert_eq!(r["verdict"], "pass", "{r}");
+    assert_eq!(reason(&r), "MySQL 8.0.36 answered");
+    assert_eq!(code, 0);
+
+    let mut refused = vec![0xff, 0x6a, 0x04];
+    refused.extend_from_slice(b"Host '127.0.0.1' is not allowed to connect to this MySQL server");
+    let port = plain_server(mysql_packet(&refused), false);
+    let (code, r) = probe("mysql", port, &[]);
+    assert_eq!(r["verdict"], "fail");
+    assert_eq!(r["app"]["mysql_error"], 1130);
+    assert!(
+        r["hint"]
+            .as_str()
+            .unwrap()
+            .contains("grant this host access"),
+        "{r}"
+    );
+    assert_eq!(code, 1);
+
+    // Open, but nothing speaks: bounded by the timeout.
+    let quiet = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let started = std::time::Instant::now();
+    let (_, r) = probe(
+        "mysql",
+        quiet.local_addr().unwrap().port(),
+        &["--timeout", "500ms"],
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(10));
+    assert_eq!(r["verdict"], "fail");
+    assert!(
+        reason(&r).contains("nothing answered the mysql probe"),
+        "{r}"
+    );
+}
+
+#[test]
+fn http_status_and_server() {
+    let port = plain_server(
+        b"HTTP/1.1 302 Found\r\nServer: Microsoft-IIS/10.0\r\nLocation: /x\r\n\r\n".to_vec(),
+        true,
+    );
+    let (code, r) = probe("http", port, &[]);
+    assert_eq!(r["verdict"], "pass", "{r}");
+    assert_eq!(reason(&r), "HTTP 302 Found (Server: Microsoft-IIS/10.0)");
+    assert_eq!(r["app"]["http_status"], 302);
+    assert_eq!(code, 0);
+}
