@@ -4,8 +4,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use crate::model::{Family, ProbeKind, Profile};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::model::{Family, ProbeKind, Profile, Protocol, State};
 use crate::plan;
+use crate::plan::ProbeJob;
 use crate::probe::{self, dns, EngineConfig, Prober};
 use crate::report::Report;
 use crate::verdict::{self, RunInfo};
@@ -50,7 +53,10 @@ pub async fn run<P: Prober>(
     let clock = Instant::now();
     let plan = plan::build(profile, &options.targets, options.full_ranges)?;
     let resolved = dns::resolve_all(plan.hosts(), options.family, options.timeout).await;
-    let (paths, jobs) = plan::expand(&plan, &resolved);
+    let (paths, mut jobs) = plan::expand(&plan, &resolved);
+    let canaries = canary_jobs(&jobs);
+    let first_canary = jobs.len();
+    jobs.extend(canaries.iter().cloned());
     // A loopback probe holds a second socket: keep a descriptor for each.
     let two_sockets = jobs
         .iter()
@@ -76,5 +82,50 @@ pub async fn run<P: Prober>(
         full_ranges: options.full_ranges,
         keyed,
     };
-    Ok(verdict::report(&plan, &paths, &outcomes, &run))
+    let mut report = verdict::report(&plan, &paths, &outcomes[..first_canary], &run);
+    report.notes = canary_notes(&canaries, &outcomes[first_canary..]);
+    Ok(report)
+}
+
+/// Ports almost nothing listens on. When every one of them answers as open on an address,
+/// something in the path answers for every port (an every-port-open firewall, a REDIRECT,
+/// a SYN proxy) and an "open" from that address proves nothing by itself.
+pub const CANARY_PORTS: [u16; 3] = [1, 4, 6];
+
+fn canary_jobs(jobs: &[ProbeJob]) -> Vec<ProbeJob> {
+    let mut addresses: Vec<IpAddr> = Vec::new();
+    for job in jobs {
+        let remote_tcp = job.protocol == Protocol::Tcp && job.kind.is_remote();
+        if remote_tcp && !addresses.contains(&job.addr.ip()) {
+            addresses.push(job.addr.ip());
+        }
+    }
+    addresses
+        .into_iter()
+        .flat_map(|ip| {
+            CANARY_PORTS.into_iter().map(move |port| ProbeJob {
+                addr: SocketAddr::new(ip, port),
+                protocol: Protocol::Tcp,
+                kind: ProbeKind::Connect,
+                host: None,
+            })
+        })
+        .collect()
+}
+
+fn canary_notes(canaries: &[ProbeJob], outcomes: &[probe::Outcome]) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (jobs, outcomes) in canaries
+        .chunks(CANARY_PORTS.len())
+        .zip(outcomes.chunks(CANARY_PORTS.len()))
+    {
+        if outcomes.iter().all(|o| o.state == State::Open) {
+            notes.push(format!(
+                "every port on {} seems to answer: TCP {} (ports nothing uses) connected too. A firewall, REDIRECT or SYN proxy answers for every port, so an open port there proves nothing by itself; run automate-ports serve on the far side and check with --key.",
+                jobs[0].addr.ip(),
+                CANARY_PORTS.map(|p| p.to_string()).join(", ")
+            ));
+        }
+    }
+    notes
 }

@@ -69,8 +69,7 @@ pub async fn run() -> anyhow::Result<Demo> {
                 notes.push(line.to_string());
             }
         },
-    )
-    .await?;
+    )?;
     let listening = running.listening.clone();
 
     let options = Options {
@@ -184,5 +183,9 @@ fn mismatches(
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
 }

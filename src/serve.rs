@@ -189,7 +189,7 @@ pub async fn run(
     options: &Options,
     status: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Arc<Stats>> {
-    let running = start(profile, options, status).await?;
+    let running = start(profile, options, status)?;
     tokio::select! {
         () = tokio::time::sleep(options.duration) => {}
         () = shutdown_signal() => {}
@@ -213,8 +213,9 @@ impl Running {
     }
 }
 
-/// Binds every port and starts answering; returns once it is ready.
-pub async fn start(
+/// Binds every port and starts answering; returns once it is ready. Call it inside the
+/// runtime: the listeners register with it.
+pub fn start(
     profile: &Profile,
     options: &Options,
     status: &mut dyn FnMut(&str),

@@ -147,6 +147,7 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         }
         checks.push(result);
     }
+    note_shared_ports(&mut checks);
     let mut summary = Summary::default();
     for c in &checks {
         match c.verdict {
@@ -167,7 +168,46 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         full_ranges: run.full_ranges,
         keyed: run.keyed,
         summary,
+        notes: Vec::new(),
         checks,
+    }
+}
+
+/// Two checks on one host, port and protocol (ScreenConnect's web and relay behind one
+/// router port, say): a connect alone confirms neither service, so each says so.
+fn note_shared_ports(checks: &mut [CheckResult]) {
+    type Place = (Option<IpAddr>, Option<String>, String, &'static str);
+    let mut groups: BTreeMap<Place, Vec<usize>> = BTreeMap::new();
+    for (i, c) in checks.iter().enumerate() {
+        if c.state.is_some() && c.counts.is_none() {
+            let proto = if c.protocol == Protocol::Tcp {
+                "tcp"
+            } else {
+                "udp"
+            };
+            groups
+                .entry((c.address, c.host.clone(), c.ports.clone(), proto))
+                .or_default()
+                .push(i);
+        }
+    }
+    for ((_, _, ports, proto), members) in groups {
+        if members.len() < 2 {
+            continue;
+        }
+        let ids: Vec<String> = members.iter().map(|&i| checks[i].id.clone()).collect();
+        for &i in &members {
+            let others: Vec<&str> = ids
+                .iter()
+                .filter(|id| **id != checks[i].id)
+                .map(String::as_str)
+                .collect();
+            let _ = write!(
+                checks[i].reason,
+                " (shares {ports}/{proto} with {}: a connect alone confirms neither service)",
+                others.join(", ")
+            );
+        }
     }
 }
 

@@ -486,7 +486,7 @@ async fn tls_and_maybe_automate(
 
     // Automate: ask the agent endpoint over the session just examined.
     let response = request(&mut tls, host, "/LabTech/agent.aspx", 64 * 1024).await;
-    let tls_note = info.as_ref().map(|i| tls_summary(i)).unwrap_or_default();
+    let tls_note = info.as_ref().map(tls_summary).unwrap_or_default();
     let mut r = match response {
         Ok(bytes) => match automate_version(&bytes) {
             Some(version) if tls_result.verdict != AppVerdict::Fail => {
@@ -583,7 +583,7 @@ fn judge_certificate(
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() as i64);
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let not_after = cert.validity().not_after.timestamp();
     let not_before = cert.validity().not_before.timestamp();
     let mut sans: Vec<String> = Vec::new();
@@ -626,10 +626,10 @@ fn judge_certificate(
 
     let trusted = |v: &dyn ServerCertVerifier| {
         match v.verify_server_cert(end_entity, intermediates, name, &[], UnixTime::now()) {
-            Ok(_) => true,
-            // These say the chain is trusted but the certificate itself is wrong; the name and
-            // dates are judged on their own below.
-            Err(rustls::Error::InvalidCertificate(
+            // These errors say the chain is trusted but the certificate itself is wrong; the
+            // name and dates are judged on their own below.
+            Ok(_)
+            | Err(rustls::Error::InvalidCertificate(
                 CertificateError::NotValidForName
                 | CertificateError::NotValidForNameContext { .. }
                 | CertificateError::Expired

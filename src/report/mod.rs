@@ -45,6 +45,8 @@ pub struct Report {
     /// Probes carried the shared key (`check --key`).
     pub keyed: bool,
     pub summary: Summary,
+    /// Findings about the run as a whole (e.g. a middlebox that answers for every port).
+    pub notes: Vec<String>,
     pub checks: Vec<CheckResult>,
 }
 

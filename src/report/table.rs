@@ -43,6 +43,9 @@ pub fn render(report: &Report, color: bool) -> String {
         }
     };
     let mut out = String::new();
+    for note in &report.notes {
+        let _ = writeln!(out, "{} {note}\n", paint(WARN, "NOTE:"));
+    }
     let mut targets: Vec<&str> = Vec::new();
     for c in &report.checks {
         if !targets.contains(&c.target.as_str()) {

@@ -86,6 +86,7 @@ fn sample() -> Report {
         strict: false,
         full_ranges: false,
         keyed: false,
+        notes: vec!["every port on 192.0.2.10 seems to answer.".into()],
         summary: Summary {
             pass: 1,
             fail: 1,

@@ -311,3 +311,30 @@ fn profiles_list_and_show() {
             .stdout(predicate::str::contains(format!("role = \"{role}\"")));
     }
 }
+
+#[test]
+fn web_and_relay_on_one_port_say_a_connect_confirms_neither() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port().to_string();
+    let p = profile(&format!(
+        "{}{}",
+        check_block("sc-web", "tcp", &port, true),
+        check_block("sc-relay", "tcp", &port, true)
+    ));
+    let (_, report) = check_json(&p, "127.0.0.1", &[]);
+    for (id, other) in [("sc-web", "sc-relay"), ("sc-relay", "sc-web")] {
+        let reason = results(&report, id)[0]["reason"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            reason.contains(&format!("shares {port}/tcp with {other}")),
+            "{reason}"
+        );
+    }
+    assert_eq!(
+        report["notes"],
+        serde_json::json!([]),
+        "no middlebox on loopback"
+    );
+}

@@ -282,6 +282,13 @@ fn redirect_to_a_plain_listener_is_caught_with_a_key() {
         "{cc}"
     );
     assert!(cc["hint"].as_str().unwrap().contains("proxy"), "{cc}");
+    // The canary ports answered too: said once, at the top.
+    let notes = with_key["notes"].as_array().unwrap();
+    assert_eq!(notes.len(), 1, "{with_key}");
+    assert!(notes[0]
+        .as_str()
+        .unwrap()
+        .contains("every port on 192.0.2.2 seems to answer"));
     let relay = result_at(&with_key, "relay-range", SERVER_V4);
     assert_eq!(
         relay["failed_ports"].as_array().unwrap().len(),
