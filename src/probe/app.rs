@@ -486,7 +486,8 @@ async fn tls_and_maybe_automate(
 
     // Automate: ask the agent endpoint over the session just examined.
     let response = request(&mut tls, host, "/LabTech/agent.aspx", 64 * 1024).await;
-    let tls_note = info.as_ref().map(tls_summary).unwrap_or_default();
+    // On a pass this is the certificate in brief, with "insecure" when trust was not checked.
+    let tls_note = &tls_result.summary;
     let mut r = match response {
         Ok(bytes) => match automate_version(&bytes) {
             Some(version) if tls_result.verdict != AppVerdict::Fail => {

@@ -155,6 +155,8 @@ fn automate_answers_and_a_proxy_is_caught() {
         "{r}"
     );
     assert_eq!(r["app"]["automate_version"], "200.264");
+    assert!(reason(&r).contains("insecure: trust not checked"), "{r}");
+    assert_eq!(r["app"]["insecure"], true);
     assert_eq!(code, 0);
     let other = tls_server(self_signed(&["localhost"]), NGINX);
     let (code, r) = probe("automate", other, &["--insecure"]);
