@@ -31,6 +31,13 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     };
     init_logging(cli.verbose, cli.quiet);
     match cli.command {
+        Command::Check(args) if args.format == FormatArg::Nagios => {
+            // A monitoring system reads every problem from stdout, with UNKNOWN (3) for its own.
+            run_check(&args, cli.quiet).or_else(|e| {
+                write_stdout(&format!("AUTOMATE-PORTS UNKNOWN - {e:#}\n"))?;
+                Ok(ExitCode::from(exit::NAGIOS_UNKNOWN))
+            })
+        }
         Command::Check(args) => run_check(&args, cli.quiet),
         Command::Profiles(ProfilesCommand::List) => {
             let mut text = String::new();
@@ -63,6 +70,20 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             write_stdout(&text)
         }
         Command::Serve(args) => run_serve(&args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "automate-ports", &mut out);
+            write_stdout(&String::from_utf8_lossy(&out))
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .context("cannot render the man page")?;
+            write_stdout(&String::from_utf8_lossy(&out))
+        }
         Command::Demo(args) => {
             let demo::Demo {
                 report,
@@ -125,8 +146,21 @@ fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     let prober = NetProber::new(key(&args.key)?, app);
     // The bar is for people watching a terminal: never in JSON, when piped, or with -q.
     let bar = Bar::new(!quiet && args.format == FormatArg::Table && io::stderr().is_terminal());
-    let report =
-        runtime()?.block_on_shutdown(check::run(&profile, &options, Arc::new(prober), &bar))?;
+    let report = runtime()?.block_on_shutdown(check::run_waiting(
+        &profile,
+        &options,
+        Arc::new(prober),
+        &bar,
+        args.wait,
+    ))?;
+    for (format, path) in &args.outputs {
+        std::fs::write(path, report::render(&report, *format, false)).map_err(|e| {
+            anyhow::anyhow!(
+                "cannot write the report to {}: {e} (check --output)",
+                path.display()
+            )
+        })?;
+    }
     write_report(&report, args.format.into())
 }
 
@@ -190,6 +224,9 @@ fn options(targets: BTreeMap<String, String>, probe: &ProbeArgs, strict: bool) -
 fn write_report(report: &Report, format: Format) -> anyhow::Result<ExitCode> {
     let color = anstream::AutoStream::choice(&io::stdout()) != anstream::ColorChoice::Never;
     write_stdout(&report::render(report, format, color))?;
+    if format == Format::Nagios {
+        return Ok(ExitCode::from(report::nagios::exit_code(report)));
+    }
     Ok(ExitCode::from(if report.failed() {
         exit::FAILED
     } else {

@@ -87,6 +87,36 @@ pub async fn run<P: Prober>(
     Ok(report)
 }
 
+/// Runs the checks; with `wait`, runs them again (a second apart) until no required check
+/// fails or the time is up, for a lab server that is still booting. The report says how
+/// long it waited and how many rounds it took.
+pub async fn run_waiting<P: Prober>(
+    profile: &Profile,
+    options: &Options,
+    prober: Arc<P>,
+    progress: &dyn Progress,
+    wait: Option<Duration>,
+) -> anyhow::Result<Report> {
+    let started = Instant::now();
+    let mut rounds = 1;
+    loop {
+        let mut report = run(profile, options, Arc::clone(&prober), progress).await?;
+        let Some(wait) = wait else { return Ok(report) };
+        let waited = started.elapsed();
+        if !report.failed() || waited >= wait {
+            report.wait = Some(crate::report::Waited {
+                rounds,
+                waited_ms: (waited.as_secs_f64() * 1000.0).round(),
+                limit_ms: (wait.as_secs_f64() * 1000.0).round(),
+            });
+            return Ok(report);
+        }
+        tracing::info!(rounds, "required checks still fail; trying again");
+        tokio::time::sleep(Duration::from_secs(1).min(wait.saturating_sub(waited))).await;
+        rounds += 1;
+    }
+}
+
 /// Ports almost nothing listens on. When every one of them answers as open on an address,
 /// something in the path answers for every port (an every-port-open firewall, a REDIRECT,
 /// a SYN proxy) and an "open" from that address proves nothing by itself.

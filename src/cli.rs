@@ -31,6 +31,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per run: the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the paths a role needs from this machine.
@@ -44,6 +46,14 @@ pub enum Command {
         after_help = "The key can come from AUTOMATE_PORTS_KEY instead of --key (it is never printed).\n\nExit codes:\n  0  stopped after --for, Ctrl-C or SIGTERM\n  2  bad input, or nothing could be listened on"
     )]
     Serve(ServeArgs),
+    /// Print shell completions to stdout.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to stdout.
+    Man,
     /// Stage a pretend Automate server on loopback and check the `server` role against it (no network needed).
     #[command(
         after_help = "Exit codes:\n  0  every result came out as the demo staged it\n  1  a result differs from the staging (something on this machine interferes)\n  2  bad input"
@@ -91,9 +101,12 @@ pub struct CheckArgs {
     /// Use this profile file instead of a built-in role.
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
-    /// Output format.
+    /// Output format on stdout.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
+    /// Also write a report to a file (repeatable): FORMAT:FILE, or FILE ending in .json, .xml (JUnit), .md or .txt.
+    #[arg(long = "output", value_name = "[FORMAT:]FILE", value_parser = parse_output)]
+    pub outputs: Vec<(crate::report::Format, PathBuf)>,
     #[command(flatten)]
     pub probe: ProbeArgs,
     #[command(flatten)]
@@ -107,6 +120,9 @@ pub struct CheckArgs {
     /// Application probes: also trust this CA (PEM), e.g. the private CA of an on-prem server.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// Repeat the checks until no required one fails or this much time has passed (CI: a lab server still booting).
+    #[arg(long, value_name = "DURATION", value_parser = parse_lifetime)]
+    pub wait: Option<Duration>,
     /// Fail on warnings too (optional checks and UDP silence).
     #[arg(long)]
     pub strict: bool,
@@ -185,6 +201,12 @@ pub enum FormatArg {
     Table,
     /// One JSON object (schema 1) on stdout.
     Json,
+    /// JUnit XML: a testsuite per target, a testcase per check and address.
+    Junit,
+    /// Markdown, for pasting into a ticket.
+    Markdown,
+    /// One Nagios/Icinga plugin line; exit codes 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
+    Nagios,
 }
 
 impl From<FormatArg> for crate::report::Format {
@@ -192,8 +214,28 @@ impl From<FormatArg> for crate::report::Format {
         match f {
             FormatArg::Table => crate::report::Format::Table,
             FormatArg::Json => crate::report::Format::Json,
+            FormatArg::Junit => crate::report::Format::Junit,
+            FormatArg::Markdown => crate::report::Format::Markdown,
+            FormatArg::Nagios => crate::report::Format::Nagios,
         }
     }
+}
+
+/// `--output`: `FORMAT:FILE`, or a file whose extension names the format
+/// (.json, .xml for JUnit, .md, .txt for the table).
+fn parse_output(s: &str) -> Result<(crate::report::Format, PathBuf), String> {
+    if let Some((name, path)) = s.split_once(':') {
+        if let Ok(format) = FormatArg::from_str(name, true) {
+            if path.is_empty() {
+                return Err(format!("'{s}' names no file after '{name}:'"));
+            }
+            return Ok((format.into(), PathBuf::from(path)));
+        }
+    }
+    let path = PathBuf::from(s);
+    crate::report::Format::from_extension(&path).map(|f| (f, path)).ok_or_else(|| {
+        format!("cannot tell the format of '{s}': use .json, .xml (JUnit), .md or .txt, or write FORMAT:FILE (e.g. junit:report.xml)")
+    })
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {

@@ -169,6 +169,7 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         keyed: run.keyed,
         summary,
         notes: Vec::new(),
+        wait: None,
         checks,
     }
 }

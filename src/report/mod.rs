@@ -2,6 +2,9 @@
 //! internals move) and pure renderers from it to bytes.
 
 pub mod json;
+pub mod junit;
+pub mod markdown;
+pub mod nagios;
 pub mod table;
 #[cfg(test)]
 mod tests;
@@ -21,6 +24,25 @@ pub enum Format {
     Table,
     /// One JSON object (schema 1) on stdout.
     Json,
+    /// JUnit XML: a testsuite per target, a testcase per check and address.
+    Junit,
+    /// Markdown, for pasting into a ticket.
+    Markdown,
+    /// One Nagios/Icinga plugin line with perfdata (plugin exit codes).
+    Nagios,
+}
+
+impl Format {
+    /// The format a file name implies, from its extension.
+    pub fn from_extension(path: &std::path::Path) -> Option<Format> {
+        match path.extension()?.to_str()?.to_ascii_lowercase().as_str() {
+            "json" => Some(Format::Json),
+            "xml" => Some(Format::Junit),
+            "md" | "markdown" => Some(Format::Markdown),
+            "txt" => Some(Format::Table),
+            _ => None,
+        }
+    }
 }
 
 /// Renders a report in a format; `color` adds ANSI styles (the caller's stream strips them
@@ -29,6 +51,9 @@ pub fn render(report: &Report, format: Format, color: bool) -> String {
     match format {
         Format::Table => table::render(report, color),
         Format::Json => json::render(report),
+        Format::Junit => junit::render(report),
+        Format::Markdown => markdown::render(report),
+        Format::Nagios => nagios::render(report),
     }
 }
 
@@ -47,6 +72,9 @@ pub struct Report {
     pub summary: Summary,
     /// Findings about the run as a whole (e.g. a middlebox that answers for every port).
     pub notes: Vec<String>,
+    /// With `--wait`: how long the checks were repeated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub wait: Option<Waited>,
     pub checks: Vec<CheckResult>,
 }
 
@@ -56,6 +84,14 @@ impl Report {
     pub fn failed(&self) -> bool {
         self.summary.fail > 0
     }
+}
+
+/// How a `--wait` run went.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Waited {
+    pub rounds: u32,
+    pub waited_ms: f64,
+    pub limit_ms: f64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]

@@ -130,5 +130,12 @@ pub fn render(report: &Report, color: bool) -> String {
             ""
         },
     );
+    if let Some(w) = report.wait {
+        let waited =
+            crate::probe::fmt_duration(std::time::Duration::from_secs_f64(w.waited_ms / 1000.0));
+        let limit =
+            crate::probe::fmt_duration(std::time::Duration::from_secs_f64(w.limit_ms / 1000.0));
+        let _ = writeln!(out, "Waited {waited} of {limit}, {} rounds.", w.rounds);
+    }
     out
 }

@@ -87,6 +87,7 @@ fn sample() -> Report {
         full_ranges: false,
         keyed: false,
         notes: vec!["every port on 192.0.2.10 seems to answer.".into()],
+        wait: None,
         summary: Summary {
             pass: 1,
             fail: 1,

@@ -5,6 +5,7 @@ mod app;
 mod check;
 mod errors;
 mod lab;
+mod outputs;
 mod ranges;
 mod serve;
 mod servers;

@@ -1,0 +1,264 @@
+//! Formats, extra report files, --wait, completions and the man page.
+
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use predicates::prelude::*;
+
+use crate::util::{self, bin, check_block, profile};
+
+/// A profile with a closed required port, a closed optional port and an open one.
+fn mixed() -> (util::ProfileFile, TcpListener) {
+    let open = TcpListener::bind("127.0.0.1:0").unwrap();
+    let checks = format!(
+        "{}{}{}",
+        check_block(
+            "up",
+            "tcp",
+            &open.local_addr().unwrap().port().to_string(),
+            true
+        ),
+        check_block("down", "tcp", &util::free_tcp_port().to_string(), true),
+        check_block("maybe", "tcp", &util::free_tcp_port().to_string(), false),
+    );
+    (profile(&checks), open)
+}
+
+fn well_formed_xml(text: &str) {
+    let mut reader = quick_xml::Reader::from_str(text);
+    loop {
+        match reader.read_event() {
+            Ok(quick_xml::events::Event::Eof) => break,
+            Ok(_) => {}
+            Err(e) => panic!("not well-formed XML: {e}\n{text}"),
+        }
+    }
+}
+
+#[test]
+fn junit_markdown_and_json_files_in_one_run() {
+    let (p, _open) = mixed();
+    let dir = tempfile::tempdir().unwrap();
+    let xml = dir.path().join("report.xml");
+    let json = dir.path().join("r.json");
+    let md = dir.path().join("ticket");
+    let out = bin()
+        .args([
+            "check",
+            "--profile",
+            p.path.to_str().unwrap(),
+            "--target",
+            "box=127.0.0.1",
+        ])
+        .arg("--output")
+        .arg(&xml)
+        .arg("--output")
+        .arg(&json)
+        .arg("--output")
+        .arg(format!("markdown:{}", md.display()))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("RESULT"),
+        "the table still goes to stdout"
+    );
+    let xml = std::fs::read_to_string(xml).unwrap();
+    well_formed_xml(&xml);
+    assert!(
+        xml.contains(r#"tests="3" skipped="1" failures="1" errors="0""#),
+        "{xml}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(json).unwrap()).unwrap();
+    assert_eq!(report["summary"]["fail"], 1);
+    let md = std::fs::read_to_string(md).unwrap();
+    assert!(
+        md.contains("| FAIL | `down` |") && md.contains("**What to change**"),
+        "{md}"
+    );
+}
+
+#[test]
+fn junit_marks_local_errors_as_errors() {
+    let out = bin()
+        .args([
+            "check",
+            "--role",
+            "agent",
+            "--server",
+            "automate.invalid",
+            "--format",
+            "junit",
+        ])
+        .output()
+        .unwrap();
+    let xml = String::from_utf8(out.stdout).unwrap();
+    well_formed_xml(&xml);
+    assert!(xml.contains("<error"), "{xml}");
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn nagios_line_and_plugin_exit_codes() {
+    let (p, open) = mixed();
+    let port = open.local_addr().unwrap().port().to_string();
+    let run = |p: &util::ProfileFile| {
+        bin()
+            .args([
+                "check",
+                "--profile",
+                p.path.to_str().unwrap(),
+                "--target",
+                "box=127.0.0.1",
+                "--format",
+                "nagios",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run(&p);
+    let line = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        line.starts_with("AUTOMATE-PORTS CRITICAL - role custom: 1 pass, 1 fail, 1 warn"),
+        "{line}"
+    );
+    assert!(
+        line.contains("| pass=1 fail=1 warn=1 skip=0 time="),
+        "{line}"
+    );
+    assert_eq!(line.lines().count(), 1);
+    assert_eq!(out.status.code(), Some(2));
+    let warn_only = profile(&format!(
+        "{}{}",
+        check_block("up", "tcp", &port, true),
+        check_block("maybe", "tcp", &util::free_tcp_port().to_string(), false)
+    ));
+    let out = run(&warn_only);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("AUTOMATE-PORTS WARNING"));
+    assert_eq!(out.status.code(), Some(1));
+    let ok = profile(&check_block("up", "tcp", &port, true));
+    let out = run(&ok);
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("AUTOMATE-PORTS OK"));
+    assert_eq!(out.status.code(), Some(0));
+    // Bad input is UNKNOWN, on stdout where the monitoring system reads it.
+    let out = bin()
+        .args(["check", "--role", "agent", "--format", "nagios"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .starts_with("AUTOMATE-PORTS UNKNOWN - role 'agent' needs --server"));
+    assert_eq!(out.status.code(), Some(3));
+}
+
+#[test]
+fn output_with_an_unknown_format_is_a_usage_error() {
+    let out = bin()
+        .args([
+            "check",
+            "--role",
+            "agent",
+            "--server",
+            "a",
+            "--output",
+            "report.pdf",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot tell the format of 'report.pdf'"));
+    let out = bin()
+        .args([
+            "check",
+            "--role",
+            "agent",
+            "--server",
+            "127.0.0.1",
+            "--output",
+            "json:/nonexistent/dir/r.json",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot write the report to /nonexistent/dir/r.json"));
+}
+
+#[test]
+fn wait_passes_once_a_late_listener_comes_up() {
+    let port = util::free_tcp_port();
+    let p = profile(&check_block("late", "tcp", &port.to_string(), true));
+    let late = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_secs(3));
+        let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
+        std::thread::sleep(Duration::from_secs(15));
+        drop(listener);
+    });
+    let out = bin()
+        .args([
+            "check",
+            "--profile",
+            p.path.to_str().unwrap(),
+            "--target",
+            "box=127.0.0.1",
+            "--format",
+            "json",
+            "--wait",
+            "20s",
+        ])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(0), "{report}");
+    assert!(report["wait"]["rounds"].as_u64().unwrap() >= 3, "{report}");
+    assert!(
+        report["wait"]["waited_ms"].as_f64().unwrap() >= 2500.0,
+        "{report}"
+    );
+    late.join().unwrap();
+}
+
+#[test]
+fn wait_gives_up_when_the_time_is_up() {
+    let p = profile(&check_block(
+        "never",
+        "tcp",
+        &util::free_tcp_port().to_string(),
+        true,
+    ));
+    let started = Instant::now();
+    bin()
+        .args([
+            "check",
+            "--profile",
+            p.path.to_str().unwrap(),
+            "--target",
+            "box=127.0.0.1",
+            "--wait",
+            "3s",
+        ])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains("Waited 3 s of 3 s"));
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_secs(3) && took < Duration::from_secs(15),
+        "{took:?}"
+    );
+}
+
+#[test]
+fn completions_and_man_page() {
+    for shell in ["bash", "zsh", "fish", "powershell", "elvish"] {
+        bin()
+            .args(["completions", shell])
+            .assert()
+            .success()
+            .stdout(predicate::str::contains("full-ranges"));
+    }
+    bin()
+        .arg("man")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(".TH automate-ports 1"));
+}
