@@ -162,6 +162,7 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         tool: "automate-ports",
         version: env!("CARGO_PKG_VERSION"),
         role: plan.role.clone(),
+        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
         started_at: run.started_at.clone(),
         duration_ms: round_ms(run.duration),
         strict: run.strict,

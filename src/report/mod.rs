@@ -63,6 +63,8 @@ pub struct Report {
     pub tool: &'static str,
     pub version: &'static str,
     pub role: String,
+    /// The machine the check ran on, so reports from a fleet merge cleanly.
+    pub hostname: String,
     pub started_at: String,
     pub duration_ms: f64,
     pub strict: bool,

@@ -81,6 +81,7 @@ fn sample() -> Report {
         tool: "automate-ports",
         version: "0.0.0-test",
         role: "agent".into(),
+        hostname: "tech-pc-01".into(),
         started_at: "2026-11-26T12:00:00.000Z".into(),
         duration_ms: 2004.5,
         strict: false,

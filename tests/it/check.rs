@@ -175,7 +175,14 @@ fn agent_role_json_has_the_documented_fields() {
     assert_eq!(report["schema"], 1);
     assert_eq!(report["tool"], "automate-ports");
     assert_eq!(report["role"], "agent");
-    for key in ["version", "started_at", "duration_ms", "summary", "checks"] {
+    for key in [
+        "version",
+        "hostname",
+        "started_at",
+        "duration_ms",
+        "summary",
+        "checks",
+    ] {
         assert!(!report[key].is_null(), "missing {key}");
     }
     for key in ["pass", "fail", "warn", "skip"] {
