@@ -120,7 +120,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
 }
 
 fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
-    let profile = profiles::load(args.role.as_deref(), args.profile.as_deref())?;
+    let mut profile = profiles::load(args.role.as_deref(), args.profile.as_deref())?;
     let mut targets = BTreeMap::new();
     for (name, host) in [
         ("server", &args.server),
@@ -130,29 +130,34 @@ fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         ("screenconnect", &args.screenconnect),
     ] {
         if let Some(host) = host {
-            targets.insert(name.to_string(), host.clone());
+            targets.insert(name.to_string(), vec![host.clone()]);
         }
     }
     for (name, host) in &args.targets {
-        if let Some(previous) = targets.insert(name.clone(), host.clone()) {
-            anyhow::ensure!(
-                previous == *host,
-                "target '{name}' is given twice ({previous} and {host}): give it once"
-            );
+        // Naming a target again adds a host: each one is checked.
+        let hosts = targets.entry(name.clone()).or_insert_with(Vec::new);
+        if !hosts.contains(host) {
+            hosts.push(host.clone());
         }
     }
+    let notes = if profile.role == "agent" && !targets.contains_key("server") {
+        from_installed_agent(&mut profile, &mut targets)?
+    } else {
+        Vec::new()
+    };
     let options = options(targets, &args.probe, args.strict);
     let app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
     let prober = NetProber::new(key(&args.key)?, app);
     // The bar is for people watching a terminal: never in JSON, when piped, or with -q.
     let bar = Bar::new(!quiet && args.format == FormatArg::Table && io::stderr().is_terminal());
-    let report = runtime()?.block_on_shutdown(check::run_waiting(
+    let mut report = runtime()?.block_on_shutdown(check::run_waiting(
         &profile,
         &options,
         Arc::new(prober),
         &bar,
         args.wait,
     ))?;
+    report.notes.splice(0..0, notes);
     for (format, path) in &args.outputs {
         std::fs::write(path, report::render(&report, *format, false)).map_err(|e| {
             anyhow::anyhow!(
@@ -162,6 +167,46 @@ fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         })?;
     }
     write_report(&report, args.format.into())
+}
+
+/// `check --role agent` without `--server` on a PC with the agent: its own settings name
+/// the servers and the tray port. Returns notes for the report (where the settings came
+/// from, and whether the agent's services run). Elsewhere nothing is found and the plan
+/// asks for `--server`.
+fn from_installed_agent(
+    profile: &mut crate::model::Profile,
+    targets: &mut crate::plan::Targets,
+) -> anyhow::Result<Vec<String>> {
+    let Some(found) = crate::agentconfig::read() else {
+        return Ok(Vec::new());
+    };
+    anyhow::ensure!(
+        !found.servers.is_empty(),
+        "the installed agent's settings (HKLM\\SOFTWARE\\LabTech\\Service) name no server: pass --server HOST"
+    );
+    let mut notes = vec![format!(
+        "servers from the installed agent's settings: {}",
+        found.servers.join(", ")
+    )];
+    targets.insert("server".into(), found.servers);
+    if let Some(port) = found.tray_port {
+        for check in &mut profile.checks {
+            if check.probe == crate::model::ProbeKind::Loopback {
+                check.ports =
+                    crate::model::PortRange::single(port).expect("parse_tray_port rejects 0");
+            }
+        }
+        notes.push(format!(
+            "tray port {port} from the installed agent's settings"
+        ));
+    }
+    let services: Vec<String> = found
+        .services
+        .iter()
+        .map(|(name, state)| format!("{name} {}", state.to_lowercase()))
+        .collect();
+    notes.push(format!("agent services: {}", services.join(", ")));
+    Ok(notes)
 }
 
 fn key(arg: &KeyArg) -> anyhow::Result<Option<Key>> {
@@ -204,7 +249,7 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit::OK))
 }
 
-fn options(targets: BTreeMap<String, String>, probe: &ProbeArgs, strict: bool) -> Options {
+fn options(targets: crate::plan::Targets, probe: &ProbeArgs, strict: bool) -> Options {
     Options {
         targets,
         family: match (probe.ipv4, probe.ipv6) {

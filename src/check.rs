@@ -1,6 +1,5 @@
 //! The `check` pipeline end to end: plan → resolve → probe → verdict. No clap, no printing.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,8 +15,8 @@ use crate::verdict::{self, RunInfo};
 /// Everything a check run needs besides the profile.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Target name → host, as named on the command line.
-    pub targets: BTreeMap<String, String>,
+    /// Target name → hosts, as named on the command line (or found in an agent's settings).
+    pub targets: plan::Targets,
     pub family: Family,
     pub timeout: Duration,
     pub retries: u8,

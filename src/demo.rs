@@ -73,7 +73,7 @@ pub async fn run() -> anyhow::Result<Demo> {
     let listening = running.listening.clone();
 
     let options = Options {
-        targets: BTreeMap::from([("server".to_string(), HOST.to_string())]),
+        targets: BTreeMap::from([("server".to_string(), vec![HOST.to_string()])]),
         family: Family::Any,
         timeout: Duration::from_secs(1),
         retries: 1,

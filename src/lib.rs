@@ -5,6 +5,7 @@
 //! [`verdict`] (pure judgement and hints) → [`report`] (pure renderers). [`app`] and
 //! [`cli`] are the only parts that know about the command line.
 
+pub mod agentconfig;
 pub mod app;
 pub mod check;
 pub mod cli;

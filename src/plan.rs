@@ -42,15 +42,16 @@ impl Plan {
     }
 }
 
-/// Decides the host of every check. `given` maps target names to hosts from the command line.
+/// Target name → hosts. Usually one host per target; an installed agent can list several
+/// servers, and each is checked.
+pub type Targets = BTreeMap<String, Vec<String>>;
+
+/// Decides the host of every check, one planned check per host. `given` maps target names
+/// to hosts from the command line.
 ///
 /// Fails (a usage error) when a target the role needs was not named, or when a name was
 /// given that the profile does not know.
-pub fn build(
-    profile: &Profile,
-    given: &BTreeMap<String, String>,
-    full_ranges: bool,
-) -> anyhow::Result<Plan> {
+pub fn build(profile: &Profile, given: &Targets, full_ranges: bool) -> anyhow::Result<Plan> {
     for name in given.keys() {
         if profile.target(name).is_none() && !FLAG_TARGETS.contains(&name.as_str()) {
             let known: Vec<&str> = profile.targets.iter().map(|t| t.name.as_str()).collect();
@@ -68,26 +69,25 @@ pub fn build(
         }
     }
 
-    let host_of = |name: &str| -> Option<String> {
-        let spec = profile.target(name)?;
-        given
-            .get(name)
-            .cloned()
-            .or_else(|| spec.default.clone())
+    let given_hosts = |name: &str| given.get(name).filter(|hosts| !hosts.is_empty()).cloned();
+    let hosts_of = |name: &str| -> Vec<String> {
+        let Some(spec) = profile.target(name) else {
+            return Vec::new();
+        };
+        given_hosts(name)
+            .or_else(|| spec.default.clone().map(|d| vec![d]))
             .or_else(|| {
                 let from = spec.default_from.as_deref()?;
-                given
-                    .get(from)
-                    .cloned()
-                    .or_else(|| profile.target(from)?.default.clone())
+                given_hosts(from).or_else(|| Some(vec![profile.target(from)?.default.clone()?]))
             })
+            .unwrap_or_default()
     };
 
     let mut checks = Vec::with_capacity(profile.checks.len());
     for check in &profile.checks {
         let spec = profile.target(&check.target).expect("validated profile");
-        let host = host_of(&check.target);
-        if host.is_none() && !spec.optional {
+        let hosts = hosts_of(&check.target);
+        if hosts.is_empty() && !spec.optional {
             let mut flag = target_flag(&spec.name);
             if let Some(from) = &spec.default_from {
                 flag = format!("{flag} (or {})", target_flag(from));
@@ -99,11 +99,21 @@ pub fn build(
                 check.id
             );
         }
-        checks.push(PlannedCheck {
-            ports: ports_to_probe(check.ports, full_ranges),
-            check: check.clone(),
-            host,
-        });
+        let ports = ports_to_probe(check.ports, full_ranges);
+        if hosts.is_empty() {
+            checks.push(PlannedCheck {
+                ports: ports.clone(),
+                check: check.clone(),
+                host: None,
+            });
+        }
+        for host in hosts {
+            checks.push(PlannedCheck {
+                ports: ports.clone(),
+                check: check.clone(),
+                host: Some(host),
+            });
+        }
     }
     Ok(Plan {
         role: profile.role.clone(),
@@ -213,11 +223,36 @@ mod tests {
     use super::*;
     use crate::profiles;
 
-    fn given(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-        pairs
+    fn given(pairs: &[(&str, &str)]) -> Targets {
+        let mut targets = Targets::new();
+        for (k, v) in pairs {
+            targets
+                .entry((*k).to_string())
+                .or_default()
+                .push((*v).to_string());
+        }
+        targets
+    }
+
+    #[test]
+    fn every_host_of_a_target_is_checked() {
+        let agent = profiles::builtin("agent").unwrap();
+        let plan = build(
+            &agent,
+            &given(&[("server", "a.example"), ("server", "b.example")]),
+            false,
+        )
+        .unwrap();
+        let https: Vec<_> = plan
+            .checks
             .iter()
-            .map(|(k, v)| ((*k).to_string(), (*v).to_string()))
-            .collect()
+            .filter(|c| c.check.id == "agent-https")
+            .collect();
+        assert_eq!(https.len(), 2);
+        assert_eq!(
+            plan.hosts()[..2],
+            ["a.example".to_string(), "b.example".to_string()]
+        );
     }
 
     #[test]

@@ -169,7 +169,8 @@ pub async fn run(
     }
 }
 
-fn result(probe: AppProbe, verdict: AppVerdict, summary: impl Into<String>) -> AppResult {
+/// A finding with only a verdict and a summary; probes fill in the rest.
+pub fn result(probe: AppProbe, verdict: AppVerdict, summary: impl Into<String>) -> AppResult {
     AppResult {
         probe,
         verdict,

@@ -72,20 +72,16 @@ async fn app_probe(
         super::app::run(probe, stream, &host, job.addr.ip(), config),
     )
     .await;
-    let result = found.unwrap_or_else(|_| super::app::AppResult {
-        probe,
-        verdict: super::app::AppVerdict::Fail,
-        summary: format!(
-            "the port is open but nothing answered the {} probe in {}",
-            probe.as_str(),
-            fmt_duration(timeout)
-        ),
-        tls: None,
-        automate_version: None,
-        server: None,
-        http_status: None,
-        mysql_error: None,
-        insecure: false,
+    let result = found.unwrap_or_else(|_| {
+        super::app::result(
+            probe,
+            super::app::AppVerdict::Fail,
+            format!(
+                "the port is open but nothing answered the {} probe in {}",
+                probe.as_str(),
+                fmt_duration(timeout)
+            ),
+        )
     });
     Attempt::Answer(State::Open, Why::App(Box::new(result)))
 }

@@ -345,3 +345,26 @@ fn web_and_relay_on_one_port_say_a_connect_confirms_neither() {
         "no middlebox on loopback"
     );
 }
+
+#[test]
+fn naming_a_target_twice_checks_both_hosts() {
+    let out = bin()
+        .args([
+            "check",
+            "--role",
+            "agent",
+            "--target",
+            "server=127.0.0.1",
+            "--target",
+            "server=127.0.0.2",
+        ])
+        .args(["--format", "json"])
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let hosts: Vec<&str> = results(&report, "agent-https")
+        .iter()
+        .map(|r| r["host"].as_str().unwrap())
+        .collect();
+    assert_eq!(hosts, ["127.0.0.1", "127.0.0.2"]);
+}
