@@ -84,38 +84,45 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
                 .context("cannot render the man page")?;
             write_stdout(&String::from_utf8_lossy(&out))
         }
-        Command::Demo(args) => {
-            let demo::Demo {
-                report,
-                description: stage_text,
-                mismatches,
-            } = runtime()?.block_on_shutdown(demo::run())?;
-            let format = Format::from(args.format);
-            if format == Format::Table {
-                write_stdout(&format!("{stage_text}\n\n"))?;
-            } else {
-                eprintln!("{stage_text}");
-            }
-            // The demo's exit code says whether the staging held, not whether checks passed.
-            write_report(&report, format)?;
-            if mismatches.is_empty() {
-                let why = if stage_text.contains("\nnote: skipped") {
-                    "staged on purpose, or ports the demo could not stage (see the notes)"
-                } else {
-                    "staged on purpose"
-                };
-                eprintln!("demo: every result matches the staging (the FAIL and WARN lines above are {why})");
-                Ok(ExitCode::from(exit::OK))
-            } else {
-                for m in &mismatches {
-                    eprintln!("demo: {m}");
-                }
-                eprintln!(
-                    "demo: something on this machine (a local firewall?) changes loopback traffic"
-                );
-                Ok(ExitCode::from(exit::FAILED))
-            }
+        Command::Demo(args) => run_demo(&args),
+    }
+}
+
+fn run_demo(args: &crate::cli::DemoArgs) -> anyhow::Result<ExitCode> {
+    let lang = args.lang.resolve();
+    let demo::Demo {
+        report,
+        description: stage_text,
+        mismatches,
+    } = runtime()?.block_on_shutdown(demo::run(lang))?;
+    let format = Format::from(args.format);
+    if format == Format::Table {
+        write_stdout(&format!("{stage_text}\n\n"))?;
+    } else {
+        eprintln!("{stage_text}");
+    }
+    // The demo's exit code says whether the staging held, not whether checks passed.
+    write_report(&report, format)?;
+    if mismatches.is_empty() {
+        let line = if stage_text.contains("\nnote: skipped") {
+            lang.pick(
+                "demo: every result matches the staging (the FAIL and WARN lines above are staged on purpose, or ports the demo could not stage: see the notes)",
+                "demo: jedes Ergebnis entspricht dem Aufbau (die FEHLER- und WARNUNG-Zeilen oben sind Absicht, oder Ports, die die Demo nicht aufbauen konnte: siehe die Notizen)",
+            )
+        } else {
+            lang.pick(
+                "demo: every result matches the staging (the FAIL and WARN lines above are staged on purpose)",
+                "demo: jedes Ergebnis entspricht dem Aufbau (die FEHLER- und WARNUNG-Zeilen oben sind Absicht)",
+            )
+        };
+        eprintln!("{line}");
+        Ok(ExitCode::from(exit::OK))
+    } else {
+        for m in &mismatches {
+            eprintln!("demo: {m}");
         }
+        eprintln!("demo: something on this machine (a local firewall?) changes loopback traffic");
+        Ok(ExitCode::from(exit::FAILED))
     }
 }
 
@@ -140,13 +147,15 @@ fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
             hosts.push(host.clone());
         }
     }
+    let lang = args.lang.resolve();
     let notes = if profile.role == "agent" && !targets.contains_key("server") {
-        from_installed_agent(&mut profile, &mut targets)?
+        from_installed_agent(&mut profile, &mut targets, lang)?
     } else {
         Vec::new()
     };
-    let options = options(targets, &args.probe, args.strict);
-    let app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
+    let options = options(targets, &args.probe, args.strict, lang);
+    let mut app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
+    app.lang = lang;
     let prober = NetProber::new(key(&args.key)?, app);
     // The bar is for people watching a terminal: never in JSON, when piped, or with -q.
     let bar = Bar::new(!quiet && args.format == FormatArg::Table && io::stderr().is_terminal());
@@ -176,6 +185,7 @@ fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
 fn from_installed_agent(
     profile: &mut crate::model::Profile,
     targets: &mut crate::plan::Targets,
+    lang: crate::lang::Lang,
 ) -> anyhow::Result<Vec<String>> {
     let Some(found) = crate::agentconfig::read() else {
         return Ok(Vec::new());
@@ -184,9 +194,11 @@ fn from_installed_agent(
         !found.servers.is_empty(),
         "the installed agent's settings (HKLM\\SOFTWARE\\LabTech\\Service) name no server: pass --server HOST"
     );
-    let mut notes = vec![format!(
-        "servers from the installed agent's settings: {}",
-        found.servers.join(", ")
+    let servers = found.servers.join(", ");
+    let mut notes = vec![crate::tr!(
+        lang,
+        "servers from the installed agent's settings: {servers}",
+        "Server aus den Einstellungen des installierten Agenten: {servers}"
     )];
     targets.insert("server".into(), found.servers);
     if let Some(port) = found.tray_port {
@@ -196,8 +208,10 @@ fn from_installed_agent(
                     crate::model::PortRange::single(port).expect("parse_tray_port rejects 0");
             }
         }
-        notes.push(format!(
-            "tray port {port} from the installed agent's settings"
+        notes.push(crate::tr!(
+            lang,
+            "tray port {port} from the installed agent's settings",
+            "Tray-Port {port} aus den Einstellungen des installierten Agenten"
         ));
     }
     let services: Vec<String> = found
@@ -205,7 +219,12 @@ fn from_installed_agent(
         .iter()
         .map(|(name, state)| format!("{name} {}", state.to_lowercase()))
         .collect();
-    notes.push(format!("agent services: {}", services.join(", ")));
+    let services = services.join(", ");
+    notes.push(crate::tr!(
+        lang,
+        "agent services: {services}",
+        "Dienste des Agenten: {services}"
+    ));
     Ok(notes)
 }
 
@@ -249,7 +268,12 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::from(exit::OK))
 }
 
-fn options(targets: crate::plan::Targets, probe: &ProbeArgs, strict: bool) -> Options {
+fn options(
+    targets: crate::plan::Targets,
+    probe: &ProbeArgs,
+    strict: bool,
+    lang: crate::lang::Lang,
+) -> Options {
     Options {
         targets,
         family: match (probe.ipv4, probe.ipv6) {
@@ -263,6 +287,7 @@ fn options(targets: crate::plan::Targets, probe: &ProbeArgs, strict: bool) -> Op
         rate: probe.rate,
         full_ranges: probe.full_ranges,
         strict,
+        lang,
     }
 }
 
@@ -316,7 +341,19 @@ fn one_line(rendered: &str) -> String {
         .next()
         .unwrap_or("error: invalid arguments")
         .to_string();
-    let tip = lines.find_map(|l| l.strip_prefix("tip: ").map(str::to_string));
+    let rest: Vec<&str> = lines.collect();
+    // A tip, or else the values a flag takes: either tells how to fix it.
+    let tip = rest
+        .iter()
+        .find_map(|l| l.strip_prefix("tip: ").map(str::to_string))
+        .or_else(|| {
+            rest.iter().find_map(|l| {
+                l.strip_prefix('[')
+                    .and_then(|l| l.strip_suffix(']'))
+                    .filter(|l| l.starts_with("possible values: "))
+                    .map(str::to_string)
+            })
+        });
     let usage_of = rendered
         .lines()
         .find_map(|l| l.trim().strip_prefix("Usage: "))

@@ -5,11 +5,13 @@ use std::time::{Duration, Instant, SystemTime};
 
 use std::net::{IpAddr, SocketAddr};
 
+use crate::lang::Lang;
 use crate::model::{Family, ProbeKind, Profile, Protocol, State};
 use crate::plan;
 use crate::plan::ProbeJob;
 use crate::probe::{self, dns, EngineConfig, Prober};
 use crate::report::Report;
+use crate::tr;
 use crate::verdict::{self, RunInfo};
 
 /// Everything a check run needs besides the profile.
@@ -26,6 +28,8 @@ pub struct Options {
     pub rate: Option<u32>,
     pub full_ranges: bool,
     pub strict: bool,
+    /// The language of reasons, hints and notes.
+    pub lang: Lang,
 }
 
 /// Where a run reports how far it got; the command line shows a progress bar with it.
@@ -80,9 +84,10 @@ pub async fn run<P: Prober>(
         strict: options.strict,
         full_ranges: options.full_ranges,
         keyed,
+        lang: options.lang,
     };
     let mut report = verdict::report(&plan, &paths, &outcomes[..first_canary], &run);
-    report.notes = canary_notes(&canaries, &outcomes[first_canary..]);
+    report.notes = canary_notes(&canaries, &outcomes[first_canary..], options.lang);
     Ok(report)
 }
 
@@ -142,17 +147,19 @@ fn canary_jobs(jobs: &[ProbeJob]) -> Vec<ProbeJob> {
         .collect()
 }
 
-fn canary_notes(canaries: &[ProbeJob], outcomes: &[probe::Outcome]) -> Vec<String> {
+fn canary_notes(canaries: &[ProbeJob], outcomes: &[probe::Outcome], lang: Lang) -> Vec<String> {
     let mut notes = Vec::new();
     for (jobs, outcomes) in canaries
         .chunks(CANARY_PORTS.len())
         .zip(outcomes.chunks(CANARY_PORTS.len()))
     {
         if outcomes.iter().all(|o| o.state == State::Open) {
-            notes.push(format!(
-                "every port on {} seems to answer: TCP {} (ports nothing uses) connected too. A firewall, REDIRECT or SYN proxy answers for every port, so an open port there proves nothing by itself; run automate-ports serve on the far side and check with --key.",
-                jobs[0].addr.ip(),
-                CANARY_PORTS.map(|p| p.to_string()).join(", ")
+            let ip = jobs[0].addr.ip();
+            let ports = CANARY_PORTS.map(|p| p.to_string()).join(", ");
+            notes.push(tr!(
+                lang,
+                "every port on {ip} seems to answer: TCP {ports} (ports nothing uses) connected too. A firewall, REDIRECT or SYN proxy answers for every port, so an open port there proves nothing by itself; run automate-ports serve on the far side and check with --key.",
+                "auf {ip} scheint jeder Port zu antworten: auch TCP {ports} (Ports, die nichts nutzt) ließen sich verbinden. Eine Firewall, ein REDIRECT oder ein SYN-Proxy antwortet dort für jeden Port, ein offener Port beweist also für sich allein nichts; automate-ports serve auf der Gegenseite starten und mit --key prüfen."
             ));
         }
     }

@@ -126,6 +126,35 @@ pub struct CheckArgs {
     /// Fail on warnings too (optional checks and UDP silence).
     #[arg(long)]
     pub strict: bool,
+    #[command(flatten)]
+    pub lang: LangArg,
+}
+
+/// The language of the report's words (shared by `check` and `demo`).
+#[derive(Debug, Args, Clone, Copy)]
+pub struct LangArg {
+    /// Language of verdicts, reasons and hints [default: from LC_ALL, LC_MESSAGES or LANG; on Windows the display language]. JSON keys and states stay English.
+    #[arg(long = "lang", value_enum, value_name = "LANG")]
+    pub lang: Option<LangName>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LangName {
+    /// English.
+    En,
+    /// Deutsch.
+    De,
+}
+
+impl LangArg {
+    /// The language asked for, else the environment's.
+    pub fn resolve(self) -> crate::lang::Lang {
+        match self.lang {
+            Some(LangName::En) => crate::lang::Lang::En,
+            Some(LangName::De) => crate::lang::Lang::De,
+            None => crate::lang::Lang::from_env(),
+        }
+    }
 }
 
 /// Probe settings shared by `check` and `demo`.
@@ -193,6 +222,8 @@ pub struct DemoArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = FormatArg::Table)]
     pub format: FormatArg,
+    #[command(flatten)]
+    pub lang: LangArg,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

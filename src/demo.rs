@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::check::{self, Options};
+use crate::lang::Lang;
 use crate::model::{
     Check, Expect, Family, PortRange, ProbeKind, Profile, Protocol, State, TargetSpec,
 };
@@ -35,7 +36,7 @@ pub struct Demo {
 }
 
 /// Stages the pretend server, checks the `server` role against it, and compares.
-pub async fn run() -> anyhow::Result<Demo> {
+pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
     let profile = profiles::builtin("server")?;
     let relay = ports_to_probe(PortRange::new(49152, 65535).expect("valid"), false);
     let mut open: Vec<(Protocol, u16)> = vec![
@@ -81,23 +82,35 @@ pub async fn run() -> anyhow::Result<Demo> {
         rate: None,
         full_ranges: false,
         strict: false,
+        lang,
     };
-    let prober = NetProber::new(Some(key), AppConfig::new(false, 14, None)?);
+    let mut app = AppConfig::new(false, 14, None)?;
+    app.lang = lang;
+    let prober = NetProber::new(Some(key), app);
     let report = check::run(&profile, &options, Arc::new(prober), &()).await;
     running.stop().await;
     let report = report?;
 
-    let mut description = String::from(
-        "Demo: a pretend Automate server on 127.0.0.1, answered by automate-ports serve with a one-off key. \
-         Listening: 443, 8484, 8002 and 30 of the 32 sampled relay ports (TCP), 75 (UDP). \
-         Left closed on purpose: 80, 70 and two relay ports. Exposed on purpose: 3306 (the database must not be reachable). \
-         Running: automate-ports check --role server --server 127.0.0.1 --key ...",
-    );
+    let mut description = lang
+        .pick(
+            "Demo: a pretend Automate server on 127.0.0.1, answered by automate-ports serve with a one-off key. \
+             Listening: 443, 8484, 8002 and 30 of the 32 sampled relay ports (TCP), 75 (UDP). \
+             Left closed on purpose: 80, 70 and two relay ports. Exposed on purpose: 3306 (the database must not be reachable). \
+             Running: automate-ports check --role server --server 127.0.0.1 --key ...",
+            "Demo: ein nachgestellter Automate-Server auf 127.0.0.1, beantwortet von automate-ports serve mit einem Einmal-Schlüssel. \
+             Offen: 443, 8484, 8002 und 30 der 32 geprüften Relay-Ports (TCP), 75 (UDP). \
+             Absichtlich geschlossen: 80, 70 und zwei Relay-Ports. Absichtlich offen: 3306 (die Datenbank darf nicht erreichbar sein). \
+             Ausgeführt wird: automate-ports check --role server --server 127.0.0.1 --key ...",
+        )
+        .to_string();
     for note in &notes {
         description.push_str("\nnote: ");
         description.push_str(note);
         if note.contains("permission denied") {
-            description.push_str(" (that result is not verified by the demo)");
+            description.push_str(lang.pick(
+                " (that result is not verified by the demo)",
+                " (dieses Ergebnis prüft die Demo nicht)",
+            ));
         }
     }
     let unstaged: Vec<(Protocol, u16)> = open
@@ -138,6 +151,7 @@ fn staging_profile(open: &[(Protocol, u16)]) -> Profile {
                 probe: ProbeKind::Connect,
                 source: "demo".into(),
                 fix: None,
+                fix_de: None,
             })
             .collect(),
     }

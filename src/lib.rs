@@ -11,6 +11,7 @@ pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod exit;
+pub mod lang;
 pub mod model;
 pub mod plan;
 pub mod probe;

@@ -163,6 +163,8 @@ pub struct Check {
     /// What to change when the check does not pass; may use `{proto}`, `{ports}`,
     /// `{host}`, `{address}` and `{where}`.
     pub fix: Option<String>,
+    /// `fix` in German (`--lang de`); the English one stands in when it is missing.
+    pub fix_de: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::model::{target_flag, Check, PortRange, ProbeKind, Profile, Protocol, FLAG_TARGETS};
+use crate::probe::dns::Unresolved;
 
 /// How many ports of a range are probed without `--full-ranges`.
 pub const RANGE_SAMPLE: usize = 32;
@@ -158,14 +159,14 @@ pub struct PathPlan {
 pub enum Work {
     /// Jobs `range` of the job list, one per port.
     Probe(Range<usize>),
-    /// The optional target was not named.
-    Skipped(String),
+    /// The optional target was not named; it would be with this flag.
+    Skipped { flag: String },
     /// The name did not resolve (or has no address of the asked family).
-    Unresolved(String),
+    Unresolved(Unresolved),
 }
 
 /// What the resolver found for each host: its addresses, or why there are none.
-pub type Resolved = HashMap<String, Result<Vec<IpAddr>, String>>;
+pub type Resolved = HashMap<String, Result<Vec<IpAddr>, Unresolved>>;
 
 /// Expands a plan over resolved addresses into paths and probe jobs.
 pub fn expand(plan: &Plan, resolved: &Resolved) -> (Vec<PathPlan>, Vec<ProbeJob>) {
@@ -173,14 +174,12 @@ pub fn expand(plan: &Plan, resolved: &Resolved) -> (Vec<PathPlan>, Vec<ProbeJob>
     let mut jobs = Vec::new();
     for (index, planned) in plan.checks.iter().enumerate() {
         let Some(host) = &planned.host else {
-            let spec = format!(
-                "not checked: no {} given",
-                target_flag(&planned.check.target)
-            );
             paths.push(PathPlan {
                 check: index,
                 address: None,
-                work: Work::Skipped(spec),
+                work: Work::Skipped {
+                    flag: target_flag(&planned.check.target),
+                },
             });
             continue;
         };
@@ -208,11 +207,7 @@ pub fn expand(plan: &Plan, resolved: &Resolved) -> (Vec<PathPlan>, Vec<ProbeJob>
                 address: None,
                 work: Work::Unresolved(reason.clone()),
             }),
-            None => paths.push(PathPlan {
-                check: index,
-                address: None,
-                work: Work::Unresolved(format!("{host} was not resolved")),
-            }),
+            None => unreachable!("plan.hosts() lists every host a check names"),
         }
     }
     (paths, jobs)
@@ -330,6 +325,6 @@ mod tests {
         // 443 and 75 on two addresses, the tray on one, the wake-up skipped.
         assert_eq!(paths.len(), 6);
         assert_eq!(jobs.len(), 5);
-        assert!(matches!(paths.last().unwrap().work, Work::Skipped(_)));
+        assert!(matches!(paths.last().unwrap().work, Work::Skipped { .. }));
     }
 }

@@ -122,6 +122,8 @@ struct CheckFile {
     probe: Option<Spanned<ProbeFile>>,
     source: String,
     fix: Option<String>,
+    /// The fix in German, for `--lang de`.
+    fix_de: Option<String>,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -301,6 +303,7 @@ pub fn parse(file: &str, text: &str) -> Result<Profile, ProfileError> {
             probe,
             source: c.source.clone(),
             fix: c.fix.clone(),
+            fix_de: c.fix_de.clone(),
         });
     }
 
@@ -416,8 +419,23 @@ mod tests {
                     c.id
                 );
                 assert!(
-                    c.fix.is_some(),
-                    "{name}/{}: every built-in check has a fix",
+                    c.fix.is_some() && c.fix_de.is_some(),
+                    "{name}/{}: every built-in check has a fix, in English and German",
+                    c.id
+                );
+                let placeholders = |text: &str| {
+                    let mut found: Vec<&str> =
+                        ["{proto}", "{ports}", "{host}", "{address}", "{where}"]
+                            .into_iter()
+                            .filter(|p| text.contains(p))
+                            .collect();
+                    found.sort_unstable();
+                    found
+                };
+                assert_eq!(
+                    placeholders(c.fix.as_deref().unwrap_or_default()),
+                    placeholders(c.fix_de.as_deref().unwrap_or_default()),
+                    "{name}/{}: both fixes name the same places",
                     c.id
                 );
             }

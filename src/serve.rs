@@ -15,6 +15,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
+use crate::lang::Lang;
 use crate::model::{Profile, Protocol};
 use crate::plan::ports_to_probe;
 use crate::protocol::{decode_probe, encode_reply, Key, Reject, FRESH_WINDOW, PROBE_LEN};
@@ -278,7 +279,7 @@ pub fn start(
             for (why, ports) in skipped {
                 status(&format!(
                     "skipped {}/{protocol} on {where_}: {why}",
-                    compact_ports(&ports, 12)
+                    compact_ports(&ports, 12, Lang::En)
                 ));
             }
             listening.push((protocol, ok));
@@ -286,7 +287,7 @@ pub fn start(
         let parts: Vec<String> = listening
             .iter()
             .filter(|(_, ports)| !ports.is_empty())
-            .map(|(protocol, ports)| format!("{protocol} {}", compact_ports(ports, 12)))
+            .map(|(protocol, ports)| format!("{protocol} {}", compact_ports(ports, 12, Lang::En)))
             .collect();
         if !parts.is_empty() {
             status(&format!("listening on {where_}: {}", parts.join("; ")));

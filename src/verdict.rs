@@ -2,17 +2,18 @@
 //! I/O, so every rule here is tested without a network.
 
 use std::collections::BTreeMap;
-use std::fmt::Write as _;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use serde::Serialize;
 
+use crate::lang::Lang;
 use crate::model::{Check, Expect, Protocol, State};
 use crate::plan::{PathPlan, Plan, Work};
 use crate::probe::app::AppVerdict;
-use crate::probe::{fmt_duration, Outcome, Why};
+use crate::probe::{Outcome, Why};
 use crate::report::{CheckResult, Report, Summary};
+use crate::tr;
 
 /// The verdict on one check on one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -96,10 +97,13 @@ pub struct RunInfo {
     pub full_ranges: bool,
     /// Probes carried the shared key (`check --key`).
     pub keyed: bool,
+    /// The language of reasons and hints.
+    pub lang: Lang,
 }
 
 /// Builds the report from the plan, its paths and the outcomes of their jobs.
 pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunInfo) -> Report {
+    let lang = run.lang;
     let mut checks = Vec::with_capacity(paths.len());
     for path in paths {
         let planned = &plan.checks[path.check];
@@ -128,15 +132,23 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
             failed_ports: None,
         };
         match &path.work {
-            Work::Skipped(reason) => result.reason.clone_from(reason),
+            Work::Skipped { flag } => {
+                result.reason = tr!(
+                    lang,
+                    "not checked: no {flag} given",
+                    "nicht geprüft: kein {flag} angegeben"
+                );
+            }
             Work::Unresolved(reason) => {
                 result.state = Some(State::Error);
                 result.verdict = verdict_of(Judgement::Unmet, check.required, run.strict);
-                result.reason.clone_from(reason);
-                result.hint = Some(format!(
-                    "This machine cannot resolve {}: check the name ({}) and this machine's DNS settings; the Automate agent uses the same resolver.",
-                    host.as_deref().unwrap_or("the target"),
-                    crate::model::target_flag(&check.target)
+                result.reason = reason.text(lang);
+                let name = host.as_deref().unwrap_or_default();
+                let flag = crate::model::target_flag(&check.target);
+                result.hint = Some(tr!(
+                    lang,
+                    "This machine cannot resolve {name}: check the name ({flag}) and this machine's DNS settings; the Automate agent uses the same resolver.",
+                    "Dieser Rechner kann {name} nicht auflösen: den Namen ({flag}) und die DNS-Einstellungen dieses Rechners prüfen; der Automate-Agent nutzt denselben Resolver."
                 ));
             }
             Work::Probe(jobs) => {
@@ -147,7 +159,7 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         }
         checks.push(result);
     }
-    note_shared_ports(&mut checks);
+    note_shared_ports(&mut checks, lang);
     let mut summary = Summary::default();
     for c in &checks {
         match c.verdict {
@@ -168,6 +180,7 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         strict: run.strict,
         full_ranges: run.full_ranges,
         keyed: run.keyed,
+        lang,
         summary,
         notes: Vec::new(),
         wait: None,
@@ -177,7 +190,7 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
 
 /// Two checks on one host, port and protocol (ScreenConnect's web and relay behind one
 /// router port, say): a connect alone confirms neither service, so each says so.
-fn note_shared_ports(checks: &mut [CheckResult]) {
+fn note_shared_ports(checks: &mut [CheckResult], lang: Lang) {
     type Place = (Option<IpAddr>, Option<String>, String, &'static str);
     let mut groups: BTreeMap<Place, Vec<usize>> = BTreeMap::new();
     for (i, c) in checks.iter().enumerate() {
@@ -204,11 +217,13 @@ fn note_shared_ports(checks: &mut [CheckResult]) {
                 .filter(|id| **id != checks[i].id)
                 .map(String::as_str)
                 .collect();
-            let _ = write!(
-                checks[i].reason,
-                " (shares {ports}/{proto} with {}: a connect alone confirms neither service)",
-                others.join(", ")
+            let others = others.join(", ");
+            let note = tr!(
+                lang,
+                " (shares {ports}/{proto} with {others}: a connect alone confirms neither service)",
+                " (teilt {ports}/{proto} mit {others}: ein Verbindungsaufbau allein bestätigt keinen der Dienste)"
             );
+            checks[i].reason.push_str(&note);
         }
     }
 }
@@ -221,6 +236,7 @@ fn judge_probed(
     address: Option<IpAddr>,
     run: &RunInfo,
 ) {
+    let lang = run.lang;
     if let ([port], [outcome]) = (ports, outcomes) {
         let verified = outcome.verified(run.keyed);
         let judgement = judge_outcome(outcome, check.expect, verified);
@@ -230,7 +246,7 @@ fn judge_probed(
         }
         result.state = Some(outcome.state);
         result.verdict = verdict_of(judgement, check.required, run.strict);
-        result.reason = outcome.reason(run.timeout);
+        result.reason = outcome.reason(run.timeout, lang);
         if matches!(outcome.state, State::Open)
             || matches!(outcome.why, Why::Refused | Why::PortUnreachable)
         {
@@ -244,7 +260,7 @@ fn judge_probed(
                 result,
                 address,
                 &[*port],
-                run.timeout,
+                run,
             ));
         }
         return;
@@ -284,26 +300,34 @@ fn judge_probed(
     let state = pick(&failing_states)
         .or_else(|| pick(&counts))
         .unwrap_or(State::Error);
+    let probed = lang.thousands(ports.len());
     let sampled = if run.full_ranges || ports.len() == check.ports.count() {
-        format!("{} ports", thousands(ports.len()))
+        tr!(lang, "{probed} ports", "{probed} Ports")
     } else {
-        format!(
-            "{} of {} ports sampled",
-            ports.len(),
-            thousands(check.ports.count())
+        let all = lang.thousands(check.ports.count());
+        tr!(
+            lang,
+            "{probed} of {all} ports sampled",
+            "Stichprobe von {probed} der {all} Ports"
         )
     };
     let tally = counts
         .iter()
-        .map(|(s, n)| format!("{} {s}", thousands(*n)))
+        .map(|(s, n)| format!("{} {s}", lang.thousands(*n)))
         .collect::<Vec<_>>()
         .join(", ");
     let mut reason = format!("{sampled}: {tally}");
     if !failed.is_empty() && failed.len() < ports.len() {
-        let _ = write!(reason, "; not passing: {}", compact_ports(&failed, 8));
+        let list = compact_ports(&failed, 8, lang);
+        reason.push_str(&tr!(
+            lang,
+            "; not passing: {list}",
+            "; nicht bestanden: {list}"
+        ));
     }
     if let Some(example) = outcomes.iter().find(|o| o.state == state) {
-        let _ = write!(reason, " (e.g. {})", example.reason(run.timeout));
+        let example = example.reason(run.timeout, lang);
+        reason.push_str(&tr!(lang, " (e.g. {example})", " (z. B. {example})"));
     }
     open_latency.sort();
     result.latency_ms = open_latency
@@ -325,15 +349,7 @@ fn judge_probed(
             .iter()
             .find(|o| o.state == state)
             .map_or(Why::NoAnswer, |o| o.why.clone());
-        result.hint = Some(hint(
-            check,
-            state,
-            &why,
-            result,
-            address,
-            &failed,
-            run.timeout,
-        ));
+        result.hint = Some(hint(check, state, &why, result, address, &failed, run));
     }
     result.failed_ports = Some(failed);
 }
@@ -342,21 +358,8 @@ fn round_ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
 }
 
-/// 16384 → "16,384": range counts are read at a glance.
-pub fn thousands(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
-}
-
 /// "49152-49155, 50000, 60000-60010 and 12 more".
-pub fn compact_ports(ports: &[u16], max_spans: usize) -> String {
+pub fn compact_ports(ports: &[u16], max_spans: usize, lang: Lang) -> String {
     let mut spans: Vec<(u16, u16)> = Vec::new();
     for &p in ports {
         match spans.last_mut() {
@@ -381,7 +384,7 @@ pub fn compact_ports(ports: &[u16], max_spans: usize) -> String {
             .iter()
             .map(|&(a, b)| usize::from(b - a) + 1)
             .sum();
-        let _ = write!(text, " and {rest} more");
+        text.push_str(&tr!(lang, " and {rest} more", " und {rest} weitere"));
     }
     text
 }
@@ -394,9 +397,13 @@ fn hint(
     result: &CheckResult,
     address: Option<IpAddr>,
     failed: &[u16],
-    timeout: Duration,
+    run: &RunInfo,
 ) -> String {
-    let host = result.host.as_deref().unwrap_or("the target");
+    let lang = run.lang;
+    let host = result
+        .host
+        .as_deref()
+        .unwrap_or(lang.pick("the target", "das Ziel"));
     let place = match address {
         Some(ip) if ip.to_string() != host => format!("{host} ({ip})"),
         _ => host.to_string(),
@@ -408,16 +415,26 @@ fn hint(
             && failed.len() < check.ports.count()
             && failed.len() < result.probed_ports.unwrap_or(usize::MAX))
     {
-        compact_ports(failed, 8)
+        compact_ports(failed, 8, lang)
     } else {
         check.ports.to_string()
     };
-    let fix = check.fix.as_deref().map_or_else(
+    let template = match lang {
+        Lang::De => check.fix_de.as_deref().or(check.fix.as_deref()),
+        Lang::En => check.fix.as_deref(),
+    };
+    let fix = template.map_or_else(
         || match check.expect {
-            Expect::Reachable => format!("Allow {proto} {ports} from this machine to {place}."),
-            Expect::Blocked => {
-                format!("Block {proto} {ports} to {place} from this machine's network.")
-            }
+            Expect::Reachable => tr!(
+                lang,
+                "Allow {proto} {ports} from this machine to {place}.",
+                "{proto} {ports} von diesem Rechner zu {place} freigeben."
+            ),
+            Expect::Blocked => tr!(
+                lang,
+                "Block {proto} {ports} to {place} from this machine's network.",
+                "{proto} {ports} zu {place} aus dem Netz dieses Rechners sperren."
+            ),
         },
         |template| {
             template
@@ -431,40 +448,87 @@ fn hint(
                 .replace("{where}", &place)
         },
     );
+    let t = lang.duration(run.timeout);
     let what = match (check.expect, state, why) {
-        (Expect::Blocked, _, _) => format!(
-            "{proto} {ports} on {place} answers from here but must be blocked."
+        (Expect::Blocked, _, _) => tr!(
+            lang,
+            "{proto} {ports} on {place} answers from here but must be blocked.",
+            "{proto} {ports} auf {place} antwortet von hier aus, muss aber gesperrt sein."
         ),
-        (_, State::Error, Why::Local(message)) => return format!("This machine could not test it: {message}."),
-        (Expect::Reachable, _, Why::App(found)) => format!("On {place}, {proto} {ports}: {}.", found.summary),
-        (_, _, Why::NotServe(_)) => format!(
-            "Something other than automate-ports serve answers {proto} {ports} at {place}: a proxy, SYN proxy, or a port forward to another host. Make sure the forward points at the machine running serve."
+        (_, State::Error, Why::Local(local)) => {
+            let message = local.text(lang);
+            return tr!(
+                lang,
+                "This machine could not test it: {message}.",
+                "Dieser Rechner konnte es nicht prüfen: {message}."
+            );
+        }
+        (Expect::Reachable, _, Why::App(found)) => {
+            let summary = &found.summary;
+            tr!(
+                lang,
+                "On {place}, {proto} {ports}: {summary}.",
+                "Auf {place}, {proto} {ports}: {summary}."
+            )
+        }
+        (_, _, Why::NotServe(_)) => tr!(
+            lang,
+            "Something other than automate-ports serve answers {proto} {ports} at {place}: a proxy, SYN proxy, or a port forward to another host. Make sure the forward points at the machine running serve.",
+            "Auf {proto} {ports} bei {place} antwortet etwas anderes als automate-ports serve: ein Proxy, SYN-Proxy oder eine Portweiterleitung auf einen anderen Host. Die Weiterleitung muss auf den Rechner zeigen, auf dem serve läuft."
         ),
-        (_, _, Why::Redirected(port)) => format!(
-            "{proto} {ports} at {place} reaches automate-ports serve, but on port {port}: the port forward maps it to the wrong internal port."
+        (_, _, Why::Redirected(port)) => tr!(
+            lang,
+            "{proto} {ports} at {place} reaches automate-ports serve, but on port {port}: the port forward maps it to the wrong internal port.",
+            "{proto} {ports} bei {place} erreicht automate-ports serve, aber auf Port {port}: die Portweiterleitung zeigt auf den falschen internen Port."
         ),
-        (_, _, Why::InUse) => return "The port is taken on this machine; if the Automate agent is not installed, find the program holding it.".into(),
-        (_, _, Why::LocalFirewall) => format!("This machine's own firewall blocks outgoing {proto} {ports}."),
-        (_, State::Closed, _) if check.protocol == Protocol::Tcp => format!(
-            "{place} refused TCP {ports}: nothing listens there, or a firewall rejects it."
+        (_, _, Why::InUse) => {
+            return lang
+                .pick(
+                    "The port is taken on this machine; if the Automate agent is not installed, find the program holding it.",
+                    "Der Port ist auf diesem Rechner belegt; ist der Automate-Agent nicht installiert, das Programm suchen, das ihn belegt.",
+                )
+                .into()
+        }
+        (_, _, Why::LocalFirewall) => tr!(
+            lang,
+            "This machine's own firewall blocks outgoing {proto} {ports}.",
+            "Die eigene Firewall dieses Rechners blockiert ausgehendes {proto} {ports}."
         ),
-        (_, State::Closed, _) => format!(
-            "{place} reported UDP {ports} as unreachable: nothing listens there, or a firewall rejects it."
+        (_, State::Closed, _) if check.protocol == Protocol::Tcp => tr!(
+            lang,
+            "{place} refused TCP {ports}: nothing listens there, or a firewall rejects it.",
+            "{place} hat TCP {ports} abgewiesen: dort lauscht nichts, oder eine Firewall weist die Verbindung ab."
         ),
-        (_, State::Filtered, Why::HostUnreachable) => format!(
-            "A router or firewall between here and {place} reported it unreachable for {proto} {ports}."
+        (_, State::Closed, _) => tr!(
+            lang,
+            "{place} reported UDP {ports} as unreachable: nothing listens there, or a firewall rejects it.",
+            "{place} meldet UDP {ports} als nicht erreichbar: dort lauscht nichts, oder eine Firewall weist die Pakete ab."
         ),
-        (_, State::Filtered, _) if check.probe == crate::model::ProbeKind::Loopback => format!(
-            "{proto} {ports} over loopback got nowhere: a local firewall or endpoint protection drops it."
+        (_, State::Filtered, Why::HostUnreachable) => tr!(
+            lang,
+            "A router or firewall between here and {place} reported it unreachable for {proto} {ports}.",
+            "Ein Router oder eine Firewall zwischen hier und {place} meldet {proto} {ports} als nicht erreichbar."
         ),
-        (_, State::Filtered, _) => format!(
-            "No answer from {place} on {proto} {ports} in {}: a firewall drops it, or the host is down.",
-            fmt_duration(timeout)
+        (_, State::Filtered, _) if check.probe == crate::model::ProbeKind::Loopback => tr!(
+            lang,
+            "{proto} {ports} over loopback got nowhere: a local firewall or endpoint protection drops it.",
+            "{proto} {ports} über Loopback kommt nicht an: eine lokale Firewall oder ein Endpoint-Schutz verwirft es."
         ),
-        (_, State::OpenFiltered, _) => format!(
-            "No reply and no error from {place} on UDP {ports}: open but silent, or dropped by a firewall; this cannot be told apart from here without a responder on the far side."
+        (_, State::Filtered, _) => tr!(
+            lang,
+            "No answer from {place} on {proto} {ports} in {t}: a firewall drops it, or the host is down.",
+            "Keine Antwort von {place} auf {proto} {ports} in {t}: eine Firewall verwirft die Pakete, oder der Host ist aus."
         ),
-        (_, _, _) => format!("{proto} {ports} on {place} is {state}."),
+        (_, State::OpenFiltered, _) => tr!(
+            lang,
+            "No reply and no error from {place} on UDP {ports}: open but silent, or dropped by a firewall; this cannot be told apart from here without a responder on the far side.",
+            "Weder Antwort noch Fehler von {place} auf UDP {ports}: offen, aber stumm, oder von einer Firewall verworfen; ohne Gegenstelle (automate-ports serve) ist das von hier aus nicht zu unterscheiden."
+        ),
+        (_, _, _) => tr!(
+            lang,
+            "{proto} {ports} on {place} is {state}.",
+            "{proto} {ports} auf {place} ist {state}."
+        ),
     };
     format!("{what} {fix}")
 }
@@ -519,17 +583,14 @@ mod tests {
     }
 
     #[test]
-    fn thousands_separators() {
-        assert_eq!(thousands(7), "7");
-        assert_eq!(thousands(1001), "1,001");
-        assert_eq!(thousands(16384), "16,384");
-        assert_eq!(thousands(1_000_000), "1,000,000");
-    }
-
-    #[test]
     fn compact_ports_joins_runs() {
-        assert_eq!(compact_ports(&[1, 2, 3, 5, 7, 8], 8), "1-3, 5, 7-8");
-        assert_eq!(compact_ports(&[1, 3, 5, 7], 2), "1, 3 and 2 more");
-        assert_eq!(compact_ports(&[65534, 65535], 8), "65534-65535");
+        let en = Lang::En;
+        assert_eq!(compact_ports(&[1, 2, 3, 5, 7, 8], 8, en), "1-3, 5, 7-8");
+        assert_eq!(compact_ports(&[1, 3, 5, 7], 2, en), "1, 3 and 2 more");
+        assert_eq!(
+            compact_ports(&[1, 3, 5, 7], 2, Lang::De),
+            "1, 3 und 2 weitere"
+        );
+        assert_eq!(compact_ports(&[65534, 65535], 8, en), "65534-65535");
     }
 }

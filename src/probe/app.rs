@@ -16,7 +16,9 @@ use serde::Serialize;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+use crate::lang::Lang;
 use crate::model::AppProbe;
+use crate::tr;
 
 /// What an application probe found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,6 +74,8 @@ pub struct TlsInfo {
 #[derive(Debug)]
 pub struct AppConfig {
     pub insecure: bool,
+    /// The language of the summaries.
+    pub lang: Lang,
     pub cert_warn_days: u32,
     extra_roots: Vec<CertificateDer<'static>>,
     verifiers: OnceLock<Verifiers>,
@@ -111,6 +115,7 @@ impl AppConfig {
         }
         Ok(AppConfig {
             insecure,
+            lang: Lang::En,
             cert_warn_days,
             extra_roots,
             verifiers: OnceLock::new(),
@@ -158,10 +163,10 @@ pub async fn run(
     config: &AppConfig,
 ) -> AppResult {
     match probe {
-        AppProbe::Mysql => mysql(stream).await,
+        AppProbe::Mysql => mysql(stream, config.lang).await,
         AppProbe::Http => {
             let mut stream = stream;
-            http(&mut stream, host, "/").await
+            http(&mut stream, host, "/", config.lang).await
         }
         AppProbe::Tls | AppProbe::Automate => {
             tls_and_maybe_automate(probe, stream, host, ip, config).await
@@ -187,24 +192,30 @@ pub fn result(probe: AppProbe, verdict: AppVerdict, summary: impl Into<String>) 
 // ---------------------------------------------------------------- MySQL
 
 /// Reads the server's first packet; never sends anything (no credentials, no handshake).
-async fn mysql(mut stream: TcpStream) -> AppResult {
+async fn mysql(mut stream: TcpStream, lang: Lang) -> AppResult {
     let fail = |summary: String| result(AppProbe::Mysql, AppVerdict::Fail, summary);
     let mut header = [0u8; 4];
     if stream.read_exact(&mut header).await.is_err() {
-        return fail(
-            "the port is open but no MySQL answered (it closed without a greeting)".into(),
-        );
+        return fail(tr!(
+            lang,
+            "the port is open but no MySQL answered (it closed without a greeting)",
+            "der Port ist offen, aber kein MySQL hat geantwortet (Verbindung ohne Begrüßung geschlossen)"
+        ));
     }
     let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
     let mut payload = vec![0u8; len.min(16 * 1024)];
     if stream.read_exact(&mut payload).await.is_err() || payload.is_empty() {
-        return fail("the port is open but no MySQL answered (a short, broken greeting)".into());
+        return fail(tr!(
+            lang,
+            "the port is open but no MySQL answered (a short, broken greeting)",
+            "der Port ist offen, aber kein MySQL hat geantwortet (kurze, kaputte Begrüßung)"
+        ));
     }
-    parse_mysql_greeting(&payload)
+    parse_mysql_greeting(&payload, lang)
 }
 
 /// The first packet of a MySQL/MariaDB server: a protocol-10 handshake or an error.
-pub fn parse_mysql_greeting(payload: &[u8]) -> AppResult {
+pub fn parse_mysql_greeting(payload: &[u8], lang: Lang) -> AppResult {
     match payload.first() {
         Some(10) => {
             let end = payload[1..]
@@ -225,7 +236,11 @@ pub fn parse_mysql_greeting(payload: &[u8]) -> AppResult {
             let mut r = result(
                 AppProbe::Mysql,
                 AppVerdict::Pass,
-                format!("{product} {version} answered"),
+                tr!(
+                    lang,
+                    "{product} {version} answered",
+                    "{product} {version} hat geantwortet"
+                ),
             );
             r.server = Some(version);
             r
@@ -239,9 +254,17 @@ pub fn parse_mysql_greeting(payload: &[u8]) -> AppResult {
             }
             let message = String::from_utf8_lossy(message).trim().to_string();
             let summary = if code == 1130 {
-                format!("MySQL refuses this host (error 1130: {message}): grant this host access on the database server")
+                tr!(
+                    lang,
+                    "MySQL refuses this host (error 1130: {message}): grant this host access on the database server",
+                    "MySQL weist diesen Host ab (Fehler 1130: {message}): diesem Host auf dem Datenbankserver Zugriff gewähren"
+                )
             } else {
-                format!("MySQL answered with error {code}: {message}")
+                tr!(
+                    lang,
+                    "MySQL answered with error {code}: {message}",
+                    "MySQL hat mit Fehler {code} geantwortet: {message}"
+                )
             };
             let mut r = result(AppProbe::Mysql, AppVerdict::Fail, summary);
             r.mysql_error = Some(code);
@@ -250,7 +273,11 @@ pub fn parse_mysql_greeting(payload: &[u8]) -> AppResult {
         _ => result(
             AppProbe::Mysql,
             AppVerdict::Fail,
-            "the port is open but what answered is not MySQL",
+            tr!(
+                lang,
+                "the port is open but what answered is not MySQL",
+                "der Port ist offen, aber was geantwortet hat, ist kein MySQL"
+            ),
         ),
     }
 }
@@ -261,6 +288,7 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     host: &str,
     path: &str,
+    lang: Lang,
 ) -> AppResult {
     let response = match request(stream, host, path, 16 * 1024).await {
         Ok(bytes) => bytes,
@@ -268,7 +296,11 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin>(
             return result(
                 AppProbe::Http,
                 AppVerdict::Fail,
-                format!("the port is open but no HTTP answered ({e})"),
+                tr!(
+                    lang,
+                    "the port is open but no HTTP answered ({e})",
+                    "der Port ist offen, aber kein HTTP hat geantwortet ({e})"
+                ),
             )
         }
     };
@@ -292,7 +324,11 @@ async fn http<S: AsyncRead + AsyncWrite + Unpin>(
         None => result(
             AppProbe::Http,
             AppVerdict::Fail,
-            "the port is open but no HTTP answered",
+            tr!(
+                lang,
+                "the port is open but no HTTP answered",
+                "der Port ist offen, aber kein HTTP hat geantwortet"
+            ),
         ),
     }
 }
@@ -440,6 +476,7 @@ async fn tls_and_maybe_automate(
     config: &AppConfig,
 ) -> AppResult {
     let verifiers = config.verifiers();
+    let lang = config.lang;
     let name = match host.parse::<IpAddr>() {
         Ok(literal) => ServerName::IpAddress(literal.into()),
         Err(_) => match ServerName::try_from(host.to_string()) {
@@ -454,13 +491,24 @@ async fn tls_and_maybe_automate(
             .dangerous()
             .with_custom_certificate_verifier(Arc::new(Examine(Arc::clone(&verifiers.provider))))
             .with_no_client_auth(),
-        Err(e) => return result(probe, AppVerdict::Fail, format!("cannot set up TLS: {e}")),
+        Err(e) => {
+            let summary = tr!(
+                lang,
+                "cannot set up TLS: {e}",
+                "TLS lässt sich nicht einrichten: {e}"
+            );
+            return result(probe, AppVerdict::Fail, summary);
+        }
     };
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
     let mut tls = match connector.connect(name.clone(), stream).await {
         Ok(tls) => tls,
         Err(e) => {
-            let summary = format!("the port is open but the TLS handshake failed ({e}): not a TLS server, or a proxy that breaks TLS");
+            let summary = tr!(
+                lang,
+                "the port is open but the TLS handshake failed ({e}): not a TLS server, or a proxy that breaks TLS",
+                "der Port ist offen, aber der TLS-Handshake schlug fehl ({e}): kein TLS-Server, oder ein Proxy, der TLS bricht"
+            );
             return result(probe, AppVerdict::Fail, summary);
         }
     };
@@ -489,26 +537,33 @@ async fn tls_and_maybe_automate(
     let response = request(&mut tls, host, "/LabTech/agent.aspx", 64 * 1024).await;
     // On a pass this is the certificate in brief, with "insecure" when trust was not checked.
     let tls_note = &tls_result.summary;
+    let answered_but = |version: &str| {
+        tr!(
+            lang,
+            "ConnectWise Automate {version} answered, but {tls_note}",
+            "ConnectWise Automate {version} hat geantwortet, aber {tls_note}"
+        )
+    };
     let mut r = match response {
         Ok(bytes) => match automate_version(&bytes) {
             Some(version) if tls_result.verdict != AppVerdict::Fail => {
                 let mut r = result(
                     AppProbe::Automate,
                     tls_result.verdict,
-                    format!("ConnectWise Automate {version} answered ({tls_note})"),
+                    tr!(
+                        lang,
+                        "ConnectWise Automate {version} answered ({tls_note})",
+                        "ConnectWise Automate {version} hat geantwortet ({tls_note})"
+                    ),
                 );
                 if tls_result.verdict == AppVerdict::Warn {
-                    r.summary = format!("ConnectWise Automate {version} answered, but {}", tls_result.summary);
+                    r.summary = answered_but(&version);
                 }
                 r.automate_version = Some(version);
                 r
             }
             Some(version) => {
-                let mut r = result(
-                    AppProbe::Automate,
-                    AppVerdict::Fail,
-                    format!("ConnectWise Automate {version} answered, but {}", tls_result.summary),
-                );
+                let mut r = result(AppProbe::Automate, AppVerdict::Fail, answered_but(&version));
                 r.automate_version = Some(version);
                 r
             }
@@ -522,7 +577,11 @@ async fn tls_and_maybe_automate(
                 let mut r = result(
                     AppProbe::Automate,
                     AppVerdict::Fail,
-                    format!("the port is open but Automate did not answer{what}: proxy, captive portal, or another web server?"),
+                    tr!(
+                        lang,
+                        "the port is open but Automate did not answer{what}: proxy, captive portal, or another web server?",
+                        "der Port ist offen, aber Automate hat nicht geantwortet{what}: ein Proxy, ein Captive Portal oder ein anderer Webserver?"
+                    ),
                 );
                 r.http_status = head.status;
                 r.server = head.server;
@@ -532,7 +591,11 @@ async fn tls_and_maybe_automate(
         Err(e) => result(
             AppProbe::Automate,
             AppVerdict::Fail,
-            format!("the port is open but Automate did not answer ({e}): proxy, captive portal, or another web server?"),
+            tr!(
+                lang,
+                "the port is open but Automate did not answer ({e}): proxy, captive portal, or another web server?",
+                "der Port ist offen, aber Automate hat nicht geantwortet ({e}): ein Proxy, ein Captive Portal oder ein anderer Webserver?"
+            ),
         ),
     };
     r.tls = info;
@@ -540,15 +603,22 @@ async fn tls_and_maybe_automate(
     r
 }
 
-fn tls_summary(info: &TlsInfo) -> String {
+fn tls_summary(info: &TlsInfo, lang: Lang) -> String {
+    let days = info.days_left.abs();
     let expiry = if info.days_left >= 0 {
-        format!("expires in {} days", info.days_left)
+        tr!(lang, "expires in {days} days", "läuft in {days} Tagen ab")
     } else {
-        format!("expired {} days ago", -info.days_left)
+        tr!(
+            lang,
+            "expired {days} days ago",
+            "vor {days} Tagen abgelaufen"
+        )
     };
-    format!(
-        "{}, certificate for {} by {}, {expiry}",
-        info.version, info.subject, info.issuer
+    let (version, subject, issuer) = (&info.version, &info.subject, &info.issuer);
+    tr!(
+        lang,
+        "{version}, certificate for {subject} by {issuer}, {expiry}",
+        "{version}, Zertifikat für {subject} von {issuer}, {expiry}"
     )
 }
 
@@ -563,12 +633,16 @@ fn judge_certificate(
     config: &AppConfig,
     verifiers: &Verifiers,
 ) -> (AppResult, Option<TlsInfo>) {
+    let lang = config.lang;
     let Some((end_entity, intermediates)) = chain.split_first() else {
         return (
             result(
                 AppProbe::Tls,
                 AppVerdict::Fail,
-                "the server sent no certificate",
+                lang.pick(
+                    "the server sent no certificate",
+                    "der Server hat kein Zertifikat geschickt",
+                ),
             ),
             None,
         );
@@ -578,7 +652,10 @@ fn judge_certificate(
             result(
                 AppProbe::Tls,
                 AppVerdict::Fail,
-                "the server's certificate does not parse",
+                lang.pick(
+                    "the server's certificate does not parse",
+                    "das Zertifikat des Servers ist nicht lesbar",
+                ),
             ),
             None,
         );
@@ -668,7 +745,7 @@ fn judge_certificate(
         }
     };
     let _ = ip;
-    let described = tls_summary(&info);
+    let described = tls_summary(&info, lang);
     let mut r = result(AppProbe::Tls, AppVerdict::Pass, described.clone());
     r.insecure = config.insecure;
     let trusted_somewhere = info.trusted_public || info.trusted_ca_file == Some(true);
@@ -679,32 +756,56 @@ fn judge_certificate(
         } else {
             sans.join(", ")
         };
-        r.summary = format!("the certificate is for {names}, not {host} ({described})");
+        r.summary = tr!(
+            lang,
+            "the certificate is for {names}, not {host} ({described})",
+            "das Zertifikat gilt für {names}, nicht für {host} ({described})"
+        );
     } else if now > not_after {
         r.verdict = AppVerdict::Fail;
-        r.summary = format!(
-            "the certificate expired {} days ago ({described})",
-            (now - not_after) / 86_400
+        let days = (now - not_after) / 86_400;
+        r.summary = tr!(
+            lang,
+            "the certificate expired {days} days ago ({described})",
+            "das Zertifikat ist vor {days} Tagen abgelaufen ({described})"
         );
     } else if now < not_before {
         r.verdict = AppVerdict::Fail;
-        r.summary = format!("the certificate is not valid yet ({described})");
+        r.summary = tr!(
+            lang,
+            "the certificate is not valid yet ({described})",
+            "das Zertifikat ist noch nicht gültig ({described})"
+        );
     } else if !trusted_somewhere && !config.insecure {
         if info.trusted_system {
             r.verdict = AppVerdict::Warn;
-            r.summary = format!("trusted by this machine but not by public roots: likely TLS inspection or a private CA ({described})");
+            r.summary = tr!(
+                lang,
+                "trusted by this machine but not by public roots: likely TLS inspection or a private CA ({described})",
+                "von diesem Rechner vertraut, aber nicht von öffentlichen Stammzertifikaten: wahrscheinlich TLS-Inspektion oder eine private CA ({described})"
+            );
         } else {
             r.verdict = AppVerdict::Fail;
-            r.summary = format!("not trusted by this machine or public roots (self-signed or unknown CA): likely TLS inspection or a private CA ({described})");
+            r.summary = tr!(
+                lang,
+                "not trusted by this machine or public roots (self-signed or unknown CA): likely TLS inspection or a private CA ({described})",
+                "weder von diesem Rechner noch von öffentlichen Stammzertifikaten vertraut (selbstsigniert oder unbekannte CA): wahrscheinlich TLS-Inspektion oder eine private CA ({described})"
+            );
         }
     } else if info.days_left < i64::from(config.cert_warn_days) {
         r.verdict = AppVerdict::Warn;
-        r.summary = format!(
-            "the certificate expires in {} days ({described})",
-            info.days_left
+        let days = info.days_left;
+        r.summary = tr!(
+            lang,
+            "the certificate expires in {days} days ({described})",
+            "das Zertifikat läuft in {days} Tagen ab ({described})"
         );
     } else if config.insecure && !trusted_somewhere {
-        r.summary = format!("{described}; insecure: trust not checked");
+        r.summary = tr!(
+            lang,
+            "{described}; insecure: trust not checked",
+            "{described}; insecure: Vertrauen nicht geprüft"
+        );
     }
     r.tls = Some(info.clone());
     (r, Some(info))
@@ -733,19 +834,19 @@ mod tests {
         let mut greeting = vec![10];
         greeting.extend_from_slice(b"8.0.36\0rest");
         assert_eq!(
-            parse_mysql_greeting(&greeting).summary,
+            parse_mysql_greeting(&greeting, Lang::En).summary,
             "MySQL 8.0.36 answered"
         );
         let mut maria = vec![10];
         maria.extend_from_slice(b"5.5.5-10.11.6-MariaDB-0+deb12u1\0");
         assert_eq!(
-            parse_mysql_greeting(&maria).summary,
+            parse_mysql_greeting(&maria, Lang::En).summary,
             "MariaDB 10.11.6-MariaDB-0+deb12u1 answered"
         );
         let mut refused = vec![0xff, 0x6a, 0x04];
         refused
             .extend_from_slice(b"Host '192.0.2.1' is not allowed to connect to this MySQL server");
-        let r = parse_mysql_greeting(&refused);
+        let r = parse_mysql_greeting(&refused, Lang::En);
         assert_eq!((r.verdict, r.mysql_error), (AppVerdict::Fail, Some(1130)));
         assert!(
             r.summary.contains("grant this host access"),
@@ -754,12 +855,29 @@ mod tests {
         );
         let mut sqlstate = vec![0xff, 0x15, 0x04, b'#'];
         sqlstate.extend_from_slice(b"28000Access denied");
-        assert!(parse_mysql_greeting(&sqlstate)
+        assert!(parse_mysql_greeting(&sqlstate, Lang::En)
             .summary
             .ends_with("error 1045: Access denied"));
         assert_eq!(
-            parse_mysql_greeting(b"SSH-2.0-OpenSSH").verdict,
+            parse_mysql_greeting(b"SSH-2.0-OpenSSH", Lang::En).verdict,
             AppVerdict::Fail
+        );
+    }
+
+    #[test]
+    fn mysql_findings_in_german() {
+        let mut greeting = vec![10];
+        greeting.extend_from_slice(b"8.0.36\0rest");
+        assert_eq!(
+            parse_mysql_greeting(&greeting, Lang::De).summary,
+            "MySQL 8.0.36 hat geantwortet"
+        );
+        let mut refused = vec![0xff, 0x6a, 0x04];
+        refused.extend_from_slice(b"Host '192.0.2.1' is not allowed");
+        let r = parse_mysql_greeting(&refused, Lang::De);
+        assert_eq!(
+            r.summary,
+            "MySQL weist diesen Host ab (Fehler 1130: Host '192.0.2.1' is not allowed): diesem Host auf dem Datenbankserver Zugriff gewähren"
         );
     }
 

@@ -9,7 +9,8 @@ use tokio::task::JoinSet;
 use crate::model::Family;
 use crate::plan::Resolved;
 
-use super::fmt_duration;
+use crate::lang::Lang;
+use crate::tr;
 
 /// Resolves every host concurrently. A failure is a result, not an error of the run.
 pub async fn resolve_all(hosts: Vec<String>, family: Family, timeout: Duration) -> Resolved {
@@ -28,8 +29,62 @@ pub async fn resolve_all(hosts: Vec<String>, family: Family, timeout: Duration) 
     resolved
 }
 
+/// Why a host has no address to probe.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unresolved {
+    /// The resolver did not answer within the timeout.
+    NoAnswer { host: String, timeout: Duration },
+    /// The resolver said no, in the OS's words.
+    Failed {
+        host: String,
+        detail: String,
+        after: Duration,
+    },
+    /// Addresses exist, but none of the family `-4`/`-6` asked for.
+    NoFamily { host: String, v6: bool },
+}
+
+impl Unresolved {
+    pub fn text(&self, lang: Lang) -> String {
+        match self {
+            Unresolved::NoAnswer { host, timeout } => {
+                let t = lang.duration(*timeout);
+                tr!(
+                    lang,
+                    "DNS lookup of {host} got no answer in {t}",
+                    "die DNS-Abfrage von {host} blieb {t} lang ohne Antwort"
+                )
+            }
+            Unresolved::Failed {
+                host,
+                detail,
+                after,
+            } => {
+                let after = lang.duration(*after);
+                tr!(
+                    lang,
+                    "{host} does not resolve ({detail}, after {after})",
+                    "{host} lässt sich nicht auflösen ({detail}, nach {after})"
+                )
+            }
+            Unresolved::NoFamily { host, v6 } => {
+                let (asked, flag) = if *v6 { ("IPv6", "-6") } else { ("IPv4", "-4") };
+                tr!(
+                    lang,
+                    "{host} has no {asked} address ({flag} was given)",
+                    "{host} hat keine {asked}-Adresse ({flag} wurde angegeben)"
+                )
+            }
+        }
+    }
+}
+
 /// The addresses of one host (A and AAAA), de-duplicated, in the resolver's order.
-pub async fn resolve(host: &str, family: Family, timeout: Duration) -> Result<Vec<IpAddr>, String> {
+pub async fn resolve(
+    host: &str,
+    family: Family,
+    timeout: Duration,
+) -> Result<Vec<IpAddr>, Unresolved> {
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     let addresses = if let Ok(ip) = literal.parse::<IpAddr>() {
         vec![ip]
@@ -37,17 +92,17 @@ pub async fn resolve(host: &str, family: Family, timeout: Duration) -> Result<Ve
         let started = Instant::now();
         match tokio::time::timeout(timeout, tokio::net::lookup_host((host, 0))).await {
             Err(_) => {
-                return Err(format!(
-                    "DNS lookup of {host} got no answer in {}",
-                    fmt_duration(timeout)
-                ))
+                return Err(Unresolved::NoAnswer {
+                    host: host.to_string(),
+                    timeout,
+                })
             }
             Ok(Err(e)) => {
-                return Err(format!(
-                    "{host} does not resolve ({}, after {})",
-                    plain_resolver_error(&e),
-                    fmt_duration(started.elapsed())
-                ))
+                return Err(Unresolved::Failed {
+                    host: host.to_string(),
+                    detail: plain_resolver_error(&e),
+                    after: started.elapsed(),
+                })
             }
             Ok(Ok(found)) => {
                 let mut ips: Vec<IpAddr> = Vec::new();
@@ -66,11 +121,10 @@ pub async fn resolve(host: &str, family: Family, timeout: Duration) -> Result<Ve
         .filter(|ip| family.allows(*ip))
         .collect();
     if kept.is_empty() {
-        let (asked, flag) = match family {
-            Family::V6 => ("IPv6", "-6"),
-            _ => ("IPv4", "-4"),
-        };
-        return Err(format!("{host} has no {asked} address ({flag} was given)"));
+        return Err(Unresolved::NoFamily {
+            host: host.to_string(),
+            v6: family == Family::V6,
+        });
     }
     Ok(kept)
 }
@@ -95,7 +149,14 @@ mod tests {
             IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
         );
         let e = resolve("127.0.0.1", Family::V6, t).await.unwrap_err();
-        assert!(e.contains("no IPv6 address (-6 was given)"), "{e}");
+        assert_eq!(
+            e.text(Lang::En),
+            "127.0.0.1 has no IPv6 address (-6 was given)"
+        );
+        assert_eq!(
+            e.text(Lang::De),
+            "127.0.0.1 hat keine IPv6-Adresse (-6 wurde angegeben)"
+        );
     }
 
     #[tokio::test]
@@ -103,7 +164,8 @@ mod tests {
         // .invalid never resolves (RFC 2606); on an offline machine this is immediate.
         let e = resolve("nothing.invalid", Family::Any, Duration::from_secs(3))
             .await
-            .unwrap_err();
+            .unwrap_err()
+            .text(Lang::En);
         assert!(e.contains("nothing.invalid"), "{e}");
     }
 }

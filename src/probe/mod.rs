@@ -7,13 +7,16 @@ pub mod dns;
 pub mod net;
 
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
+use crate::lang::Lang;
 use crate::model::{ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
+use crate::tr;
 
 /// Why a probe ended the way it did; turned into words by [`Outcome::reason`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,11 +46,115 @@ pub enum Why {
     /// Keyed: a responder with the key answered, but the probe arrived on another port.
     Redirected(u16),
     /// Keyed: something answered that is not `automate-ports serve`.
-    NotServe(String),
+    NotServe(NotServe),
     /// An application probe ran on the open port.
     App(Box<app::AppResult>),
     /// A local error: no route, no descriptors, bad address.
-    Local(String),
+    Local(Local),
+}
+
+/// Keyed probes: what the far side did instead of proving the key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotServe {
+    /// Connected, then silence for the whole timeout.
+    Silent(Duration),
+    /// Connected, then closed without a valid answer.
+    Closed,
+    /// Connected, then the exchange failed (the OS's words).
+    Failed(String),
+    /// An answer that does not prove the key (TCP).
+    BadProof,
+    /// A UDP reply that does not prove the key.
+    BadUdpProof,
+}
+
+/// A problem on this machine that stopped a probe; the OS's own words where it has them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Local {
+    NoRoute(IpAddr),
+    NoDescriptors,
+    Probe(SocketAddr, String),
+    NoSourcePort(u16),
+    BindDenied(SocketAddr),
+    NotOurs(IpAddr),
+    Bind(SocketAddr, String),
+}
+
+impl Local {
+    pub fn text(&self, lang: Lang) -> String {
+        match self {
+            Local::NoRoute(ip) => tr!(
+                lang,
+                "no route to {ip} from this machine (network unreachable)",
+                "keine Route von diesem Rechner zu {ip} (Netz nicht erreichbar)"
+            ),
+            Local::NoDescriptors => tr!(
+                lang,
+                "out of file descriptors: lower --concurrency",
+                "keine Dateideskriptoren mehr frei: --concurrency verringern"
+            ),
+            Local::Probe(addr, e) => tr!(
+                lang,
+                "local error probing {addr}: {e}",
+                "lokaler Fehler beim Prüfen von {addr}: {e}"
+            ),
+            Local::NoSourcePort(port) => tr!(
+                lang,
+                "could not get a source port other than {port}",
+                "kein anderer Quellport als {port} verfügbar"
+            ),
+            Local::BindDenied(addr) => tr!(
+                lang,
+                "no permission to bind {addr} for the loopback test: run as administrator/root",
+                "keine Berechtigung, {addr} für den Loopback-Test zu binden: als Administrator/root ausführen"
+            ),
+            Local::NotOurs(ip) => tr!(
+                lang,
+                "{ip} is not an address of this machine: the loopback test binds it locally",
+                "{ip} ist keine Adresse dieses Rechners: der Loopback-Test bindet sie lokal"
+            ),
+            Local::Bind(addr, e) => tr!(
+                lang,
+                "cannot bind {addr} for the loopback test: {e}",
+                "{addr} lässt sich für den Loopback-Test nicht binden: {e}"
+            ),
+        }
+    }
+}
+
+impl NotServe {
+    fn text(&self, lang: Lang) -> String {
+        match self {
+            NotServe::Silent(timeout) => {
+                let t = lang.duration(*timeout);
+                tr!(
+                    lang,
+                    "connected, but no answer in {t}",
+                    "verbunden, aber keine Antwort in {t}"
+                )
+            }
+            NotServe::Closed => tr!(
+                lang,
+                "connected, but it closed without a valid answer",
+                "verbunden, aber ohne gültige Antwort geschlossen"
+            ),
+            NotServe::Failed(e) => tr!(
+                lang,
+                "connected, but the exchange failed ({e})",
+                "verbunden, aber der Austausch schlug fehl ({e})"
+            ),
+            NotServe::BadProof => tr!(
+                lang,
+                "connected, but the answer does not prove the key",
+                "verbunden, aber die Antwort belegt den Schlüssel nicht"
+            ),
+            NotServe::BadUdpProof => tr!(
+                lang,
+                "a UDP reply that does not prove the key",
+                "eine UDP-Antwort, die den Schlüssel nicht belegt"
+            ),
+        }
+    }
 }
 
 /// What one try of a probe saw. Silence is the only outcome that is retried.
@@ -74,58 +181,78 @@ impl Outcome {
     }
 
     /// The reason in plain words, e.g. "refused (RST) after 0.3 ms".
-    pub fn reason(&self, timeout: Duration) -> String {
-        let after = fmt_duration(self.elapsed);
-        let tries = if self.tries == 1 {
-            "1 try".to_string()
-        } else {
-            format!("{} tries", self.tries)
+    pub fn reason(&self, timeout: Duration, lang: Lang) -> String {
+        let after = lang.duration(self.elapsed);
+        let t = lang.duration(timeout);
+        let n = self.tries;
+        let tries = match (lang, n) {
+            (Lang::En, 1) => "1 try".to_string(),
+            (Lang::En, _) => format!("{n} tries"),
+            (Lang::De, 1) => "1 Versuch".to_string(),
+            (Lang::De, _) => format!("{n} Versuche"),
         };
         match &self.why {
-            Why::Connected => format!("connected in {after}"),
-            Why::Reply => format!("reply in {after}"),
-            Why::Exchanged => format!("bound here and exchanged traffic over loopback in {after}"),
-            Why::InUse => {
-                "in use by another program on this machine (normally the Automate agent itself)"
-                    .into()
+            Why::Connected => tr!(lang, "connected in {after}", "verbunden in {after}"),
+            Why::Reply => tr!(lang, "reply in {after}", "Antwort in {after}"),
+            Why::Exchanged => tr!(
+                lang,
+                "bound here and exchanged traffic over loopback in {after}",
+                "hier gebunden und über Loopback Daten ausgetauscht in {after}"
+            ),
+            Why::InUse => tr!(
+                lang,
+                "in use by another program on this machine (normally the Automate agent itself)",
+                "von einem anderen Programm auf diesem Rechner belegt (normalerweise vom Automate-Agenten selbst)"
+            ),
+            Why::Refused => tr!(lang, "refused (RST) after {after}", "abgewiesen (RST) nach {after}"),
+            Why::PortUnreachable => tr!(
+                lang,
+                "ICMP port unreachable after {after}",
+                "ICMP Port unreachable nach {after}"
+            ),
+            Why::HostUnreachable => tr!(
+                lang,
+                "host unreachable or prohibited (ICMP) after {after}",
+                "Host nicht erreichbar oder verboten (ICMP) nach {after}"
+            ),
+            Why::LocalFirewall => tr!(
+                lang,
+                "this machine's firewall refused to send it",
+                "die Firewall dieses Rechners hat das Senden verweigert"
+            ),
+            Why::NoAnswer => tr!(lang, "no answer in {t}, {tries}", "keine Antwort in {t}, {tries}"),
+            Why::NoAnswerKeyed => tr!(
+                lang,
+                "no answer in {t}, {tries}, though automate-ports serve answers every valid probe: dropped",
+                "keine Antwort in {t}, {tries}, obwohl automate-ports serve jede gültige Probe beantwortet: verworfen"
+            ),
+            Why::Verified => tr!(
+                lang,
+                "automate-ports serve answered in {after} (verified)",
+                "automate-ports serve hat in {after} geantwortet (verifiziert)"
+            ),
+            Why::Redirected(port) => tr!(
+                lang,
+                "automate-ports serve answered, but for port {port}: a port forward or REDIRECT sends this port there",
+                "automate-ports serve hat geantwortet, aber für Port {port}: eine Portweiterleitung oder ein REDIRECT leitet diesen Port dorthin"
+            ),
+            Why::NotServe(detail) => {
+                let detail = detail.text(lang);
+                tr!(
+                    lang,
+                    "{detail}: not automate-ports serve with this key (a proxy, SYN proxy, port forward to another host, or serve running with another key?)",
+                    "{detail}: nicht automate-ports serve mit diesem Schlüssel (ein Proxy, SYN-Proxy, eine Portweiterleitung auf einen anderen Host, oder läuft serve mit einem anderen Schlüssel?)"
+                )
             }
-            Why::Refused => format!("refused (RST) after {after}"),
-            Why::PortUnreachable => format!("ICMP port unreachable after {after}"),
-            Why::HostUnreachable => format!("host unreachable or prohibited (ICMP) after {after}"),
-            Why::LocalFirewall => "this machine's firewall refused to send it".into(),
-            Why::NoAnswer => format!("no answer in {}, {tries}", fmt_duration(timeout)),
-            Why::NoAnswerKeyed => format!(
-                "no answer in {}, {tries}, though automate-ports serve answers every valid probe: dropped",
-                fmt_duration(timeout)
-            ),
-            Why::Verified => format!("automate-ports serve answered in {after} (verified)"),
-            Why::Redirected(port) => format!(
-                "automate-ports serve answered, but for port {port}: a port forward or REDIRECT sends this port there"
-            ),
-            Why::NotServe(detail) => format!(
-                "{detail}: not automate-ports serve with this key (a proxy, SYN proxy, port forward to another host, or serve running with another key?)"
-            ),
-            Why::Local(message) => message.clone(),
+            Why::Local(local) => local.text(lang),
             Why::App(found) => found.summary.clone(),
         }
     }
 }
 
-/// Formats a duration the way people read them: "0.3 ms", "12 ms", "2 s", "1.5 s".
+/// Formats a duration in English, for logs and `serve`'s output.
 pub fn fmt_duration(d: Duration) -> String {
-    let ms = d.as_secs_f64() * 1000.0;
-    if ms < 10.0 {
-        format!("{ms:.1} ms")
-    } else if ms < 1000.0 {
-        format!("{ms:.0} ms")
-    } else {
-        let s = ms / 1000.0;
-        if (s - s.round()).abs() < 0.05 {
-            format!("{s:.0} s")
-        } else {
-            format!("{s:.1} s")
-        }
-    }
+    Lang::En.duration(d)
 }
 
 /// The network seam: one try of one job.
@@ -363,7 +490,14 @@ mod tests {
         assert_eq!(out[1].state, State::Closed);
         assert_eq!((out[2].state, out[2].tries), (State::OpenFiltered, 3));
         assert_eq!((out[3].state, out[3].tries), (State::Filtered, 3));
-        assert_eq!(out[3].reason(config.timeout), "no answer in 2 s, 3 tries");
+        assert_eq!(
+            out[3].reason(config.timeout, Lang::En),
+            "no answer in 2 s, 3 tries"
+        );
+        assert_eq!(
+            out[3].reason(config.timeout, Lang::De),
+            "keine Antwort in 2 s, 3 Versuche"
+        );
         // 1 + 1 + 3 + 3 tries.
         assert_eq!(prober.tries.load(Ordering::SeqCst), 8);
     }
@@ -408,13 +542,5 @@ mod tests {
             took >= Duration::from_millis(490) && took < Duration::from_millis(600),
             "{took:?}"
         );
-    }
-
-    #[test]
-    fn durations_read_naturally() {
-        assert_eq!(fmt_duration(Duration::from_micros(300)), "0.3 ms");
-        assert_eq!(fmt_duration(Duration::from_millis(12)), "12 ms");
-        assert_eq!(fmt_duration(Duration::from_secs(2)), "2 s");
-        assert_eq!(fmt_duration(Duration::from_millis(1500)), "1.5 s");
     }
 }

@@ -11,7 +11,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
 use super::app::AppConfig;
-use super::{fmt_duration, Attempt, Prober, Why};
+use super::{Attempt, Local, NotServe, Prober, Why};
 use crate::model::{AppProbe, ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
 use crate::protocol::{self, Key, Probe, ReplyCheck, REPLY_LEN};
@@ -73,15 +73,14 @@ async fn app_probe(
     )
     .await;
     let result = found.unwrap_or_else(|_| {
-        super::app::result(
-            probe,
-            super::app::AppVerdict::Fail,
-            format!(
-                "the port is open but nothing answered the {} probe in {}",
-                probe.as_str(),
-                fmt_duration(timeout)
-            ),
-        )
+        super::app::result(probe, super::app::AppVerdict::Fail, {
+            let (name, t) = (probe.as_str(), config.lang.duration(timeout));
+            crate::tr!(
+                config.lang,
+                "the port is open but nothing answered the {name} probe in {t}",
+                "der Port ist offen, aber auf die {name}-Probe kam in {t} keine Antwort"
+            )
+        })
     });
     Attempt::Answer(State::Open, Why::App(Box::new(result)))
 }
@@ -146,20 +145,13 @@ async fn tcp_keyed(addr: SocketAddr, key: &Key, timeout: Duration) -> Attempt {
         Ok::<_, io::Error>(reply)
     };
     let why = match tokio::time::timeout(timeout, exchange).await {
-        Err(_) => Why::NotServe(format!(
-            "connected, but no answer in {}",
-            fmt_duration(timeout)
-        )),
-        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => {
-            Why::NotServe("connected, but it closed without a valid answer".into())
-        }
-        Ok(Err(e)) => Why::NotServe(format!("connected, but the exchange failed ({e})")),
+        Err(_) => Why::NotServe(NotServe::Silent(timeout)),
+        Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Why::NotServe(NotServe::Closed),
+        Ok(Err(e)) => Why::NotServe(NotServe::Failed(e.to_string())),
         Ok(Ok(reply)) => match protocol::check_reply(key, &reply, &probe) {
             ReplyCheck::Valid => Why::Verified,
             ReplyCheck::OtherPort(port) => Why::Redirected(port),
-            ReplyCheck::Invalid => {
-                Why::NotServe("connected, but the answer does not prove the key".into())
-            }
+            ReplyCheck::Invalid => Why::NotServe(NotServe::BadProof),
         },
     };
     Attempt::Answer(State::Open, why)
@@ -222,13 +214,7 @@ async fn udp_exchange(addr: SocketAddr, key: Option<&Key>) -> Attempt {
         break;
     }
     let Some(socket) = socket else {
-        return Attempt::Answer(
-            State::Error,
-            Why::Local(format!(
-                "could not get a source port other than {}",
-                addr.port()
-            )),
-        );
+        return Attempt::Answer(State::Error, Why::Local(Local::NoSourcePort(addr.port())));
     };
     let probe = Probe::new(addr.port(), now_ms());
     let sent = match key {
@@ -245,10 +231,9 @@ async fn udp_exchange(addr: SocketAddr, key: Option<&Key>) -> Attempt {
             Some(key) => match protocol::check_reply(key, &buf[..n], &probe) {
                 ReplyCheck::Valid => Attempt::Answer(State::Open, Why::Verified),
                 ReplyCheck::OtherPort(port) => Attempt::Answer(State::Open, Why::Redirected(port)),
-                ReplyCheck::Invalid => Attempt::Answer(
-                    State::Open,
-                    Why::NotServe("a UDP reply that does not prove the key".into()),
-                ),
+                ReplyCheck::Invalid => {
+                    Attempt::Answer(State::Open, Why::NotServe(NotServe::BadUdpProof))
+                }
             },
         },
         Err(e) => classify(&e, addr, Protocol::Udp),
@@ -341,35 +326,21 @@ fn classify(e: &io::Error, addr: SocketAddr, protocol: Protocol) -> Attempt {
 }
 
 fn local_error(e: &io::Error, addr: SocketAddr) -> Attempt {
-    let message = match e.kind() {
-        io::ErrorKind::NetworkUnreachable => {
-            format!(
-                "no route to {} from this machine (network unreachable)",
-                addr.ip()
-            )
-        }
-        _ if e.raw_os_error() == Some(EMFILE) => {
-            "out of file descriptors: lower --concurrency".to_string()
-        }
-        _ => format!("local error probing {addr}: {e}"),
+    let local = match e.kind() {
+        io::ErrorKind::NetworkUnreachable => Local::NoRoute(addr.ip()),
+        _ if e.raw_os_error() == Some(EMFILE) => Local::NoDescriptors,
+        _ => Local::Probe(addr, e.to_string()),
     };
-    Attempt::Answer(State::Error, Why::Local(message))
+    Attempt::Answer(State::Error, Why::Local(local))
 }
 
 fn bind_error(e: &io::Error, addr: SocketAddr) -> Attempt {
-    let message = match e.kind() {
-        io::ErrorKind::PermissionDenied => {
-            format!("no permission to bind {addr} for the loopback test: run as administrator/root")
-        }
-        io::ErrorKind::AddrNotAvailable => {
-            format!(
-                "{} is not an address of this machine: the loopback test binds it locally",
-                addr.ip()
-            )
-        }
-        _ => format!("cannot bind {addr} for the loopback test: {e}"),
+    let local = match e.kind() {
+        io::ErrorKind::PermissionDenied => Local::BindDenied(addr),
+        io::ErrorKind::AddrNotAvailable => Local::NotOurs(addr.ip()),
+        _ => Local::Bind(addr, e.to_string()),
     };
-    Attempt::Answer(State::Error, Why::Local(message))
+    Attempt::Answer(State::Error, Why::Local(local))
 }
 
 #[cfg(unix)]

@@ -3,29 +3,38 @@
 use std::fmt::Write as _;
 
 use super::Report;
+use crate::lang::Lang;
+use crate::tr;
+use crate::verdict::Verdict;
 
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
 pub fn render(report: &Report) -> String {
+    let lang = report.lang;
     let s = &report.summary;
-    let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "### automate-ports: role `{}`, {} pass, {} fail, {} warn, {} skip\n",
-        report.role, s.pass, s.fail, s.warn, s.skip
+    let (role, pass, fail, warn, skip) = (&report.role, s.pass, s.fail, s.warn, s.skip);
+    let warnings = if warn == 1 { "Warnung" } else { "Warnungen" };
+    let mut out = tr!(
+        lang,
+        "### automate-ports: role `{role}`, {pass} pass, {fail} fail, {warn} warn, {skip} skip\n\n",
+        "### automate-ports: Rolle `{role}`, {pass} OK, {fail} Fehler, {warn} {warnings}, {skip} ausgelassen\n\n"
     );
     for note in &report.notes {
-        let _ = writeln!(out, "> **Note:** {}\n", cell(note));
+        let label = lang.pick("Note", "Hinweis");
+        let _ = writeln!(out, "> **{label}:** {}\n", cell(note));
     }
-    out.push_str("| Result | Check | Port | Target | Address | State | Detail |\n");
+    out.push_str(lang.pick(
+        "| Result | Check | Port | Target | Address | State | Detail |\n",
+        "| Ergebnis | Prüfung | Port | Ziel | Adresse | Zustand | Detail |\n",
+    ));
     out.push_str("|---|---|---|---|---|---|---|\n");
     for c in &report.checks {
         let _ = writeln!(
             out,
             "| {} | `{}` | {}/{} | {} | {} | {} | {} |",
-            c.verdict.as_str().to_uppercase(),
+            word(c.verdict, lang),
             c.id,
             c.ports,
             c.protocol,
@@ -37,7 +46,7 @@ pub fn render(report: &Report) -> String {
     }
     let hints: Vec<_> = report.checks.iter().filter(|c| c.hint.is_some()).collect();
     if !hints.is_empty() {
-        out.push_str("\n**What to change**\n\n");
+        out.push_str(lang.pick("\n**What to change**\n\n", "\n**Was zu ändern ist**\n\n"));
         for c in hints {
             let at = c.address.map(|a| format!(" ({a})")).unwrap_or_default();
             let _ = writeln!(
@@ -49,4 +58,13 @@ pub fn render(report: &Report) -> String {
         }
     }
     out
+}
+
+fn word(v: Verdict, lang: Lang) -> &'static str {
+    match v {
+        Verdict::Pass => lang.pick("PASS", "OK"),
+        Verdict::Fail => lang.pick("FAIL", "FEHLER"),
+        Verdict::Warn => lang.pick("WARN", "WARNUNG"),
+        Verdict::Skip => lang.pick("SKIP", "AUSGELASSEN"),
+    }
 }

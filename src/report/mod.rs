@@ -71,6 +71,8 @@ pub struct Report {
     pub full_ranges: bool,
     /// Probes carried the shared key (`check --key`).
     pub keyed: bool,
+    /// The language of reasons, hints and notes (`--lang`); keys and states stay English.
+    pub lang: crate::lang::Lang,
     pub summary: Summary,
     /// Findings about the run as a whole (e.g. a middlebox that answers for every port).
     pub notes: Vec<String>,

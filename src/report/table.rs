@@ -7,6 +7,8 @@ use anstyle::{AnsiColor, Style};
 use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
 
 use super::{CheckResult, Report};
+use crate::lang::Lang;
+use crate::tr;
 use crate::verdict::Verdict;
 
 const PASS: Style = AnsiColor::Green.on_default().bold();
@@ -24,12 +26,12 @@ fn style(v: Verdict) -> Style {
     }
 }
 
-fn word(v: Verdict) -> &'static str {
+fn word(v: Verdict, lang: Lang) -> &'static str {
     match v {
-        Verdict::Pass => "PASS",
-        Verdict::Fail => "FAIL",
-        Verdict::Warn => "WARN",
-        Verdict::Skip => "SKIP",
+        Verdict::Pass => lang.pick("PASS", "OK"),
+        Verdict::Fail => lang.pick("FAIL", "FEHLER"),
+        Verdict::Warn => lang.pick("WARN", "WARNUNG"),
+        Verdict::Skip => lang.pick("SKIP", "AUSGELASSEN"),
     }
 }
 
@@ -42,9 +44,11 @@ pub fn render(report: &Report, color: bool) -> String {
             text.to_string()
         }
     };
+    let lang = report.lang;
     let mut out = String::new();
     for note in &report.notes {
-        let _ = writeln!(out, "{} {note}\n", paint(WARN, "NOTE:"));
+        let label = lang.pick("NOTE:", "HINWEIS:");
+        let _ = writeln!(out, "{} {note}\n", paint(WARN, label));
     }
     let mut targets: Vec<&str> = Vec::new();
     for c in &report.checks {
@@ -61,17 +65,22 @@ pub fn render(report: &Report, color: bool) -> String {
         let host = rows
             .iter()
             .find_map(|c| c.host.as_deref())
-            .unwrap_or("(not given)");
+            .unwrap_or(lang.pick("(not given)", "(nicht angegeben)"));
         let _ = writeln!(out, "{}", paint(HEAD, &format!("{target}: {host}")));
 
         let mut table = Table::new();
         table
             .load_preset(presets::NOTHING)
             .set_content_arrangement(ContentArrangement::Disabled)
-            .set_header(["RESULT", "CHECK", "PORT", "ADDRESS", "STATE", "DETAIL"]);
+            .set_header(match lang {
+                Lang::En => ["RESULT", "CHECK", "PORT", "ADDRESS", "STATE", "DETAIL"],
+                Lang::De => [
+                    "ERGEBNIS", "PRÜFUNG", "PORT", "ADRESSE", "ZUSTAND", "DETAIL",
+                ],
+            });
         for c in &rows {
             table.add_row([
-                Cell::new(word(c.verdict)),
+                Cell::new(word(c.verdict, lang)),
                 Cell::new(&c.id),
                 Cell::new(format!("{}/{}", c.ports, c.protocol)),
                 Cell::new(c.address.map_or_else(|| "-".to_string(), |a| a.to_string())),
@@ -87,7 +96,7 @@ pub fn render(report: &Report, color: bool) -> String {
             let painted = [Verdict::Pass, Verdict::Fail, Verdict::Warn, Verdict::Skip]
                 .into_iter()
                 .find_map(|v| {
-                    let w = word(v);
+                    let w = word(v, lang);
                     line.strip_prefix(&format!(" {w} "))
                         .map(|rest| format!(" {} {rest}", paint(style(v), w)))
                 });
@@ -107,35 +116,46 @@ pub fn render(report: &Report, color: bool) -> String {
     }
     let s = &report.summary;
     let outcome = if report.failed() {
-        paint(FAIL, "FAILED")
+        paint(FAIL, lang.pick("FAILED", "FEHLGESCHLAGEN"))
     } else if s.warn > 0 {
-        paint(WARN, "PASSED with warnings")
+        paint(
+            WARN,
+            lang.pick("PASSED with warnings", "BESTANDEN mit Warnungen"),
+        )
     } else {
-        paint(PASS, "PASSED")
+        paint(PASS, lang.pick("PASSED", "BESTANDEN"))
     };
-    let _ = writeln!(
-        out,
-        "{outcome}: role {}, {} pass, {} fail, {} warn, {} skip in {}{}",
-        report.role,
-        s.pass,
-        s.fail,
-        s.warn,
-        s.skip,
-        crate::probe::fmt_duration(std::time::Duration::from_secs_f64(
-            report.duration_ms / 1000.0
-        )),
-        if report.strict {
-            " (--strict: warnings fail)"
-        } else {
-            ""
-        },
+    let (role, pass, fail, warn, skip) = (&report.role, s.pass, s.fail, s.warn, s.skip);
+    let took = lang.duration(ms(report.duration_ms));
+    let warnings = if warn == 1 { "Warnung" } else { "Warnungen" };
+    let strict = if report.strict {
+        lang.pick(
+            " (--strict: warnings fail)",
+            " (--strict: Warnungen gelten als Fehler)",
+        )
+    } else {
+        ""
+    };
+    let line = tr!(
+        lang,
+        "{outcome}: role {role}, {pass} pass, {fail} fail, {warn} warn, {skip} skip in {took}{strict}",
+        "{outcome}: Rolle {role}, {pass} OK, {fail} Fehler, {warn} {warnings}, {skip} ausgelassen in {took}{strict}"
     );
+    let _ = writeln!(out, "{line}");
     if let Some(w) = report.wait {
-        let waited =
-            crate::probe::fmt_duration(std::time::Duration::from_secs_f64(w.waited_ms / 1000.0));
-        let limit =
-            crate::probe::fmt_duration(std::time::Duration::from_secs_f64(w.limit_ms / 1000.0));
-        let _ = writeln!(out, "Waited {waited} of {limit}, {} rounds.", w.rounds);
+        let waited = lang.duration(ms(w.waited_ms));
+        let limit = lang.duration(ms(w.limit_ms));
+        let rounds = w.rounds;
+        let line = tr!(
+            lang,
+            "Waited {waited} of {limit}, {rounds} rounds.",
+            "{waited} von {limit} gewartet, {rounds} Durchläufe."
+        );
+        let _ = writeln!(out, "{line}");
     }
     out
+}
+
+fn ms(millis: f64) -> std::time::Duration {
+    std::time::Duration::from_secs_f64(millis / 1000.0)
 }

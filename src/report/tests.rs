@@ -2,6 +2,7 @@
 //! a script parses must not change by accident.
 
 use super::{render, CheckResult, Format, Report, Summary};
+use crate::lang::Lang;
 use crate::model::{Expect, Protocol, State};
 use crate::verdict::Verdict;
 
@@ -87,6 +88,7 @@ fn sample() -> Report {
         strict: false,
         full_ranges: false,
         keyed: false,
+        lang: Lang::En,
         notes: vec!["every port on 192.0.2.10 seems to answer.".into()],
         wait: None,
         summary: Summary {
@@ -107,6 +109,54 @@ fn table_snapshot() {
 #[test]
 fn json_snapshot() {
     insta::assert_snapshot!(render(&sample(), Format::Json, false));
+}
+
+/// The German report as the verdict stage writes it: the renderer adds the words, headings
+/// and summary; numbers use a decimal comma.
+fn sample_de() -> Report {
+    let mut report = sample();
+    report.lang = Lang::De;
+    report.notes = vec!["auf 192.0.2.10 scheint jeder Port zu antworten.".into()];
+    let texts = [
+        ("verbunden in 12 ms", None),
+        (
+            "keine Antwort in 2 s, 2 Versuche",
+            Some("Weder Antwort noch Fehler von automate.example.com (192.0.2.10) auf UDP 75."),
+        ),
+        (
+            "Stichprobe von 32 der 16.384 Ports: 2 filtered, 30 open; nicht bestanden: 50000, 60000",
+            Some("Keine Antwort von automate.example.com (192.0.2.10) auf TCP 50000, 60000 in 2 s."),
+        ),
+        ("nicht geprüft: kein --peer HOST angegeben", None),
+    ];
+    for (check, (reason, hint)) in report.checks.iter_mut().zip(texts) {
+        check.reason = reason.into();
+        check.hint = hint.map(Into::into);
+    }
+    report
+}
+
+#[test]
+fn german_table_snapshot() {
+    insta::assert_snapshot!(render(&sample_de(), Format::Table, false));
+}
+
+#[test]
+fn german_markdown_snapshot() {
+    insta::assert_snapshot!(render(&sample_de(), Format::Markdown, false));
+}
+
+#[test]
+fn german_json_keeps_english_keys_and_states() {
+    let json: serde_json::Value =
+        serde_json::from_str(&render(&sample_de(), Format::Json, false)).unwrap();
+    assert_eq!(json["lang"], "de");
+    assert_eq!(json["checks"][1]["state"], "open|filtered");
+    assert_eq!(json["checks"][1]["verdict"], "warn");
+    assert_eq!(
+        json["checks"][1]["reason"],
+        "keine Antwort in 2 s, 2 Versuche"
+    );
 }
 
 #[test]

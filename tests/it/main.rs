@@ -5,6 +5,7 @@ mod app;
 mod check;
 mod errors;
 mod lab;
+mod lang;
 mod outputs;
 mod ranges;
 mod serve;

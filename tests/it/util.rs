@@ -19,7 +19,15 @@ pub fn bin() -> assert_cmd::Command {
     cmd.env_remove("RUST_LOG")
         .env_remove("AUTOMATE_PORTS_KEY")
         .env("NO_COLOR", "1");
+    english(&mut cmd);
     cmd
+}
+
+/// Reports follow the locale; tests read English unless they ask for German.
+pub fn english(cmd: &mut assert_cmd::Command) {
+    cmd.env_remove("LC_ALL")
+        .env_remove("LC_MESSAGES")
+        .env_remove("LANG");
 }
 
 pub fn bin_path() -> PathBuf {
@@ -173,6 +181,7 @@ impl Netns {
         cmd.args(["netns", "exec", &self.name]).arg(bin_path());
         cmd.timeout(Duration::from_secs(120));
         cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+        english(&mut cmd);
         cmd
     }
 }
