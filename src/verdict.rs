@@ -536,6 +536,124 @@ fn hint(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{PortRange, ProbeKind};
+    use crate::probe::{Local, NotServe};
+
+    fn check(protocol: Protocol, expect: Expect, probe: ProbeKind) -> Check {
+        Check {
+            id: "c".into(),
+            description: String::new(),
+            protocol,
+            ports: PortRange::single(443).unwrap(),
+            target: "server".into(),
+            required: true,
+            expect,
+            probe,
+            source: String::new(),
+            fix: None,
+            fix_de: None,
+        }
+    }
+
+    fn result_for(check: &Check) -> CheckResult {
+        CheckResult {
+            id: check.id.clone(),
+            description: String::new(),
+            protocol: check.protocol,
+            ports: check.ports.to_string(),
+            target: check.target.clone(),
+            host: Some("automate.example.com".into()),
+            address: None,
+            required: true,
+            expect: check.expect,
+            state: None,
+            verdict: Verdict::Fail,
+            reason: String::new(),
+            hint: None,
+            latency_ms: None,
+            verified: None,
+            app: None,
+            source: String::new(),
+            probed_ports: None,
+            counts: None,
+            failed_ports: None,
+        }
+    }
+
+    /// Every way a check can fail, with the words a German report must not fall back to.
+    #[test]
+    fn every_hint_and_reason_has_its_german() {
+        let addr: std::net::SocketAddr = ([192, 0, 2, 1], 443).into();
+        let whys = [
+            (State::Open, Why::Connected),
+            (State::Open, Why::Reply),
+            (State::Open, Why::Exchanged),
+            (State::Open, Why::InUse),
+            (State::Closed, Why::Refused),
+            (State::Closed, Why::PortUnreachable),
+            (State::Filtered, Why::HostUnreachable),
+            (State::Filtered, Why::LocalFirewall),
+            (State::Filtered, Why::NoAnswer),
+            (State::OpenFiltered, Why::NoAnswer),
+            (State::Filtered, Why::NoAnswerKeyed),
+            (State::Open, Why::Verified),
+            (State::Open, Why::Redirected(8443)),
+            (
+                State::Open,
+                Why::NotServe(NotServe::Silent(Duration::from_secs(2))),
+            ),
+            (State::Open, Why::NotServe(NotServe::Closed)),
+            (State::Open, Why::NotServe(NotServe::BadProof)),
+            (State::Open, Why::NotServe(NotServe::BadUdpProof)),
+            (State::Error, Why::Local(Local::NoRoute(addr.ip()))),
+            (State::Error, Why::Local(Local::NoDescriptors)),
+            (State::Error, Why::Local(Local::NoSourcePort(443))),
+            (State::Error, Why::Local(Local::BindDenied(addr))),
+            (State::Error, Why::Local(Local::NotOurs(addr.ip()))),
+        ];
+        let english = [
+            " the ", " from ", " to ", " no ", "Allow", "Block", " answer", " after ", " with ",
+            " this ", "try", "refused", "nothing",
+        ];
+        for lang in [Lang::En, Lang::De] {
+            let run = RunInfo {
+                started_at: String::new(),
+                duration: Duration::ZERO,
+                timeout: Duration::from_secs(2),
+                strict: false,
+                full_ranges: false,
+                keyed: true,
+                lang,
+            };
+            for (state, why) in &whys {
+                let outcome = Outcome {
+                    state: *state,
+                    why: why.clone(),
+                    elapsed: Duration::from_micros(300),
+                    tries: 2,
+                };
+                let mut texts = vec![outcome.reason(run.timeout, lang)];
+                for protocol in [Protocol::Tcp, Protocol::Udp] {
+                    for (expect, probe) in [
+                        (Expect::Reachable, ProbeKind::Connect),
+                        (Expect::Reachable, ProbeKind::Loopback),
+                        (Expect::Blocked, ProbeKind::Connect),
+                    ] {
+                        let c = check(protocol, expect, probe);
+                        texts.push(hint(&c, *state, why, &result_for(&c), None, &[443], &run));
+                    }
+                }
+                for text in texts {
+                    assert!(!text.is_empty());
+                    if lang == Lang::De {
+                        let leak = english.iter().find(|w| text.contains(**w));
+                        assert!(leak.is_none(), "English {leak:?} in German: {text}");
+                        assert!(!text.contains("0.3 ms"), "decimal point in German: {text}");
+                    }
+                }
+            }
+        }
+    }
 
     #[test]
     fn verdict_table() {

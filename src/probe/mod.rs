@@ -197,7 +197,7 @@ impl Outcome {
             Why::Exchanged => tr!(
                 lang,
                 "bound here and exchanged traffic over loopback in {after}",
-                "hier gebunden und über Loopback Daten ausgetauscht in {after}"
+                "hier gebunden, Datenaustausch über Loopback in {after}"
             ),
             Why::InUse => tr!(
                 lang,
@@ -213,7 +213,7 @@ impl Outcome {
             Why::HostUnreachable => tr!(
                 lang,
                 "host unreachable or prohibited (ICMP) after {after}",
-                "Host nicht erreichbar oder verboten (ICMP) nach {after}"
+                "Host nicht erreichbar oder gesperrt (ICMP) nach {after}"
             ),
             Why::LocalFirewall => tr!(
                 lang,

@@ -227,3 +227,42 @@ fn http_status_and_server() {
     assert_eq!(r["app"]["http_status"], 302);
     assert_eq!(code, 0);
 }
+
+#[test]
+fn application_findings_in_german() {
+    let selfie = tls_server(self_signed(&["localhost"]), AUTOMATE);
+    let (_, r) = probe("tls", selfie, &["--lang", "de"]);
+    assert_eq!(r["verdict"], "fail");
+    assert!(
+        reason(&r).starts_with(
+            "weder von diesem Rechner noch von öffentlichen Stammzertifikaten vertraut (selbstsigniert oder unbekannte CA)"
+        ),
+        "{r}"
+    );
+    assert!(
+        reason(&r).contains(", Zertifikat für localhost von "),
+        "{r}"
+    );
+    assert!(
+        r["hint"].as_str().unwrap().starts_with("Auf localhost"),
+        "{r}"
+    );
+    let (_, r) = probe("automate", selfie, &["--insecure", "--lang", "de"]);
+    assert_eq!(r["verdict"], "pass", "{r}");
+    assert!(
+        reason(&r).starts_with("ConnectWise Automate 200.264 hat geantwortet (TLS 1."),
+        "{r}"
+    );
+    assert!(
+        reason(&r).ends_with("; insecure: Vertrauen nicht geprüft)"),
+        "{r}"
+    );
+    let other = tls_server(self_signed(&["localhost"]), NGINX);
+    let (_, r) = probe("automate", other, &["--insecure", "--lang", "de"]);
+    assert!(
+        reason(&r).starts_with(
+            "der Port ist offen, aber Automate hat nicht geantwortet (HTTP 200, Server: nginx): ein Proxy"
+        ),
+        "{r}"
+    );
+}
