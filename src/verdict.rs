@@ -34,6 +34,16 @@ impl Verdict {
             Verdict::Skip => "skip",
         }
     }
+
+    /// The word a person reads in a table or ticket.
+    pub fn word(self, lang: Lang) -> &'static str {
+        match self {
+            Verdict::Pass => lang.pick("PASS", "OK"),
+            Verdict::Fail => lang.pick("FAIL", "FEHLER"),
+            Verdict::Warn => lang.pick("WARN", "WARNUNG"),
+            Verdict::Skip => lang.pick("SKIP", "AUSGELASSEN"),
+        }
+    }
 }
 
 /// What a state means for a check, before `required` and `--strict` are applied.

@@ -3,9 +3,7 @@
 use std::fmt::Write as _;
 
 use super::Report;
-use crate::lang::Lang;
 use crate::tr;
-use crate::verdict::Verdict;
 
 fn cell(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
@@ -34,7 +32,7 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(
             out,
             "| {} | `{}` | {}/{} | {} | {} | {} | {} |",
-            word(c.verdict, lang),
+            c.verdict.word(lang),
             c.id,
             c.ports,
             c.protocol,
@@ -58,13 +56,4 @@ pub fn render(report: &Report) -> String {
         }
     }
     out
-}
-
-fn word(v: Verdict, lang: Lang) -> &'static str {
-    match v {
-        Verdict::Pass => lang.pick("PASS", "OK"),
-        Verdict::Fail => lang.pick("FAIL", "FEHLER"),
-        Verdict::Warn => lang.pick("WARN", "WARNUNG"),
-        Verdict::Skip => lang.pick("SKIP", "AUSGELASSEN"),
-    }
 }

@@ -26,15 +26,6 @@ fn style(v: Verdict) -> Style {
     }
 }
 
-fn word(v: Verdict, lang: Lang) -> &'static str {
-    match v {
-        Verdict::Pass => lang.pick("PASS", "OK"),
-        Verdict::Fail => lang.pick("FAIL", "FEHLER"),
-        Verdict::Warn => lang.pick("WARN", "WARNUNG"),
-        Verdict::Skip => lang.pick("SKIP", "AUSGELASSEN"),
-    }
-}
-
 /// Renders the table. With `color`, verdicts and headings carry ANSI styles.
 pub fn render(report: &Report, color: bool) -> String {
     let paint = |s: Style, text: &str| {
@@ -80,7 +71,7 @@ pub fn render(report: &Report, color: bool) -> String {
             });
         for c in &rows {
             table.add_row([
-                Cell::new(word(c.verdict, lang)),
+                Cell::new(c.verdict.word(lang)),
                 Cell::new(&c.id),
                 Cell::new(format!("{}/{}", c.ports, c.protocol)),
                 Cell::new(c.address.map_or_else(|| "-".to_string(), |a| a.to_string())),
@@ -96,7 +87,7 @@ pub fn render(report: &Report, color: bool) -> String {
             let painted = [Verdict::Pass, Verdict::Fail, Verdict::Warn, Verdict::Skip]
                 .into_iter()
                 .find_map(|v| {
-                    let w = word(v, lang);
+                    let w = v.word(lang);
                     line.strip_prefix(&format!(" {w} "))
                         .map(|rest| format!(" {} {rest}", paint(style(v), w)))
                 });
