@@ -291,6 +291,11 @@ pub struct EngineConfig {
 /// Descriptors kept free for the runtime, stdio, DNS and the report.
 const FD_RESERVE: u64 = 64;
 
+/// Windows has no descriptor limit to narrow the default width, but every connect takes a
+/// port from its dynamic range (16,384 by default, shared with every other program), so a
+/// full sweep with all of them in flight would starve the machine: stay well below it.
+const WINDOWS_WIDTH: usize = 4096;
+
 /// How many probes may be in flight: `wanted` (all of them when `None`), narrowed to what
 /// the open-file limit allows. The soft limit is raised to the hard limit first where the
 /// OS allows. `extra` descriptors are kept for probes that hold two sockets (loopback).
@@ -304,7 +309,11 @@ pub fn probe_width(wanted: Option<usize>, extra: usize) -> anyhow::Result<usize>
         FD_RESERVE + extra as u64 + 2
     );
     let Some(wanted) = wanted else {
-        return Ok(budget);
+        return Ok(if cfg!(windows) {
+            budget.min(WINDOWS_WIDTH)
+        } else {
+            budget
+        });
     };
     if budget < wanted {
         tracing::debug!(

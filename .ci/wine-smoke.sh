@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# Wine smoke test for the Windows build (x86_64-pc-windows-gnu) on Debian 12, as root, headless.
+#
+#   bash wine-smoke.sh path/to/automate-ports.exe path/to/shim-dir
+#
+# shim-dir holds bcryptprimitives.c and bcryptprimitives.def (.ci/wine-shim). Wine 8.0 (bookworm)
+# has no bcryptprimitives.dll, which Rust std imports ProcessPrng from; the shim is test-only and
+# lives next to a COPY of the exe in a scratch dir, never next to a release artifact.
+#
+# Only loopback traffic. Every Wine call is bounded by `timeout`. A closed UDP port is deliberately
+# NOT probed: Wine 8.0 never reports the ICMP port unreachable as WSAECONNRESET (10054) the way
+# Windows does, so the port reads open|filtered, and the socket it leaves behind keeps Wine's
+# socket layer spinning so that the retry never ends. Real Windows reports 10054 (mapped to closed).
+set -euo pipefail
+
+exe=$(realpath "$1")
+shim_src=$(realpath "$2")
+T=60 # seconds per Wine call; every passing call takes < 2 s
+
+# 1. Wine (64-bit only, no recommends: ~105 MB download, ~700 MB on disk).
+if ! command -v wine >/dev/null 2>&1 || [ ! -x /usr/lib/wine/wine64 ]; then
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wine wine64 >/dev/null
+fi
+
+work=$(mktemp -d /tmp/wine-smoke.XXXXXX)
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  WINEPREFIX="$work/prefix" timeout 30 wineserver -k 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+export WINEPREFIX="$work/prefix"
+# Quiet, but a missing DLL still says so ("err:module:import_dll ... not found", exit 53).
+export WINEDEBUG=-all,err+module
+# No Mono/Gecko installers in a headless prefix.
+export WINEDLLOVERRIDES="mscoree,mshtml="
+unset DISPLAY WAYLAND_DISPLAY
+
+# 2. Shim DLL next to a copy of the exe.
+mkdir -p "$work/bin"
+cp "$exe" "$work/bin/automate-ports.exe"
+x86_64-w64-mingw32-gcc -shared -O2 -s -Wall -Wextra -static-libgcc \
+  -o "$work/bin/bcryptprimitives.dll" \
+  "$shim_src/bcryptprimitives.c" "$shim_src/bcryptprimitives.def" -ladvapi32
+E="$work/bin/automate-ports.exe"
+
+# 3. Prefix (headless; a few seconds).
+start=$(date +%s)
+timeout 120 wine wineboot --init >/dev/null 2>&1
+echo "wine smoke: prefix ready in $(( $(date +%s) - start )) s ($(wine --version))"
+
+passed=0 failed=0
+ok()   { passed=$((passed + 1)); echo "ok   $1"; }
+bad()  { failed=$((failed + 1)); echo "FAIL $1"; }
+# run NAME EXPECTED_RC ARGS...: runs the exe under Wine, output in $work/out, $work/err.
+run() {
+  local name=$1 want=$2; shift 2
+  local rc=0
+  timeout "$T" wine "$E" "$@" >"$work/out" 2>"$work/err" || rc=$?
+  if [ "$rc" -ne "$want" ]; then
+    bad "$name: exit $rc, wanted $want"
+    sed 's/^/     stdout: /' "$work/out" | head -20
+    sed 's/^/     stderr: /' "$work/err" | head -20
+    return 1
+  fi
+}
+# want_json NAME 'PYTHON EXPR over r (report) and by_id (id -> check)'
+want_json() {
+  local name=$1 expr=$2
+  if python3 - "$work/out" "$expr" <<'PY'; then ok "$name"; else bad "$name"; fi
+import json, sys
+r = json.load(open(sys.argv[1]))
+by_id = {c["id"]: c for c in r["checks"]}
+if not eval(sys.argv[2]):
+    print("     report:", json.dumps([{k: c[k] for k in ("id", "state", "verdict", "reason")} for c in r["checks"]]))
+    sys.exit(1)
+PY
+}
+free_port() { # free_port tcp|udp -> a loopback port nothing uses right now
+  python3 -c 'import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM if sys.argv[1]=="udp" else socket.SOCK_STREAM); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])' "$1"
+}
+udp_responder() { # udp_responder PORT: answers every datagram on 127.0.0.1:PORT for 5 minutes
+  timeout 300 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", int(sys.argv[1])))
+while True:
+    _, peer = s.recvfrom(2048); s.sendto(b"pong", peer)' "$1" &
+  pids+=($!)
+}
+profile() { # profile FILE ID PROTOCOL PORT: one required check against target "box"
+  printf 'role = "custom"\ndescription = "wine smoke"\n\n[targets.box]\ndescription = "the box"\n\n[[check]]\nid = "%s"\ndescription = "%s"\nprotocol = "%s"\nports = "%s"\ntarget = "box"\nrequired = true\nsource = "test"\n' \
+    "$2" "$2" "$3" "$4" >"$1"
+}
+
+# 4. The checks.
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | head -1)
+if run version 0 --version && grep -qx "automate-ports ${version:-.*}" "$work/out"; then ok version; else bad "version: $(cat "$work/out")"; fi
+
+if run profiles 0 profiles list && grep -q '^agent ' "$work/out" && grep -q '^server ' "$work/out"; then ok "profiles list"; else bad "profiles list"; fi
+
+# The main offline job: exit 0 means every staged result matched.
+if run demo 0 demo && grep -q 'every result matches the staging' "$work/err"; then ok demo; else bad demo; fi
+
+# Agent role against loopback. UDP 75 gets a responder: a closed UDP port can hang under Wine 8.0.
+udp_responder 75
+sleep 0.3
+if run "agent role" 1 check --role agent --server 127.0.0.1 --format json --timeout 500ms; then
+  want_json "agent role" 'by_id["agent-https"]["state"] == "closed" and by_id["agent-heartbeat"]["state"] == "open" and by_id["agent-tray"]["state"] == "open" and by_id["agent-wakeup"]["verdict"] == "skip" and r["summary"] == {"pass": 2, "fail": 1, "warn": 0, "skip": 1}'
+fi
+
+tcp_closed=$(free_port tcp)
+profile "$work/tcp-closed.toml" tcp-closed tcp "$tcp_closed"
+if run "closed TCP" 1 check --profile "$work/tcp-closed.toml" --target box=127.0.0.1 --format json --timeout 500ms; then
+  want_json "closed TCP" 'by_id["tcp-closed"]["state"] == "closed" and by_id["tcp-closed"]["verdict"] == "fail"'
+fi
+
+# German, asked for and from the locale (Wine hands LANG to the Windows process).
+if run "closed TCP, --lang de" 1 check --profile "$work/tcp-closed.toml" --target box=127.0.0.1 --format json --timeout 500ms --lang de; then
+  want_json "closed TCP, --lang de" 'r["lang"] == "de" and by_id["tcp-closed"]["reason"].startswith("abgewiesen (RST) nach ")'
+fi
+if LANG=de_DE.UTF-8 run "closed TCP, LANG=de_DE.UTF-8" 1 check --profile "$work/tcp-closed.toml" --target box=127.0.0.1 --format json --timeout 500ms; then
+  want_json "closed TCP, LANG=de_DE.UTF-8" 'r["lang"] == "de"'
+fi
+
+tcp_open=$(free_port tcp)
+timeout 300 python3 -m http.server --bind 127.0.0.1 "$tcp_open" >/dev/null 2>&1 &
+pids+=($!)
+udp_open=$(free_port udp)
+udp_responder "$udp_open"
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$tcp_open") 2>/dev/null && break; sleep 0.1; done
+
+profile "$work/tcp-open.toml" tcp-open tcp "$tcp_open"
+if run "open TCP" 0 check --profile "$work/tcp-open.toml" --target box=127.0.0.1 --format json --timeout 500ms; then
+  want_json "open TCP" 'by_id["tcp-open"]["state"] == "open" and by_id["tcp-open"]["verdict"] == "pass"'
+fi
+
+profile "$work/udp-open.toml" udp-open udp "$udp_open"
+if run "open UDP" 0 check --profile "$work/udp-open.toml" --target box=127.0.0.1 --format json --timeout 500ms; then
+  want_json "open UDP" 'by_id["udp-open"]["state"] == "open" and by_id["udp-open"]["verdict"] == "pass"'
+fi
+
+echo "wine smoke: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]
