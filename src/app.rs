@@ -154,8 +154,12 @@ fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         Vec::new()
     };
     let options = options(targets, &args.probe, args.strict, lang);
-    let mut app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
-    app.lang = lang;
+    let app = AppConfig::new(
+        args.insecure,
+        args.cert_warn_days,
+        args.ca_file.as_deref(),
+        lang,
+    )?;
     let prober = NetProber::new(key(&args.key)?, app);
     // The bar is for people watching a terminal: never in JSON, when piped, or with -q.
     let bar = Bar::new(!quiet && args.format == FormatArg::Table && io::stderr().is_terminal());

@@ -84,9 +84,7 @@ pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
         strict: false,
         lang,
     };
-    let mut app = AppConfig::new(false, 14, None)?;
-    app.lang = lang;
-    let prober = NetProber::new(Some(key), app);
+    let prober = NetProber::new(Some(key), AppConfig::new(false, 14, None, lang)?);
     let report = check::run(&profile, &options, Arc::new(prober), &()).await;
     running.stop().await;
     let report = report?;

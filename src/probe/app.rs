@@ -96,6 +96,7 @@ impl AppConfig {
         insecure: bool,
         cert_warn_days: u32,
         ca_file: Option<&Path>,
+        lang: Lang,
     ) -> anyhow::Result<AppConfig> {
         let mut extra_roots = Vec::new();
         if let Some(path) = ca_file {
@@ -115,7 +116,7 @@ impl AppConfig {
         }
         Ok(AppConfig {
             insecure,
-            lang: Lang::En,
+            lang,
             cert_warn_days,
             extra_roots,
             verifiers: OnceLock::new(),

@@ -35,7 +35,7 @@ impl Default for NetProber {
     fn default() -> NetProber {
         NetProber::new(
             None,
-            AppConfig::new(false, 14, None).expect("no CA file to read"),
+            AppConfig::new(false, 14, None, crate::lang::Lang::En).expect("no CA file to read"),
         )
     }
 }

@@ -11,13 +11,11 @@ fn cell(text: &str) -> String {
 
 pub fn render(report: &Report) -> String {
     let lang = report.lang;
-    let s = &report.summary;
-    let (role, pass, fail, warn, skip) = (&report.role, s.pass, s.fail, s.warn, s.skip);
-    let warnings = if warn == 1 { "Warnung" } else { "Warnungen" };
+    let (role, counts) = (&report.role, report.summary.counts(lang));
     let mut out = tr!(
         lang,
-        "### automate-ports: role `{role}`, {pass} pass, {fail} fail, {warn} warn, {skip} skip\n\n",
-        "### automate-ports: Rolle `{role}`, {pass} OK, {fail} Fehler, {warn} {warnings}, {skip} ausgelassen\n\n"
+        "### automate-ports: role `{role}`, {counts}\n\n",
+        "### automate-ports: Rolle `{role}`, {counts}\n\n"
     );
     for note in &report.notes {
         let label = lang.pick("Note", "Hinweis");

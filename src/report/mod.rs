@@ -106,6 +106,24 @@ pub struct Summary {
     pub skip: usize,
 }
 
+impl Summary {
+    /// "4 pass, 1 fail, 3 warn, 0 skip", as the table and Markdown headings say it.
+    pub fn counts(self, lang: crate::lang::Lang) -> String {
+        let Summary {
+            pass,
+            fail,
+            warn,
+            skip,
+        } = self;
+        let warnings = if warn == 1 { "Warnung" } else { "Warnungen" };
+        crate::tr!(
+            lang,
+            "{pass} pass, {fail} fail, {warn} warn, {skip} skip",
+            "{pass} OK, {fail} Fehler, {warn} {warnings}, {skip} ausgelassen"
+        )
+    }
+}
+
 /// One check on one address.
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {

@@ -116,9 +116,8 @@ pub fn render(report: &Report, color: bool) -> String {
     } else {
         paint(PASS, lang.pick("PASSED", "BESTANDEN"))
     };
-    let (role, pass, fail, warn, skip) = (&report.role, s.pass, s.fail, s.warn, s.skip);
+    let (role, counts) = (&report.role, s.counts(lang));
     let took = lang.duration(ms(report.duration_ms));
-    let warnings = if warn == 1 { "Warnung" } else { "Warnungen" };
     let strict = if report.strict {
         lang.pick(
             " (--strict: warnings fail)",
@@ -129,8 +128,8 @@ pub fn render(report: &Report, color: bool) -> String {
     };
     let line = tr!(
         lang,
-        "{outcome}: role {role}, {pass} pass, {fail} fail, {warn} warn, {skip} skip in {took}{strict}",
-        "{outcome}: Rolle {role}, {pass} OK, {fail} Fehler, {warn} {warnings}, {skip} ausgelassen in {took}{strict}"
+        "{outcome}: role {role}, {counts} in {took}{strict}",
+        "{outcome}: Rolle {role}, {counts} in {took}{strict}"
     );
     let _ = writeln!(out, "{line}");
     if let Some(w) = report.wait {
