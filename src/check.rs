@@ -56,7 +56,8 @@ pub async fn run<P: Prober>(
     let clock = Instant::now();
     let plan = plan::build(profile, &options.targets, options.full_ranges)?;
     let resolved = dns::resolve_all(plan.hosts(), options.family, options.timeout).await;
-    let (paths, mut jobs) = plan::expand(&plan, &resolved);
+    let keyed = prober.has_key();
+    let (paths, mut jobs) = plan::expand(&plan, &resolved, keyed);
     let canaries = canary_jobs(&jobs);
     let first_canary = jobs.len();
     jobs.extend(canaries.iter().cloned());
@@ -73,7 +74,6 @@ pub async fn run<P: Prober>(
         concurrency: width,
         rate: options.rate,
     };
-    let keyed = prober.keyed();
     progress.start(jobs.len() as u64);
     let outcomes = probe::run(prober, &jobs, config, &|| progress.inc()).await;
     progress.finish();
@@ -88,6 +88,9 @@ pub async fn run<P: Prober>(
     };
     let mut report = verdict::report(&plan, &paths, &outcomes[..first_canary], &run);
     report.notes = canary_notes(&canaries, &outcomes[first_canary..], options.lang);
+    if keyed {
+        report.notes.extend(unkeyed_note(&plan, options.lang));
+    }
     Ok(report)
 }
 
@@ -142,6 +145,8 @@ fn canary_jobs(jobs: &[ProbeJob]) -> Vec<ProbeJob> {
                 protocol: Protocol::Tcp,
                 kind: ProbeKind::Connect,
                 host: None,
+                // A plain connect is all a canary needs; serve never listens there.
+                keyed: false,
             })
         })
         .collect()
@@ -164,4 +169,25 @@ fn canary_notes(canaries: &[ProbeJob], outcomes: &[probe::Outcome], lang: Lang) 
         }
     }
     notes
+}
+
+/// With a key, the hosts probed without it (serve never stands in for them), said once.
+fn unkeyed_note(plan: &plan::Plan, lang: Lang) -> Option<String> {
+    let mut hosts: Vec<&str> = Vec::new();
+    for planned in plan.checks.iter().filter(|c| !c.served && c.check.probe.is_remote()) {
+        if let Some(host) = planned.host.as_deref() {
+            if !hosts.contains(&host) {
+                hosts.push(host);
+            }
+        }
+    }
+    if hosts.is_empty() {
+        return None;
+    }
+    let hosts = hosts.join(", ");
+    Some(tr!(
+        lang,
+        "{hosts} probed without the key: automate-ports serve does not stand in for it, so an open port there is not verified",
+        "{hosts} ohne Schlüssel geprüft: automate-ports serve steht dafür nicht ein, ein offener Port dort ist also nicht verifiziert"
+    ))
 }

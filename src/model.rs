@@ -179,6 +179,16 @@ impl Profile {
     pub fn target(&self, name: &str) -> Option<&TargetSpec> {
         self.targets.iter().find(|t| t.name == name)
     }
+
+    /// Whether `automate-ports serve` can stand in for the far side of `check`: a remote
+    /// port on a target the user names. A target with a fixed default host (the public
+    /// mediator, loopback) is never a machine serve runs on, so it is probed without the key.
+    pub fn serve_stands_in(&self, check: &Check) -> bool {
+        let fixed_host = self
+            .target(&check.target)
+            .is_some_and(|t| t.default.is_some());
+        check.probe.is_remote() && !fixed_host
+    }
 }
 
 /// Target names that have a flag of their own on the command line.

@@ -22,6 +22,8 @@ pub struct PlannedCheck {
     /// `None` when the check is skipped because its optional target was not named.
     pub host: Option<String>,
     pub ports: Vec<u16>,
+    /// `serve` can stand in for the far side, so a keyed run sends it keyed probes.
+    pub served: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -101,18 +103,14 @@ pub fn build(profile: &Profile, given: &Targets, full_ranges: bool) -> anyhow::R
             );
         }
         let ports = ports_to_probe(check.ports, full_ranges);
-        if hosts.is_empty() {
+        let served = profile.serve_stands_in(check);
+        let skipped = hosts.is_empty().then_some(None);
+        for host in skipped.into_iter().chain(hosts.into_iter().map(Some)) {
             checks.push(PlannedCheck {
                 ports: ports.clone(),
                 check: check.clone(),
-                host: None,
-            });
-        }
-        for host in hosts {
-            checks.push(PlannedCheck {
-                ports: ports.clone(),
-                check: check.clone(),
-                host: Some(host),
+                host,
+                served,
             });
         }
     }
@@ -144,6 +142,9 @@ pub struct ProbeJob {
     pub kind: ProbeKind,
     /// The name the user gave, for application probes (TLS SNI, HTTP Host); `None` for the rest.
     pub host: Option<Arc<str>>,
+    /// Sent as the authenticated probe that `serve` answers (`check --key`, and serve can
+    /// stand in for the far side).
+    pub keyed: bool,
 }
 
 /// One check on one address: the unit a verdict is given to.
@@ -168,8 +169,9 @@ pub enum Work {
 /// What the resolver found for each host: its addresses, or why there are none.
 pub type Resolved = HashMap<String, Result<Vec<IpAddr>, Unresolved>>;
 
-/// Expands a plan over resolved addresses into paths and probe jobs.
-pub fn expand(plan: &Plan, resolved: &Resolved) -> (Vec<PathPlan>, Vec<ProbeJob>) {
+/// Expands a plan over resolved addresses into paths and probe jobs; `keyed` when the run
+/// has a key.
+pub fn expand(plan: &Plan, resolved: &Resolved, keyed: bool) -> (Vec<PathPlan>, Vec<ProbeJob>) {
     let mut paths = Vec::new();
     let mut jobs = Vec::new();
     for (index, planned) in plan.checks.iter().enumerate() {
@@ -194,6 +196,7 @@ pub fn expand(plan: &Plan, resolved: &Resolved) -> (Vec<PathPlan>, Vec<ProbeJob>
                         protocol: planned.check.protocol,
                         kind: planned.check.probe,
                         host: name.clone(),
+                        keyed: keyed && planned.served,
                     }));
                     paths.push(PathPlan {
                         check: index,
@@ -321,7 +324,7 @@ mod tests {
             ]),
         );
         resolved.insert("127.0.0.1".into(), Ok(vec!["127.0.0.1".parse().unwrap()]));
-        let (paths, jobs) = expand(&plan, &resolved);
+        let (paths, jobs) = expand(&plan, &resolved, false);
         // 443 and 75 on two addresses, the tray on one, the wake-up skipped.
         assert_eq!(paths.len(), 6);
         assert_eq!(jobs.len(), 5);

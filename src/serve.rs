@@ -12,7 +12,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use socket2::{Domain, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::Semaphore;
+use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::lang::Lang;
@@ -23,16 +23,18 @@ use crate::verdict::compact_ports;
 
 /// How long a TCP client has to send its challenge after connecting.
 const CHALLENGE_DEADLINE: Duration = Duration::from_secs(3);
-/// TCP connections handled at once; more are closed unanswered (and counted).
-const MAX_CONNECTIONS: usize = 1024;
 /// Per source address: a burst large enough for a full sweep of every range, then a steady rate.
 const RATE_BURST: f64 = 40_000.0;
 const RATE_PER_SEC: f64 = 20_000.0;
 /// Sources tracked by the rate limiter and nonces kept against replays, at most.
 const MAX_SOURCES: usize = 10_000;
 const MAX_NONCES: usize = 500_000;
-/// Descriptors kept free for the runtime, stdio and accepted connections.
-const FD_RESERVE: u64 = 64 + MAX_CONNECTIONS as u64;
+/// Descriptors kept free for the runtime, stdio and at least this many connections at once.
+/// Beyond what is left, connections wait in the kernel's accept queue (see `spawn_listener`).
+const FD_RESERVE: u64 = 64 + 256;
+/// How long an accept loop that ran out of descriptors waits for a connection to close
+/// before it tries again anyway.
+const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -49,10 +51,7 @@ pub fn ports(profile: &Profile, full_ranges: bool) -> (Vec<u16>, Vec<u16>) {
     let mut tcp = Vec::new();
     let mut udp = Vec::new();
     for check in &profile.checks {
-        let fixed_host = profile
-            .target(&check.target)
-            .is_some_and(|t| t.default.is_some());
-        if !check.probe.is_remote() || fixed_host {
+        if !profile.serve_stands_in(check) {
             continue;
         }
         let list = match check.protocol {
@@ -110,7 +109,8 @@ struct Responder {
     stats: Arc<Stats>,
     nonces: Mutex<HashMap<[u8; 16], u64>>,
     buckets: Mutex<HashMap<IpAddr, (f64, Instant)>>,
-    connections: Arc<Semaphore>,
+    /// Signalled as each connection closes: an accept loop out of descriptors waits on it.
+    freed: Notify,
 }
 
 impl Responder {
@@ -240,7 +240,7 @@ pub fn start(
         stats: Arc::new(Stats::default()),
         nonces: Mutex::new(HashMap::new()),
         buckets: Mutex::new(HashMap::new()),
-        connections: Arc::new(Semaphore::new(MAX_CONNECTIONS)),
+        freed: Notify::new(),
     });
     let mut tasks = JoinSet::new();
     let mut bound = 0usize;
@@ -374,14 +374,14 @@ fn bind(addr: SocketAddr, protocol: Protocol, dual: bool) -> io::Result<Listener
 
 fn skip_reason(e: &io::Error, protocol: Protocol) -> String {
     match e.kind() {
-        io::ErrorKind::AddrInUse => format!(
-            "in use on this machine, often by the real service; check --key then reports it as 'not automate-ports serve'{}",
-            if protocol == Protocol::Udp { " or silent" } else { "" }
-        ),
+        io::ErrorKind::AddrInUse => match protocol {
+            Protocol::Tcp => "in use on this machine, so left to the real service: check --key proves these through the service's own answer where the check has an application probe (TLS, Automate, HTTP, MySQL), and reports the others as 'not automate-ports serve'".to_string(),
+            Protocol::Udp => "in use on this machine, so left to the real service: check --key reports these as silent (the real service does not answer the key)".to_string(),
+        },
         io::ErrorKind::PermissionDenied => {
             "permission denied: ports below 1024 need root/Administrator (or setcap cap_net_bind_service=+ep on the binary)".to_string()
         }
-        _ if e.raw_os_error() == Some(24) => {
+        _ if e.raw_os_error() == Some(crate::probe::net::EMFILE) => {
             "too few file descriptors: raise the open-file limit (ulimit -n)".to_string()
         }
         _ => e.to_string(),
@@ -400,19 +400,25 @@ fn spawn_listener(
             let listener = TcpListener::from_std(listener)?;
             tasks.spawn(async move {
                 loop {
-                    let Ok((stream, peer)) = listener.accept().await else {
-                        // Out of descriptors or a transient error: back off instead of spinning.
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    };
-                    let Ok(permit) = Arc::clone(&responder.connections).try_acquire_owned() else {
-                        responder.stats.reject(Reject::RateLimited);
-                        continue;
+                    let (stream, peer) = match listener.accept().await {
+                        Ok(accepted) => accepted,
+                        // Out of descriptors: the connection stays in the kernel's accept
+                        // queue (the client waits, it is not refused) until one closes.
+                        Err(e) if e.raw_os_error() == Some(crate::probe::net::EMFILE) => {
+                            let _ = tokio::time::timeout(ACCEPT_RETRY, responder.freed.notified())
+                                .await;
+                            continue;
+                        }
+                        // A transient error: back off instead of spinning.
+                        Err(_) => {
+                            tokio::time::sleep(ACCEPT_RETRY).await;
+                            continue;
+                        }
                     };
                     let responder = Arc::clone(&responder);
                     tokio::spawn(async move {
                         handle_tcp(&responder, stream, peer.ip(), port).await;
-                        drop(permit);
+                        responder.freed.notify_one();
                     });
                 }
             });
@@ -508,7 +514,7 @@ mod tests {
             stats: Arc::new(Stats::default()),
             nonces: Mutex::new(HashMap::new()),
             buckets: Mutex::new(HashMap::new()),
-            connections: Arc::new(Semaphore::new(1)),
+            freed: Notify::new(),
         };
         let probe = crate::protocol::Probe::new(443, now_ms()).encode(&key);
         let source: IpAddr = "192.0.2.7".parse().unwrap();

@@ -55,10 +55,11 @@ enum Judgement {
     Unmet,
 }
 
-/// `verified` is `Some(false)` when probing with a key and the far side did not prove it
-/// runs `serve`: an open port then proves only that *something* answers.
-fn judge(state: State, expect: Expect, verified: Option<bool>) -> Judgement {
-    let unproven = verified == Some(false);
+/// `proven` is `Some(false)` when probing with a key and the far side did not prove it
+/// runs `serve` (or, where serve left the port to it, that it is the real service): an open
+/// port then proves only that *something* answers.
+fn judge(state: State, expect: Expect, proven: Option<bool>) -> Judgement {
+    let unproven = proven == Some(false);
     match (expect, state) {
         (_, State::OpenFiltered) => Judgement::Unsure,
         (Expect::Blocked, State::Open) if unproven => Judgement::Unsure,
@@ -72,10 +73,10 @@ fn judge(state: State, expect: Expect, verified: Option<bool>) -> Judgement {
 
 /// An application probe can only lower the judgement of an open port: what answered is
 /// not what the check needs (fail) or is doubtful (warn).
-fn judge_outcome(outcome: &Outcome, expect: Expect, verified: Option<bool>) -> Judgement {
-    let base = judge(outcome.state, expect, verified);
+fn judge_outcome(outcome: &Outcome, expect: Expect) -> Judgement {
+    let base = judge(outcome.state, expect, outcome.proven());
     match (&outcome.why, expect) {
-        (Why::App(found), Expect::Reachable) => match found.verdict {
+        (Why::App(found) | Why::RealService(found), Expect::Reachable) => match found.verdict {
             AppVerdict::Pass => base,
             AppVerdict::Warn => base.max(Judgement::Unsure),
             AppVerdict::Fail => Judgement::Unmet,
@@ -248,15 +249,14 @@ fn judge_probed(
 ) {
     let lang = run.lang;
     if let ([port], [outcome]) = (ports, outcomes) {
-        let verified = outcome.verified(run.keyed);
-        let judgement = judge_outcome(outcome, check.expect, verified);
-        result.verified = verified;
-        if let Why::App(found) = &outcome.why {
+        let judgement = judge_outcome(outcome, check.expect);
+        result.verified = outcome.verified();
+        if let Why::App(found) | Why::RealService(found) = &outcome.why {
             result.app = Some((**found).clone());
         }
         result.state = Some(outcome.state);
         result.verdict = verdict_of(judgement, check.required, run.strict);
-        result.reason = outcome.reason(run.timeout, lang);
+        result.reason = outcome.reason(lang);
         if matches!(outcome.state, State::Open)
             || matches!(outcome.why, Why::Refused | Why::PortUnreachable)
         {
@@ -282,14 +282,19 @@ fn judge_probed(
     let mut worst = Judgement::Met;
     let mut failing_states: BTreeMap<State, usize> = BTreeMap::new();
     let mut open_latency = Vec::new();
-    let mut all_verified = true;
+    let mut verified_all: Option<bool> = None;
+    // What a person reads: verified ports apart from ports that are merely open.
+    let mut tally: BTreeMap<(State, bool), usize> = BTreeMap::new();
     for (&port, outcome) in ports.iter().zip(outcomes) {
         *counts.entry(outcome.state).or_default() += 1;
-        let verified = outcome.verified(run.keyed);
+        let verified = outcome.verified();
         if let Some(v) = verified {
-            all_verified &= v;
+            verified_all = Some(verified_all.unwrap_or(true) && v);
         }
-        let j = judge_outcome(outcome, check.expect, verified);
+        *tally
+            .entry((outcome.state, verified == Some(false)))
+            .or_default() += 1;
+        let j = judge_outcome(outcome, check.expect);
         worst = worst.max(j);
         if j == Judgement::Met {
             if outcome.state == State::Open {
@@ -321,9 +326,18 @@ fn judge_probed(
             "Stichprobe von {probed} der {all} Ports"
         )
     };
-    let tally = counts
+    let tally = tally
         .iter()
-        .map(|(s, n)| format!("{} {s}", lang.thousands(*n)))
+        .map(|(&(state, unverified), n)| {
+            let n = lang.thousands(*n);
+            match (state, unverified) {
+                (State::Open, false) if verified_all.is_some() => {
+                    tr!(lang, "{n} verified", "{n} verifiziert")
+                }
+                (State::Open, true) => tr!(lang, "{n} open, unverified", "{n} offen, nicht verifiziert"),
+                _ => format!("{n} {state}"),
+            }
+        })
         .collect::<Vec<_>>()
         .join(", ");
     let mut reason = format!("{sampled}: {tally}");
@@ -336,7 +350,7 @@ fn judge_probed(
         ));
     }
     if let Some(example) = outcomes.iter().find(|o| o.state == state) {
-        let example = example.reason(run.timeout, lang);
+        let example = example.reason(lang);
         reason.push_str(&tr!(lang, " (e.g. {example})", " (z. B. {example})"));
     }
     open_latency.sort();
@@ -347,7 +361,7 @@ fn judge_probed(
     result.verdict = verdict_of(worst, check.required, run.strict);
     result.reason = reason;
     result.probed_ports = Some(ports.len());
-    result.verified = run.keyed.then_some(all_verified);
+    result.verified = verified_all;
     result.counts = Some(
         counts
             .into_iter()
@@ -458,7 +472,6 @@ fn hint(
                 .replace("{where}", &place)
         },
     );
-    let t = lang.duration(run.timeout);
     let what = match (check.expect, state, why) {
         (Expect::Blocked, _, _) => tr!(
             lang,
@@ -473,7 +486,7 @@ fn hint(
                 "Dieser Rechner konnte es nicht prüfen: {message}."
             );
         }
-        (Expect::Reachable, _, Why::App(found)) => {
+        (Expect::Reachable, _, Why::App(found) | Why::RealService(found)) => {
             let summary = &found.summary;
             tr!(
                 lang,
@@ -526,8 +539,8 @@ fn hint(
         ),
         (_, State::Filtered, _) => tr!(
             lang,
-            "No answer from {place} on {proto} {ports} in {t}: a firewall drops it, or the host is down.",
-            "Keine Antwort von {place} auf {proto} {ports} in {t}: eine Firewall verwirft die Pakete, oder der Host ist aus."
+            "No answer from {place} on {proto} {ports}: a firewall drops it, or the host is down.",
+            "Keine Antwort von {place} auf {proto} {ports}: eine Firewall verwirft die Pakete, oder der Host ist aus."
         ),
         (_, State::OpenFiltered, _) => tr!(
             lang,
@@ -615,6 +628,14 @@ mod tests {
             (State::Open, Why::NotServe(NotServe::Closed)),
             (State::Open, Why::NotServe(NotServe::BadProof)),
             (State::Open, Why::NotServe(NotServe::BadUdpProof)),
+            (
+                State::Open,
+                Why::RealService(Box::new(crate::probe::app::result(
+                    crate::model::AppProbe::Tls,
+                    AppVerdict::Warn,
+                    "TLS 1.3",
+                ))),
+            ),
             (State::Error, Why::Local(Local::NoRoute(addr.ip()))),
             (State::Error, Why::Local(Local::NoDescriptors)),
             (State::Error, Why::Local(Local::NoSourcePort(443))),
@@ -641,8 +662,9 @@ mod tests {
                     why: why.clone(),
                     elapsed: Duration::from_micros(300),
                     tries: 2,
+                    keyed: true,
                 };
-                let mut texts = vec![outcome.reason(run.timeout, lang)];
+                let mut texts = vec![outcome.reason(lang)];
                 for protocol in [Protocol::Tcp, Protocol::Udp] {
                     for (expect, probe) in [
                         (Expect::Reachable, ProbeKind::Connect),

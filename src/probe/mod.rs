@@ -4,17 +4,19 @@
 
 pub mod app;
 pub mod dns;
+mod engine;
 pub mod net;
+
+pub use engine::{probe_width, run, EngineConfig, MAX_TRIES};
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use tokio::task::JoinSet;
+use std::time::Duration;
 
 use crate::lang::Lang;
-use crate::model::{ProbeKind, Protocol, State};
+use crate::model::State;
 use crate::plan::ProbeJob;
 use crate::tr;
 
@@ -49,8 +51,39 @@ pub enum Why {
     NotServe(NotServe),
     /// An application probe ran on the open port.
     App(Box<app::AppResult>),
+    /// Keyed: `serve` did not answer, but the real service proved itself through its
+    /// application probe (serve leaves ports in use to it).
+    RealService(Box<app::AppResult>),
     /// A local error: no route, no descriptors, bad address.
     Local(Local),
+}
+
+impl Why {
+    /// Connected, but no valid answer: a busy responder or a lost reply can cause it as
+    /// well as a middlebox, so it earns a second look before it is believed.
+    pub fn retryable(&self) -> bool {
+        matches!(
+            self,
+            Why::NotServe(NotServe::Silent(_) | NotServe::Closed | NotServe::Failed(_))
+        )
+    }
+
+    /// Something on the far side (or on the way) answered: the address is alive.
+    pub fn from_the_network(&self) -> bool {
+        matches!(
+            self,
+            Why::Connected
+                | Why::Reply
+                | Why::Refused
+                | Why::PortUnreachable
+                | Why::HostUnreachable
+                | Why::Verified
+                | Why::Redirected(_)
+                | Why::NotServe(_)
+                | Why::App(_)
+                | Why::RealService(_)
+        )
+    }
 }
 
 /// Keyed probes: what the far side did instead of proving the key.
@@ -169,21 +202,29 @@ pub enum Attempt {
 pub struct Outcome {
     pub state: State,
     pub why: Why,
-    /// Time of the last try: the round trip when something answered.
+    /// The round trip when something answered; the longest wait of a try when nothing did.
     pub elapsed: Duration,
     pub tries: u8,
+    /// The probe carried the key (`serve` stands in for the far side).
+    pub keyed: bool,
 }
 
 impl Outcome {
-    /// Whether `serve` proved itself: `None` when probing without a key.
-    pub fn verified(&self, keyed: bool) -> Option<bool> {
-        keyed.then_some(self.why == Why::Verified)
+    /// Whether `serve` proved itself: `None` when the probe went without a key.
+    pub fn verified(&self) -> Option<bool> {
+        self.keyed.then_some(self.why == Why::Verified)
+    }
+
+    /// Whether what answered proved itself: `serve` with the key, or the real service
+    /// through its application where serve left the port to it. `None` without a key.
+    pub fn proven(&self) -> Option<bool> {
+        self.keyed
+            .then_some(matches!(self.why, Why::Verified | Why::RealService(_)))
     }
 
     /// The reason in plain words, e.g. "refused (RST) after 0.3 ms".
-    pub fn reason(&self, timeout: Duration, lang: Lang) -> String {
+    pub fn reason(&self, lang: Lang) -> String {
         let after = lang.duration(self.elapsed);
-        let t = lang.duration(timeout);
         let n = self.tries;
         let tries = match (lang, n) {
             (Lang::En, 1) => "1 try".to_string(),
@@ -220,11 +261,11 @@ impl Outcome {
                 "this machine's firewall refused to send it",
                 "die Firewall dieses Rechners hat das Senden verweigert"
             ),
-            Why::NoAnswer => tr!(lang, "no answer in {t}, {tries}", "keine Antwort in {t}, {tries}"),
+            Why::NoAnswer => tr!(lang, "no answer in {after}, {tries}", "keine Antwort in {after}, {tries}"),
             Why::NoAnswerKeyed => tr!(
                 lang,
-                "no answer in {t}, {tries}, though automate-ports serve answers every valid probe: dropped",
-                "keine Antwort in {t}, {tries}, obwohl automate-ports serve jede gültige Probe beantwortet: verworfen"
+                "no answer in {after}, {tries}, though automate-ports serve answers every valid probe: dropped",
+                "keine Antwort in {after}, {tries}, obwohl automate-ports serve jede gültige Probe beantwortet: verworfen"
             ),
             Why::Verified => tr!(
                 lang,
@@ -246,7 +287,48 @@ impl Outcome {
             }
             Why::Local(local) => local.text(lang),
             Why::App(found) => found.summary.clone(),
+            Why::RealService(found) => {
+                let summary = &found.summary;
+                tr!(
+                    lang,
+                    "the real service answered (serve does not hold this port): {summary}",
+                    "der echte Dienst hat geantwortet (serve belegt diesen Port nicht): {summary}"
+                )
+            }
         }
+    }
+}
+
+/// Where a try tells the engine that the far side answered at the network level (a TCP
+/// handshake completed) while the try goes on.
+#[derive(Debug, Clone)]
+pub struct Heard {
+    flags: Arc<[AtomicBool]>,
+    index: usize,
+}
+
+impl Heard {
+    /// Flags for `n` jobs, all clear.
+    pub fn flags(n: usize) -> Arc<[AtomicBool]> {
+        (0..n).map(|_| AtomicBool::new(false)).collect()
+    }
+
+    /// The flag of job `index`, cleared for a new try.
+    pub fn new(flags: &Arc<[AtomicBool]>, index: usize) -> Heard {
+        flags[index].store(false, Ordering::Relaxed);
+        Heard {
+            flags: Arc::clone(flags),
+            index,
+        }
+    }
+
+    pub fn mark(&self) {
+        self.flags[self.index].store(true, Ordering::Relaxed);
+    }
+
+    /// A flag nobody reads, for a try outside the engine.
+    pub fn unread() -> Heard {
+        Heard::new(&Heard::flags(1), 0)
     }
 }
 
@@ -258,298 +340,26 @@ pub fn fmt_duration(d: Duration) -> String {
 /// The network seam: one try of one job.
 ///
 /// The engine cancels a try after `timeout` for each of its [`phases`](Prober::phases)
-/// and counts that as silence. A prober with more than one phase (connect, then wait for
-/// the responder's answer) bounds each phase by `timeout` itself, so that a connection
-/// that opened but never answered is told apart from one that never opened.
+/// and counts that as silence; on an address whose other ports answer it may give up on a
+/// silent try sooner. A prober with more than one phase (connect, then wait for the
+/// responder's answer) bounds each phase by `timeout` itself and marks `heard` once the
+/// first phase got an answer, so that a connection that opened but never answered is told
+/// apart from one that never opened, and is never given up on as silence.
 pub trait Prober: Send + Sync + 'static {
-    fn attempt(&self, job: ProbeJob, timeout: Duration) -> impl Future<Output = Attempt> + Send;
+    fn attempt(
+        &self,
+        job: ProbeJob,
+        timeout: Duration,
+        heard: Heard,
+    ) -> impl Future<Output = Attempt> + Send;
 
     /// How many timeouts one try of `job` may take.
     fn phases(&self, _job: &ProbeJob) -> u32 {
         1
     }
 
-    /// Whether probes carry the shared key (silence then means something else for UDP).
-    fn keyed(&self) -> bool {
+    /// Whether it holds a key: jobs marked [`ProbeJob::keyed`] then carry it.
+    fn has_key(&self) -> bool {
         false
-    }
-}
-
-/// Timeout, retries and width of a run.
-#[derive(Debug, Clone, Copy)]
-pub struct EngineConfig {
-    /// Per try.
-    pub timeout: Duration,
-    /// Extra tries after silence.
-    pub retries: u8,
-    /// In-flight jobs at most.
-    pub concurrency: usize,
-    /// New jobs per second at most (`--rate`).
-    pub rate: Option<u32>,
-}
-
-/// Descriptors kept free for the runtime, stdio, DNS and the report.
-const FD_RESERVE: u64 = 64;
-
-/// Windows has no descriptor limit to narrow the default width, but every connect takes a
-/// port from its dynamic range (16,384 by default, shared with every other program), so a
-/// full sweep with all of them in flight would starve the machine: stay well below it.
-const WINDOWS_WIDTH: usize = 4096;
-
-/// How many probes may be in flight: `wanted` (all of them when `None`), narrowed to what
-/// the open-file limit allows. The soft limit is raised to the hard limit first where the
-/// OS allows. `extra` descriptors are kept for probes that hold two sockets (loopback).
-pub fn probe_width(wanted: Option<usize>, extra: usize) -> anyhow::Result<usize> {
-    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(u64::MAX);
-    let budget =
-        usize::try_from(limit.saturating_sub(FD_RESERVE + extra as u64)).unwrap_or(usize::MAX);
-    anyhow::ensure!(
-        budget >= 1,
-        "the open-file limit is {limit}, too low to probe anything: raise it (ulimit -n) to at least {}",
-        FD_RESERVE + extra as u64 + 2
-    );
-    let Some(wanted) = wanted else {
-        return Ok(if cfg!(windows) {
-            budget.min(WINDOWS_WIDTH)
-        } else {
-            budget
-        });
-    };
-    if budget < wanted {
-        tracing::debug!(
-            wanted,
-            budget,
-            limit,
-            "narrowing concurrency to the file-descriptor limit"
-        );
-    }
-    Ok(wanted.min(budget))
-}
-
-/// Runs every job and returns their outcomes in job order. `done` is called as each job
-/// finishes (for a progress bar).
-pub async fn run<P: Prober>(
-    prober: Arc<P>,
-    jobs: &[ProbeJob],
-    config: EngineConfig,
-    done: &dyn Fn(),
-) -> Vec<Outcome> {
-    let mut outcomes: Vec<Option<Outcome>> = vec![None; jobs.len()];
-    let mut set = JoinSet::new();
-    let mut next = 0;
-    let width = config.concurrency.max(1);
-    // --rate: job starts are spaced evenly; without it the window alone paces.
-    let spacing = config
-        .rate
-        .map(|r| Duration::from_secs_f64(1.0 / f64::from(r.max(1))));
-    let mut next_start = tokio::time::Instant::now();
-    loop {
-        while set.len() < width && next < jobs.len() {
-            if let Some(spacing) = spacing {
-                if tokio::time::Instant::now() < next_start {
-                    break;
-                }
-                next_start += spacing;
-            }
-            let prober = Arc::clone(&prober);
-            let job = jobs[next].clone();
-            let index = next;
-            set.spawn(async move { (index, one_job(&*prober, job, config).await) });
-            next += 1;
-        }
-        let paced = spacing.is_some() && next < jobs.len() && set.len() < width;
-        let finished = tokio::select! {
-            joined = set.join_next(), if !set.is_empty() => joined,
-            () = tokio::time::sleep_until(next_start), if paced => continue,
-            else => None,
-        };
-        match finished {
-            Some(Ok((index, outcome))) => {
-                outcomes[index] = Some(outcome);
-                done();
-            }
-            Some(Err(e)) => std::panic::resume_unwind(e.into_panic()),
-            None => break,
-        }
-    }
-    outcomes
-        .into_iter()
-        .map(|o| o.expect("every job reports"))
-        .collect()
-}
-
-async fn one_job<P: Prober>(prober: &P, job: ProbeJob, config: EngineConfig) -> Outcome {
-    let tries = config.retries.saturating_add(1);
-    let mut elapsed = Duration::ZERO;
-    for attempt in 1..=tries {
-        let started = Instant::now();
-        let budget = config.timeout * prober.phases(&job);
-        let result =
-            tokio::time::timeout(budget, prober.attempt(job.clone(), config.timeout)).await;
-        elapsed = started.elapsed();
-        if let Ok(Attempt::Answer(state, why)) = result {
-            return Outcome {
-                state,
-                why,
-                elapsed,
-                tries: attempt,
-            };
-        }
-    }
-    let keyed_udp =
-        prober.keyed() && job.protocol == Protocol::Udp && job.kind == ProbeKind::Connect;
-    Outcome {
-        state: if keyed_udp {
-            State::Filtered
-        } else {
-            silent_state(&job)
-        },
-        why: if keyed_udp {
-            Why::NoAnswerKeyed
-        } else {
-            Why::NoAnswer
-        },
-        elapsed,
-        tries,
-    }
-}
-
-/// What silence after every try means: a TCP SYN that gets nothing back is dropped; a UDP
-/// datagram that gets nothing back may have reached a quiet service.
-fn silent_state(job: &ProbeJob) -> State {
-    match (job.kind, job.protocol) {
-        (ProbeKind::Connect, Protocol::Udp) => State::OpenFiltered,
-        _ => State::Filtered,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    /// A fake network: answers by port, counts tries and the widest moment.
-    struct Fake {
-        in_flight: AtomicUsize,
-        widest: AtomicUsize,
-        tries: AtomicUsize,
-    }
-
-    impl Prober for Fake {
-        async fn attempt(&self, job: ProbeJob, _timeout: Duration) -> Attempt {
-            // Counted down on drop: the engine cancels tries that run past the timeout.
-            struct InFlight<'a>(&'a AtomicUsize);
-            impl Drop for InFlight<'_> {
-                fn drop(&mut self) {
-                    self.0.fetch_sub(1, Ordering::SeqCst);
-                }
-            }
-            let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-            let _guard = InFlight(&self.in_flight);
-            self.widest.fetch_max(now, Ordering::SeqCst);
-            self.tries.fetch_add(1, Ordering::SeqCst);
-            let answer = match job.addr.port() {
-                1 => Attempt::Answer(State::Open, Why::Connected),
-                2 => Attempt::Answer(State::Closed, Why::Refused),
-                3 => Attempt::Silent,
-                _ => {
-                    // Hangs: only the engine's timeout ends it.
-                    tokio::time::sleep(Duration::from_secs(3600)).await;
-                    Attempt::Silent
-                }
-            };
-            answer
-        }
-    }
-
-    fn job(port: u16, protocol: Protocol) -> ProbeJob {
-        ProbeJob {
-            addr: ([192, 0, 2, 1], port).into(),
-            protocol,
-            kind: ProbeKind::Connect,
-            host: None,
-        }
-    }
-
-    fn fake() -> Arc<Fake> {
-        Arc::new(Fake {
-            in_flight: AtomicUsize::new(0),
-            widest: AtomicUsize::new(0),
-            tries: AtomicUsize::new(0),
-        })
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn timeouts_retries_and_order() {
-        let prober = fake();
-        let jobs = [
-            job(1, Protocol::Tcp),
-            job(2, Protocol::Tcp),
-            job(3, Protocol::Udp),
-            job(4, Protocol::Tcp),
-        ];
-        let config = EngineConfig {
-            timeout: Duration::from_secs(2),
-            retries: 2,
-            concurrency: 8,
-            rate: None,
-        };
-        let out = run(Arc::clone(&prober), &jobs, config, &|| {}).await;
-        assert_eq!(out[0].state, State::Open);
-        assert_eq!(out[1].state, State::Closed);
-        assert_eq!((out[2].state, out[2].tries), (State::OpenFiltered, 3));
-        assert_eq!((out[3].state, out[3].tries), (State::Filtered, 3));
-        assert_eq!(
-            out[3].reason(config.timeout, Lang::En),
-            "no answer in 2 s, 3 tries"
-        );
-        assert_eq!(
-            out[3].reason(config.timeout, Lang::De),
-            "keine Antwort in 2 s, 3 Versuche"
-        );
-        // 1 + 1 + 3 + 3 tries.
-        assert_eq!(prober.tries.load(Ordering::SeqCst), 8);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn window_is_never_wider_than_asked() {
-        let prober = fake();
-        let jobs: Vec<ProbeJob> = (0..200).map(|i| job(4 + i, Protocol::Tcp)).collect();
-        let config = EngineConfig {
-            timeout: Duration::from_millis(500),
-            retries: 0,
-            concurrency: 16,
-            rate: None,
-        };
-        let done = std::cell::Cell::new(0);
-        let out = run(Arc::clone(&prober), &jobs, config, &|| {
-            done.set(done.get() + 1);
-        })
-        .await;
-        assert_eq!(done.get(), 200);
-        assert_eq!(out.len(), 200);
-        assert!(out.iter().all(|o| o.state == State::Filtered));
-        assert_eq!(prober.widest.load(Ordering::SeqCst), 16);
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn rate_spaces_job_starts() {
-        let prober = fake();
-        let jobs: Vec<ProbeJob> = (0..50).map(|_| job(1, Protocol::Tcp)).collect();
-        let config = EngineConfig {
-            timeout: Duration::from_secs(1),
-            retries: 0,
-            concurrency: 1000,
-            rate: Some(100),
-        };
-        let started = tokio::time::Instant::now();
-        let out = run(Arc::clone(&prober), &jobs, config, &|| {}).await;
-        assert!(out.iter().all(|o| o.state == State::Open));
-        // 50 starts at 100 per second: the last one starts 0.49 s after the first.
-        let took = started.elapsed();
-        assert!(
-            took >= Duration::from_millis(490) && took < Duration::from_millis(600),
-            "{took:?}"
-        );
     }
 }

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
 
-use super::app::AppConfig;
-use super::{Attempt, Local, NotServe, Prober, Why};
+use super::app::{AppConfig, AppVerdict};
+use super::{Attempt, Heard, Local, NotServe, Prober, Why};
 use crate::model::{AppProbe, ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
 use crate::protocol::{self, Key, Probe, ReplyCheck, REPLY_LEN};
@@ -56,6 +56,7 @@ async fn app_probe(
     job: &ProbeJob,
     config: &AppConfig,
     timeout: Duration,
+    heard: &Heard,
 ) -> Attempt {
     let Ok((attempt, stream)) = tokio::time::timeout(timeout, tcp_connect(job.addr)).await else {
         return Attempt::Silent;
@@ -63,6 +64,7 @@ async fn app_probe(
     let Some(stream) = stream else {
         return attempt;
     };
+    heard.mark();
     let host = job
         .host
         .as_deref()
@@ -85,40 +87,73 @@ async fn app_probe(
     Attempt::Answer(State::Open, Why::App(Box::new(result)))
 }
 
+impl NetProber {
+    /// The key, for a job that goes to a far side `serve` stands in for.
+    fn key_for(&self, job: &ProbeJob) -> Option<&Key> {
+        self.key.as_deref().filter(|_| job.keyed)
+    }
+}
+
 impl Prober for NetProber {
-    async fn attempt(&self, job: ProbeJob, timeout: Duration) -> Attempt {
+    async fn attempt(&self, job: ProbeJob, timeout: Duration, heard: Heard) -> Attempt {
         // Thousands of these are in flight at once, and an async fn is as large as its
         // largest branch: the plain TCP connect (the bulk of every sweep) stays inline and
         // small, the branches with buffers are boxed.
-        let key = self.key.as_deref();
+        let key = self.key_for(&job);
         match (job.kind, job.protocol) {
             (ProbeKind::Connect, Protocol::Tcp) => match key {
                 None => tcp_connect(job.addr).await.0,
-                Some(key) => Box::pin(tcp_keyed(job.addr, key, timeout)).await,
+                Some(key) => Box::pin(tcp_keyed(job.addr, key, timeout, &heard)).await,
             },
             (ProbeKind::Connect, Protocol::Udp) => Box::pin(udp_exchange(job.addr, key)).await,
             (ProbeKind::Loopback, Protocol::Tcp) => Box::pin(tcp_loopback(job.addr)).await,
             (ProbeKind::Loopback, Protocol::Udp) => Box::pin(udp_loopback(job.addr)).await,
-            // With a key the far side is serve, which speaks only the probe protocol.
-            (ProbeKind::App(_), _) if key.is_some() => {
-                Box::pin(tcp_keyed(job.addr, key.expect("checked"), timeout)).await
-            }
-            (ProbeKind::App(probe), _) => {
-                Box::pin(app_probe(probe, &job, &self.app, timeout)).await
-            }
+            (ProbeKind::App(probe), _) => match key {
+                Some(key) => {
+                    let work = serve_or_real_service(probe, &job, key, &self.app, timeout, &heard);
+                    Box::pin(work).await
+                }
+                None => Box::pin(app_probe(probe, &job, &self.app, timeout, &heard)).await,
+            },
         }
     }
 
     fn phases(&self, job: &ProbeJob) -> u32 {
+        let keyed = self.key_for(job).is_some();
         match job.kind {
+            // The keyed exchange, then the application probe on a new connection.
+            ProbeKind::App(_) if keyed => 4,
             ProbeKind::App(_) => 2,
-            ProbeKind::Connect if self.key.is_some() && job.protocol == Protocol::Tcp => 2,
+            ProbeKind::Connect if keyed && job.protocol == Protocol::Tcp => 2,
             _ => 1,
         }
     }
 
-    fn keyed(&self) -> bool {
+    fn has_key(&self) -> bool {
         self.key.is_some()
+    }
+}
+
+/// With a key, on a check that has an application probe: `serve` answers where it holds the
+/// port; on a live server the real service holds it (serve skipped it as in use), and the
+/// path is proven when that service answers its application probe.
+async fn serve_or_real_service(
+    probe: AppProbe,
+    job: &ProbeJob,
+    key: &Key,
+    config: &AppConfig,
+    timeout: Duration,
+    heard: &Heard,
+) -> Attempt {
+    let keyed = tcp_keyed(job.addr, key, timeout, heard).await;
+    if !matches!(keyed, Attempt::Answer(State::Open, Why::NotServe(_))) {
+        return keyed;
+    }
+    match app_probe(probe, job, config, timeout, heard).await {
+        Attempt::Answer(State::Open, Why::App(found)) if found.verdict != AppVerdict::Fail => {
+            Attempt::Answer(State::Open, Why::RealService(found))
+        }
+        _ => keyed,
     }
 }
 
@@ -130,13 +165,14 @@ fn now_ms() -> u64 {
 
 /// Connects (phase one, bounded by the timeout), then sends the challenge and waits for
 /// the answer (phase two, bounded by the timeout again).
-async fn tcp_keyed(addr: SocketAddr, key: &Key, timeout: Duration) -> Attempt {
+async fn tcp_keyed(addr: SocketAddr, key: &Key, timeout: Duration, heard: &Heard) -> Attempt {
     let Ok((attempt, stream)) = tokio::time::timeout(timeout, tcp_connect(addr)).await else {
         return Attempt::Silent;
     };
     let Some(mut stream) = stream else {
         return attempt;
     };
+    heard.mark();
     let probe = Probe::new(addr.port(), now_ms());
     let exchange = async {
         stream.write_all(&probe.encode(key)).await?;
@@ -343,7 +379,8 @@ fn bind_error(e: &io::Error, addr: SocketAddr) -> Attempt {
     Attempt::Answer(State::Error, Why::Local(local))
 }
 
+/// "Too many open files", as the OS numbers it.
 #[cfg(unix)]
-const EMFILE: i32 = 24;
+pub const EMFILE: i32 = 24;
 #[cfg(windows)]
-const EMFILE: i32 = 10024; // WSAEMFILE
+pub const EMFILE: i32 = 10024; // WSAEMFILE
