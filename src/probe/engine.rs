@@ -87,7 +87,7 @@ pub fn probe_width(wanted: Option<usize>, extra: usize) -> anyhow::Result<usize>
     Ok(wanted.min(budget))
 }
 
-/// What the engine has learnt about one address and protocol.
+/// What the engine has learnt about one address.
 #[derive(Debug, Default)]
 struct PathState {
     /// Round trips of answers, for the quiet time.
@@ -235,14 +235,14 @@ struct Engine<'a> {
 
 impl<'a> Engine<'a> {
     fn new(jobs: &'a [ProbeJob], config: EngineConfig) -> Engine<'a> {
-        let mut index: HashMap<(IpAddr, Protocol), usize> = HashMap::new();
+        // One state per address, across protocols: while any port there answers (a keyed
+        // sweep keeps the far side busy with TCP while UDP replies queue), it is not quiet.
+        let mut index: HashMap<IpAddr, usize> = HashMap::new();
         let slots = jobs
             .iter()
             .map(|job| {
                 let next = index.len();
-                let path = *index
-                    .entry((job.addr.ip(), job.protocol))
-                    .or_insert(next);
+                let path = *index.entry(job.addr.ip()).or_insert(next);
                 Slot {
                     path,
                     ..Slot::default()
