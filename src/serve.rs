@@ -474,7 +474,9 @@ async fn handle_tcp(responder: &Responder, mut stream: TcpStream, peer: IpAddr, 
             if stream.write_all(&reply).await.is_ok() {
                 responder.stats.answered_tcp.fetch_add(1, Ordering::Relaxed);
             }
-            // Dropping the stream closes it; the reply is already on its way.
+            // Dropping the stream closes it at once, the reply already on its way: waiting for
+            // `check` to close first would save a FIN, but a slow client would then hold
+            // serve's descriptors and stall everyone else's accepts.
         }
         Err(why) => {
             tracing::debug!(%peer, port, reason = why.as_str(), "closed TCP connection unanswered");

@@ -334,7 +334,9 @@ fn judge_probed(
                 (State::Open, false) if verified_all.is_some() => {
                     tr!(lang, "{n} verified", "{n} verifiziert")
                 }
-                (State::Open, true) => tr!(lang, "{n} open, unverified", "{n} offen, nicht verifiziert"),
+                (State::Open, true) => {
+                    tr!(lang, "{n} open, unverified", "{n} offen, nicht verifiziert")
+                }
                 _ => format!("{n} {state}"),
             }
         })

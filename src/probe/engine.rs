@@ -13,7 +13,9 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::task::{AbortHandle, JoinSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::task::{AbortHandle, JoinError, JoinSet};
 use tokio::time::Instant;
 
 use super::{Attempt, Heard, Outcome, Prober, Why};
@@ -97,6 +99,10 @@ struct PathState {
     last_answer: Option<Instant>,
     /// A port answered on a later try: silence here includes loss.
     recovered: bool,
+    /// Times tries were given up since the last answer: each doubles the quiet time, so a
+    /// passing outage (a router rebooting, neighbour discovery retrying) is waited out
+    /// instead of burning every try in a second.
+    strikes: u32,
 }
 
 impl PathState {
@@ -105,13 +111,13 @@ impl PathState {
     }
 
     /// How long the address may stay silent before a running try counts as lost: twice the
-    /// 90th-percentile round trip, within the floor and the timeout.
+    /// 90th-percentile round trip, within the floor and the timeout, doubled for each strike.
     fn quiet_time(&mut self, timeout: Duration) -> Duration {
         let n = self.samples.len();
         if n == 0 {
             return timeout;
         }
-        match self.quiet {
+        let base = match self.quiet {
             Some((count, quiet)) if count == n => quiet,
             _ => {
                 let mut sorted = self.samples.clone();
@@ -121,7 +127,13 @@ impl PathState {
                 self.quiet = Some((n, quiet));
                 quiet
             }
-        }
+        };
+        base.saturating_mul(1 << self.strikes.min(8)).min(timeout)
+    }
+
+    fn answered(&mut self, at: Instant) {
+        self.last_answer = Some(self.last_answer.map_or(at, |last| last.max(at)));
+        self.strikes = 0;
     }
 }
 
@@ -143,7 +155,6 @@ struct Slot {
 
 #[derive(Debug)]
 struct Running {
-    started: Instant,
     abort: AbortHandle,
     /// Narrow tries run to their full timeout.
     narrow: bool,
@@ -159,7 +170,7 @@ pub async fn run<P: Prober>(
 ) -> Vec<Outcome> {
     let mut engine = Engine::new(jobs, config);
     let width = config.concurrency.max(1);
-    let mut set: JoinSet<(usize, u32, Attempt, Duration)> = JoinSet::new();
+    let mut set: JoinSet<Finished> = JoinSet::new();
     // --rate: job starts are spaced evenly; without it the window alone paces.
     let spacing = config
         .rate
@@ -183,30 +194,40 @@ pub async fn run<P: Prober>(
             let generation = engine.slots[index].generation;
             let phases = prober.phases(&job);
             let heard = Heard::new(&engine.heard, index);
+            let starts = Arc::clone(&engine.starts);
+            starts.clear(index);
             let abort = set.spawn(async move {
-                let started = Instant::now();
+                // Stamped when the try really begins: a busy runtime may poll a spawned
+                // task much later, and that wait is not the far side's silence.
+                let started = starts.stamp(index);
                 let attempt = tokio::time::timeout(
                     config.timeout * phases,
                     prober.attempt(job, config.timeout, heard),
                 )
                 .await
                 .unwrap_or(Attempt::Silent);
-                (index, generation, attempt, started.elapsed())
+                let at = Instant::now();
+                Finished {
+                    index,
+                    generation,
+                    attempt,
+                    elapsed: at - started,
+                    at,
+                }
             });
             engine.started(index, abort, narrow);
         }
         let paced = spacing.is_some() && engine.has_ready() && set.len() < width;
         let watching = engine.any_live() && !set.is_empty();
         tokio::select! {
-            joined = set.join_next(), if !set.is_empty() => match joined {
-                Some(Ok((index, generation, attempt, elapsed))) => {
-                    engine.finished(index, generation, attempt, elapsed, done);
+            joined = set.join_next(), if !set.is_empty() => engine.joined(joined, done),
+            _ = tick.tick(), if watching => {
+                // Every answer that has arrived counts before anything is called quiet.
+                while let Some(joined) = set.try_join_next() {
+                    engine.joined(Some(joined), done);
                 }
-                Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
-                // Given up by `give_up_quiet`, already accounted for.
-                Some(Err(_)) | None => {}
-            },
-            _ = tick.tick(), if watching => engine.give_up_quiet(done),
+                engine.give_up_quiet(done);
+            }
             () = tokio::time::sleep_until(next_start), if paced => {}
             else => {
                 if !engine.unpark() {
@@ -217,6 +238,50 @@ pub async fn run<P: Prober>(
         }
     }
     engine.into_outcomes()
+}
+
+/// What a try's task hands back.
+struct Finished {
+    index: usize,
+    generation: u32,
+    attempt: Attempt,
+    elapsed: Duration,
+    /// When it ended (not when the engine got round to it).
+    at: Instant,
+}
+
+/// When each job's running try began on the network, for `give_up_quiet`.
+struct Starts {
+    epoch: Instant,
+    /// Nanoseconds after `epoch`, plus one; zero while the try has not begun.
+    nanos: Box<[AtomicU64]>,
+}
+
+impl Starts {
+    fn new(n: usize) -> Starts {
+        Starts {
+            epoch: Instant::now(),
+            nanos: (0..n).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn clear(&self, index: usize) {
+        self.nanos[index].store(0, Ordering::Relaxed);
+    }
+
+    fn stamp(&self, index: usize) -> Instant {
+        let now = Instant::now();
+        let nanos = now.duration_since(self.epoch).as_nanos() as u64 + 1;
+        self.nanos[index].store(nanos, Ordering::Relaxed);
+        now
+    }
+
+    fn get(&self, index: usize) -> Option<Instant> {
+        match self.nanos[index].load(Ordering::Relaxed) {
+            0 => None,
+            n => Some(self.epoch + Duration::from_nanos(n - 1)),
+        }
+    }
 }
 
 struct Engine<'a> {
@@ -230,7 +295,8 @@ struct Engine<'a> {
     parked: Vec<usize>,
     outcomes: Vec<Option<Outcome>>,
     /// Set by a running try once the far side answered its first phase.
-    heard: Arc<[std::sync::atomic::AtomicBool]>,
+    heard: Arc<[AtomicBool]>,
+    starts: Arc<Starts>,
 }
 
 impl<'a> Engine<'a> {
@@ -260,6 +326,7 @@ impl<'a> Engine<'a> {
             parked: Vec::new(),
             outcomes: vec![None; jobs.len()],
             heard: Heard::flags(jobs.len()),
+            starts: Arc::new(Starts::new(jobs.len())),
         }
     }
 
@@ -287,21 +354,26 @@ impl<'a> Engine<'a> {
         if narrow {
             self.narrow_running += 1;
         }
-        self.slots[index].running = Some(Running {
-            started: Instant::now(),
-            abort,
-            narrow,
-        });
+        self.slots[index].running = Some(Running { abort, narrow });
     }
 
-    fn finished(
-        &mut self,
-        index: usize,
-        generation: u32,
-        attempt: Attempt,
-        elapsed: Duration,
-        done: &dyn Fn(),
-    ) {
+    fn joined(&mut self, joined: Option<Result<Finished, JoinError>>, done: &dyn Fn()) {
+        match joined {
+            Some(Ok(finished)) => self.finished(finished, done),
+            Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Given up by `give_up_quiet`, already accounted for.
+            Some(Err(_)) | None => {}
+        }
+    }
+
+    fn finished(&mut self, finished: Finished, done: &dyn Fn()) {
+        let Finished {
+            index,
+            generation,
+            attempt,
+            elapsed,
+            at,
+        } = finished;
         let slot = &mut self.slots[index];
         if slot.done || slot.generation != generation {
             return;
@@ -315,8 +387,9 @@ impl<'a> Engine<'a> {
         let path = &mut self.paths[slot.path];
         match attempt {
             Attempt::Answer(state, why) if why.retryable() => {
+                tracing::debug!(addr = %job.addr, ?why, try_ = slot.tries, "no valid answer");
                 // It connected: the address is alive, but this proves nothing yet.
-                path.last_answer = Some(Instant::now());
+                path.answered(at);
                 slot.held = Some((state, why, elapsed));
                 if slot.narrowed {
                     self.finish(index, done);
@@ -327,7 +400,7 @@ impl<'a> Engine<'a> {
             }
             Attempt::Answer(state, why) => {
                 if why.from_the_network() {
-                    path.last_answer = Some(Instant::now());
+                    path.answered(at);
                     if slot.tries > 1 {
                         path.recovered = true;
                     }
@@ -363,6 +436,7 @@ impl<'a> Engine<'a> {
                 (now.duration_since(last) > quiet).then_some(quiet)
             })
             .collect();
+        let mut struck = vec![false; self.paths.len()];
         for index in 0..self.slots.len() {
             let slot = &mut self.slots[index];
             let Some(running) = &slot.running else {
@@ -371,10 +445,13 @@ impl<'a> Engine<'a> {
             let Some(quiet) = quiet[slot.path] else {
                 continue;
             };
-            let waited = now.duration_since(running.started);
+            let Some(started) = self.starts.get(index) else {
+                continue;
+            };
+            let waited = now.duration_since(started);
             // Connected tries are not silence (a keyed exchange or an application probe is
             // under way); loopback tries are local; narrow tries get their whole time.
-            let connected = self.heard[index].load(std::sync::atomic::Ordering::Relaxed);
+            let connected = self.heard[index].load(Ordering::Relaxed);
             if connected
                 || running.narrow
                 || self.jobs[index].kind == ProbeKind::Loopback
@@ -387,7 +464,13 @@ impl<'a> Engine<'a> {
             slot.generation += 1;
             slot.tries += 1;
             slot.longest_wait = slot.longest_wait.max(waited);
+            struck[slot.path] = true;
             self.silent(index, done);
+        }
+        for (path, struck) in self.paths.iter_mut().zip(struck) {
+            if struck {
+                path.strikes += 1;
+            }
         }
     }
 
@@ -459,6 +542,9 @@ impl<'a> Engine<'a> {
     }
 
     fn into_outcomes(self) -> Vec<Outcome> {
+        let tries: usize = self.slots.iter().map(|s| usize::from(s.tries)).sum();
+        let strikes: u32 = self.paths.iter().map(|p| p.strikes).sum();
+        tracing::debug!(jobs = self.jobs.len(), tries, strikes, "probing done");
         self.outcomes
             .into_iter()
             .map(|o| o.expect("every job reports"))
@@ -502,7 +588,7 @@ mod tests {
     }
 
     impl Prober for Fake {
-        async fn attempt(&self, job: ProbeJob, _timeout: Duration, heard: Heard) -> Attempt {
+        async fn attempt(&self, job: ProbeJob, timeout: Duration, heard: Heard) -> Attempt {
             // Counted down on drop: the engine cancels tries that run past the timeout.
             struct InFlight<'a>(&'a AtomicUsize);
             impl Drop for InFlight<'_> {
@@ -532,20 +618,16 @@ mod tests {
                 // Connects, then the far side never says a word (a plain listener).
                 7 => {
                     heard.mark();
-                    tokio::time::sleep(_timeout).await;
+                    tokio::time::sleep(timeout).await;
                     Attempt::Answer(
                         State::Open,
-                        Why::NotServe(super::super::NotServe::Silent(_timeout)),
+                        Why::NotServe(super::super::NotServe::Silent(timeout)),
                     )
                 }
                 1 => Attempt::Answer(State::Open, Why::Connected),
-                2 => Attempt::Answer(State::Closed, Why::Refused),
                 3 => Attempt::Silent,
-                5 => Attempt::Answer(
-                    State::Open,
-                    Why::NotServe(super::super::NotServe::Closed),
-                ),
-                1000.. => Attempt::Answer(State::Closed, Why::Refused),
+                5 => Attempt::Answer(State::Open, Why::NotServe(super::super::NotServe::Closed)),
+                2 | 1000.. => Attempt::Answer(State::Closed, Why::Refused),
                 _ => hang().await,
             }
         }
@@ -601,7 +683,11 @@ mod tests {
         assert_eq!(out[1].reason(Lang::En), "no answer in 2 s, 3 tries");
         assert_eq!(out[1].reason(Lang::De), "keine Antwort in 2 s, 3 Versuche");
         // Three full timeouts, one after the other.
-        assert!(started.elapsed() >= Duration::from_secs(6), "{:?}", started.elapsed());
+        assert!(
+            started.elapsed() >= Duration::from_secs(6),
+            "{:?}",
+            started.elapsed()
+        );
         assert_eq!(prober.tries.load(Ordering::SeqCst), 6);
     }
 

@@ -11,3 +11,4 @@ mod ranges;
 mod serve;
 mod servers;
 mod util;
+mod workflows;

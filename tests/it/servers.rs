@@ -38,6 +38,31 @@ impl Ca {
         not_before: time::OffsetDateTime,
         not_after: time::OffsetDateTime,
     ) -> Leaf {
+        let (cert, key) = self.issue(names, not_before, not_after);
+        Leaf {
+            chain: vec![cert.der().clone(), self.der.clone()],
+            key: key.serialize_der(),
+        }
+    }
+
+    /// A leaf for `names` as PEM, for a server outside this process: (the chain, leaf
+    /// first, then this CA; the private key in PKCS#8).
+    pub fn leaf_pem(
+        &self,
+        names: &[&str],
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> (String, String) {
+        let (cert, key) = self.issue(names, not_before, not_after);
+        (format!("{}{}", cert.pem(), self.pem), key.serialize_pem())
+    }
+
+    fn issue(
+        &self,
+        names: &[&str],
+        not_before: time::OffsetDateTime,
+        not_after: time::OffsetDateTime,
+    ) -> (rcgen::Certificate, KeyPair) {
         let key = KeyPair::generate().unwrap();
         let mut params =
             CertificateParams::new(names.iter().map(|n| (*n).to_string()).collect::<Vec<_>>())
@@ -46,10 +71,7 @@ impl Ca {
         params.not_before = not_before;
         params.not_after = not_after;
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        Leaf {
-            chain: vec![cert.der().clone(), self.der.clone()],
-            key: key.serialize_der(),
-        }
+        (cert, key)
     }
 }
 

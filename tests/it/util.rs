@@ -421,3 +421,153 @@ impl Drop for PlainListener {
         let _ = self.0.wait();
     }
 }
+
+impl Lab {
+    /// Points the client's resolver at its own loopback, where nothing answers: a name
+    /// outside the hosts file (the public mediator) fails at once, and no query leaves
+    /// the lab. Removed with the hosts file on drop.
+    pub fn offline_dns(&self) {
+        std::fs::write(self.hosts_dir.join("resolv.conf"), "nameserver 127.0.0.1\n")
+            .expect("resolv.conf");
+    }
+
+    /// Random loss: each namespace drops `probability` (e.g. "0.02") of every packet it
+    /// receives, IPv4 and IPv6, in both directions of the lab. Like a lossy WAN: the link's
+    /// own neighbour discovery is spared (ARP is never seen by iptables; a lost IPv6
+    /// neighbour solicitation would cut the veth for a second, which no WAN does).
+    pub fn add_loss(&self, probability: &str) {
+        for ns in [&self.server, &self.client] {
+            for kind in ["neighbour-solicitation", "neighbour-advertisement"] {
+                ns.exec_ok(
+                    "ip6tables",
+                    &[
+                        "-A",
+                        "INPUT",
+                        "-p",
+                        "icmpv6",
+                        "--icmpv6-type",
+                        kind,
+                        "-j",
+                        "ACCEPT",
+                    ],
+                );
+            }
+        }
+        let rule =
+            format!("-A INPUT -m statistic --mode random --probability {probability} -j DROP");
+        for tool in ["iptables", "ip6tables"] {
+            self.server_rule(tool, &rule);
+            self.client_rule(tool, &rule);
+        }
+    }
+}
+
+/// A small TCP server in python inside a namespace, on `[::]` with IPv4 too (one
+/// dual-stack socket, IPV6_V6ONLY off), for the real services `serve` stands in for.
+/// Each connection in its own thread; it stops accepting after two minutes. Killed on drop.
+pub struct NsTcpServer(std::process::Child);
+
+const NS_TCP_SERVER: &str = r"
+import socket, ssl, sys, threading, time
+mode, port, payload = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
+ctx = None
+if mode == 'https':
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.bind(('::', port))
+s.listen(512)
+s.settimeout(0.5)
+held = []
+def handle(c):
+    try:
+        c.settimeout(10)
+        if mode == 'hold':
+            held.append(c)
+            return
+        if ctx is not None:
+            c = ctx.wrap_socket(c, server_side=True)
+        if mode in ('https', 'http'):
+            request = b''
+            while b'\r\n\r\n' not in request and len(request) < 65536:
+                chunk = c.recv(4096)
+                if not chunk:
+                    return
+                request += chunk
+        c.sendall(payload)
+        if mode == 'greet':
+            time.sleep(0.2)
+        if ctx is not None:
+            c.settimeout(2)
+            c = c.unwrap()
+        c.close()
+    except Exception:
+        pass
+print('up', flush=True)
+end = time.time() + 120
+while time.time() < end:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    threading.Thread(target=handle, args=(c,), daemon=True).start()
+";
+
+impl NsTcpServer {
+    /// HTTPS with this certificate chain and key (PEM files): reads a request, answers
+    /// `response`, closes.
+    pub fn https(ns: &Netns, port: u16, response: &[u8], chain: &Path, key: &Path) -> Self {
+        let files = [chain.to_str().expect("path"), key.to_str().expect("path")];
+        Self::start(ns, "https", port, response, &files)
+    }
+
+    /// Plain HTTP: reads a request, answers `response`, closes.
+    pub fn http(ns: &Netns, port: u16, response: &[u8]) -> Self {
+        Self::start(ns, "http", port, response, &[])
+    }
+
+    /// Speaks first (MySQL's greeting), holds the connection a moment, closes.
+    pub fn greeting(ns: &Netns, port: u16, greeting: &[u8]) -> Self {
+        Self::start(ns, "greet", port, greeting, &[])
+    }
+
+    /// Accepts and holds every connection, never says a word.
+    pub fn hold(ns: &Netns, port: u16) -> Self {
+        Self::start(ns, "hold", port, b"", &[])
+    }
+
+    fn start(ns: &Netns, mode: &str, port: u16, payload: &[u8], files: &[&str]) -> Self {
+        use std::fmt::Write as _;
+        use std::io::BufRead as _;
+        let hex = payload.iter().fold(String::new(), |mut hex, b| {
+            let _ = write!(hex, "{b:02x}");
+            hex
+        });
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3", "-c", NS_TCP_SERVER])
+            .args([mode, &port.to_string(), &hex])
+            .args(files)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let mut line = String::new();
+        // Ends with "up", or at EOF when python failed (its error is on stderr).
+        let _ =
+            std::io::BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut line);
+        let server = NsTcpServer(child);
+        assert_eq!(
+            line.trim(),
+            "up",
+            "python {mode} server on port {port} did not start"
+        );
+        server
+    }
+}
+
+impl Drop for NsTcpServer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
