@@ -160,10 +160,12 @@ impl LangArg {
 /// Probe settings shared by `check` and `demo`.
 #[derive(Debug, Args, Clone)]
 pub struct ProbeArgs {
-    /// Time to wait for an answer, per try (e.g. 500ms, 2s, 1m).
+    /// The longest a try waits for an answer (e.g. 500ms, 2s, 1m).
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = parse_timeout)]
     pub timeout: Duration,
-    /// Extra tries after silence.
+    /// Extra tries, each with the whole timeout, for silence where nothing on the address
+    /// answers. Where other ports answer, silent ports are re-probed sooner, up to 6 tries
+    /// while the re-probes keep recovering lost ones.
     #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=10))]
     pub retries: u8,
     /// Probes in flight at most [default: as many as the open-file limit allows].
