@@ -569,38 +569,33 @@ fn loss_check(lab: &Lab, p: &ProfileFile, extra: &[&str], key: bool) -> (i32, Va
     lab.check(&args, key)
 }
 
-#[test]
-fn loss_keyed_tcp_sweep_verifies_every_port_three_runs_in_a_row() {
-    require_root!();
-    let lab = lab("wflt");
-    let p = profile(&check_block("relay", "tcp", "49152-65535", true));
+/// A keyed sweep of `ports` through 2 % loss each way: every port verified on both
+/// addresses, three runs in a row.
+fn keyed_sweep_through_loss(tag: &str, id: &str, protocol: &str, ports: &str, count: usize) {
+    let lab = lab(tag);
+    let p = profile(&check_block(id, protocol, ports, true));
     let path = p.path.to_str().unwrap();
     let _serve = lab.serve(&["--profile", path, "--full-ranges", "--for", "3m"]);
     lab.add_loss(LOSS);
     for run in 1..=3 {
         let (code, report) = loss_check(&lab, &p, &[], true);
         for address in BOTH {
-            assert_range_verified(&report, "relay", address, 16_384, run);
+            assert_range_verified(&report, id, address, count, run);
         }
         assert_eq!(code, 0, "run {run}");
     }
 }
 
 #[test]
+fn loss_keyed_tcp_sweep_verifies_every_port_three_runs_in_a_row() {
+    require_root!();
+    keyed_sweep_through_loss("wflt", "relay", "tcp", "49152-65535", 16_384);
+}
+
+#[test]
 fn loss_keyed_udp_sweep_verifies_every_port_three_runs_in_a_row() {
     require_root!();
-    let lab = lab("wflu");
-    let p = profile(&check_block("p2p", "udp", "40000-41000", true));
-    let path = p.path.to_str().unwrap();
-    let _serve = lab.serve(&["--profile", path, "--full-ranges", "--for", "3m"]);
-    lab.add_loss(LOSS);
-    for run in 1..=3 {
-        let (code, report) = loss_check(&lab, &p, &[], true);
-        for address in BOTH {
-            assert_range_verified(&report, "p2p", address, 1001, run);
-        }
-        assert_eq!(code, 0, "run {run}");
-    }
+    keyed_sweep_through_loss("wflu", "p2p", "udp", "40000-41000", 1001);
 }
 
 #[test]
