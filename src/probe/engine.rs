@@ -292,6 +292,8 @@ struct Engine<'a> {
     ready: VecDeque<usize>,
     narrow: VecDeque<usize>,
     narrow_running: usize,
+    /// Tries running, narrow ones included.
+    running: usize,
     parked: Vec<usize>,
     outcomes: Vec<Option<Outcome>>,
     /// Set by a running try once the far side answered its first phase.
@@ -323,6 +325,7 @@ impl<'a> Engine<'a> {
             ready: (0..jobs.len()).collect(),
             narrow: VecDeque::new(),
             narrow_running: 0,
+            running: 0,
             parked: Vec::new(),
             outcomes: vec![None; jobs.len()],
             heard: Heard::flags(jobs.len()),
@@ -331,26 +334,32 @@ impl<'a> Engine<'a> {
     }
 
     fn has_ready(&self) -> bool {
-        !self.ready.is_empty() || (!self.narrow.is_empty() && self.narrow_running < NARROW_WIDTH)
+        !self.ready.is_empty() || (!self.narrow.is_empty() && self.narrow_may_start())
+    }
+
+    /// Narrow tries wait until nothing else runs: a responder still busy with the sweep is
+    /// what they give a second chance to.
+    fn narrow_may_start(&self) -> bool {
+        self.running == self.narrow_running && self.narrow_running < NARROW_WIDTH
     }
 
     fn any_live(&self) -> bool {
         self.paths.iter().any(PathState::live)
     }
 
-    /// The next job to start, and whether it is a narrow try. Narrow tries wait until the
-    /// sweep itself has started every job.
+    /// The next job to start, and whether it is a narrow try.
     fn next_job(&mut self) -> Option<(usize, bool)> {
         if let Some(index) = self.ready.pop_front() {
             return Some((index, false));
         }
-        if self.narrow_running < NARROW_WIDTH {
+        if self.narrow_may_start() {
             return self.narrow.pop_front().map(|index| (index, true));
         }
         None
     }
 
     fn started(&mut self, index: usize, abort: AbortHandle, narrow: bool) {
+        self.running += 1;
         if narrow {
             self.narrow_running += 1;
         }
@@ -381,6 +390,7 @@ impl<'a> Engine<'a> {
         if slot.running.take().is_some_and(|r| r.narrow) {
             self.narrow_running -= 1;
         }
+        self.running -= 1;
         slot.tries += 1;
         slot.longest_wait = slot.longest_wait.max(elapsed);
         let job = &self.jobs[index];
@@ -461,6 +471,7 @@ impl<'a> Engine<'a> {
             }
             running.abort.abort();
             slot.running = None;
+            self.running -= 1;
             slot.generation += 1;
             slot.tries += 1;
             slot.longest_wait = slot.longest_wait.max(waited);
