@@ -175,6 +175,32 @@ pub async fn run(
     }
 }
 
+/// Text the far side chose (a `Server` header, a certificate's names, a MySQL version or
+/// error) as it may be shown: control characters (terminal escapes, bells, line breaks) and
+/// bidirectional overrides become U+FFFD, and at most 256 characters are kept, so nothing a
+/// remote machine sends can clear a technician's screen, retitle the window or reorder a
+/// report line.
+pub fn untrusted(text: &str) -> String {
+    // Above the longest DNS name (253), so certificate names still match as they are.
+    const MAX_CHARS: usize = 256;
+    let mut out: String = text
+        .chars()
+        .take(MAX_CHARS)
+        .map(|c| {
+            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if text.chars().nth(MAX_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
 /// A finding with only a verdict and a summary; probes fill in the rest.
 pub fn result(probe: AppProbe, verdict: AppVerdict, summary: impl Into<String>) -> AppResult {
     AppResult {
@@ -223,7 +249,7 @@ pub fn parse_mysql_greeting(payload: &[u8], lang: Lang) -> AppResult {
                 .iter()
                 .position(|&b| b == 0)
                 .map_or(payload.len(), |p| p + 1);
-            let raw = String::from_utf8_lossy(&payload[1..end]).to_string();
+            let raw = untrusted(&String::from_utf8_lossy(&payload[1..end]));
             // MariaDB reports "5.5.5-10.11.6-MariaDB..." to old clients: show the real version.
             let version = match raw.strip_prefix("5.5.5-") {
                 Some(rest) if rest.contains("MariaDB") => rest.to_string(),
@@ -253,7 +279,7 @@ pub fn parse_mysql_greeting(payload: &[u8], lang: Lang) -> AppResult {
             if message.first() == Some(&b'#') && message.len() >= 6 {
                 message = &message[6..];
             }
-            let message = String::from_utf8_lossy(message).trim().to_string();
+            let message = untrusted(String::from_utf8_lossy(message).trim());
             let summary = if code == 1130 {
                 tr!(
                     lang,
@@ -383,13 +409,13 @@ fn parse_http_head(response: &[u8]) -> HttpHead {
         let mut parts = status_line.splitn(3, ' ');
         if parts.next().is_some_and(|v| v.starts_with("HTTP/")) {
             head.status = parts.next().and_then(|s| s.parse().ok());
-            head.reason = parts.next().unwrap_or("").to_string();
+            head.reason = untrusted(parts.next().unwrap_or(""));
         }
     }
     for line in lines.take_while(|l| !l.is_empty()) {
         if let Some((name, value)) = line.split_once(':') {
             if name.eq_ignore_ascii_case("server") {
-                head.server = Some(value.trim().to_string());
+                head.server = Some(untrusted(value.trim()));
             }
         }
     }
@@ -671,7 +697,7 @@ fn judge_certificate(
     if let Ok(Some(ext)) = cert.subject_alternative_name() {
         for general in &ext.value.general_names {
             match general {
-                x509_parser::extensions::GeneralName::DNSName(n) => sans.push((*n).to_string()),
+                x509_parser::extensions::GeneralName::DNSName(n) => sans.push(untrusted(n)),
                 x509_parser::extensions::GeneralName::IPAddress(bytes) => {
                     let parsed = match bytes.len() {
                         4 => <[u8; 4]>::try_from(*bytes).ok().map(IpAddr::from),
@@ -692,17 +718,17 @@ fn judge_certificate(
         .iter_common_name()
         .next()
         .and_then(|cn| cn.as_str().ok())
-        .map(str::to_string);
+        .map(untrusted);
     let subject = common_name
         .clone()
         .or_else(|| sans.first().cloned())
-        .unwrap_or_else(|| cert.subject().to_string());
+        .unwrap_or_else(|| untrusted(&cert.subject().to_string()));
     let issuer = cert
         .issuer()
         .iter_common_name()
         .next()
         .and_then(|cn| cn.as_str().ok())
-        .map_or_else(|| cert.issuer().to_string(), str::to_string);
+        .map_or_else(|| untrusted(&cert.issuer().to_string()), untrusted);
 
     let trusted = |v: &dyn ServerCertVerifier| {
         match v.verify_server_cert(end_entity, intermediates, name, &[], UnixTime::now()) {
@@ -829,6 +855,20 @@ fn dns_matches(pattern: &str, host: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn untrusted_text_keeps_its_words_and_loses_its_controls() {
+        assert_eq!(untrusted("nginx/1.24"), "nginx/1.24");
+        assert_eq!(
+            untrusted("evil\x1b[2J\x1b]0;x\x07\r\nX-Injected: 1"),
+            "evil\u{fffd}[2J\u{fffd}]0;x\u{fffd}\u{fffd}\u{fffd}X-Injected: 1"
+        );
+        assert_eq!(untrusted("a\u{202e}cba"), "a\u{fffd}cba");
+        let long = "x".repeat(300);
+        assert_eq!(untrusted(&long).chars().count(), 257);
+        assert!(untrusted(&long).ends_with('…'));
+        assert_eq!(untrusted(&"y".repeat(253)), "y".repeat(253));
+    }
 
     #[test]
     fn mysql_greetings_and_errors() {

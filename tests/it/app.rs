@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::servers::{days_from_now, mysql_packet, plain_server, self_signed, tls_server, Ca};
-use crate::util::{check_block, check_json, profile, results};
+use crate::util::{bin, check_block, check_json, profile, results};
 
 const OK_PAGE: &[u8] =
     b"HTTP/1.1 200 OK\r\nServer: test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
@@ -265,4 +265,50 @@ fn application_findings_in_german() {
         ),
         "{r}"
     );
+}
+
+/// Escape sequences from the far side (a `Server` header and HTTP reason, a MySQL version and
+/// error, a certificate's name) reach the table as plain text: nothing clears the screen,
+/// retitles the window or rings the bell.
+#[test]
+fn hostile_text_from_the_far_side_is_plain_in_the_table() {
+    const EVIL_HTTP: &[u8] = b"HTTP/1.1 200 OK\x1b[2J\r\nServer: evil\x1b[2J\x1b]0;pwned\x07\r\nConnection: close\r\n\r\n";
+    let http = plain_server(EVIL_HTTP.to_vec(), true);
+    let mut greeting = vec![10];
+    greeting.extend_from_slice(b"8.0\x1b[31m-red\x07\0\x01\x00\x00\x00abcdefgh\0");
+    let mysql = plain_server(mysql_packet(&greeting), false);
+    let mut refused = vec![0xff, 0x6a, 0x04];
+    refused.extend_from_slice(b"Host \x1b]0;pwned\x07 is not allowed");
+    let mysql_error = plain_server(mysql_packet(&refused), false);
+    let tls = tls_server(self_signed(&["evil\x1b[2J.example"]), OK_PAGE);
+    let p = profile(&format!(
+        "{}probe = \"http\"\n\n{}probe = \"mysql\"\n\n{}probe = \"mysql\"\n\n{}probe = \"tls\"\n",
+        check_block("http", "tcp", &http.to_string(), true),
+        check_block("mysql", "tcp", &mysql.to_string(), true),
+        check_block("mysqlerr", "tcp", &mysql_error.to_string(), true),
+        check_block("tls", "tcp", &tls.to_string(), true),
+    ));
+    let out = bin()
+        .args(["check", "-4", "--profile", p.path.to_str().unwrap()])
+        .args(["--target", "box=localhost", "--timeout", "2s"])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout);
+    for (what, text) in [
+        ("stdout", &table),
+        ("stderr", &String::from_utf8_lossy(&out.stderr)),
+    ] {
+        assert!(
+            !text.contains('\x1b') && !text.contains('\x07'),
+            "a control character reached {what}: {text:?}"
+        );
+    }
+    // What was sent is still shown, made harmless.
+    for shown in [
+        "evil\u{fffd}[2J\u{fffd}]0;pwned\u{fffd}",
+        "8.0\u{fffd}[31m-red\u{fffd}",
+        "pwned",
+    ] {
+        assert!(table.contains(shown), "{shown:?} not in {table}");
+    }
 }
