@@ -161,6 +161,8 @@ fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         lang,
     )?;
     let prober = NetProber::new(key(&args.key)?, app);
+    // Before any probe: a report that cannot be written is known now, not after a sweep.
+    let files = crate::outputs::open_all(&args.outputs, args.profile.as_deref())?;
     // The bar is for people watching a terminal: never in JSON, when piped, or with -q.
     let bar = Bar::new(!quiet && args.format == FormatArg::Table && io::stderr().is_terminal());
     let mut report = runtime()?.block_on_shutdown(check::run_waiting(
@@ -171,15 +173,12 @@ fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
         args.wait,
     ))?;
     report.notes.splice(0..0, notes);
-    for (format, path) in &args.outputs {
-        std::fs::write(path, report::render(&report, *format, false)).map_err(|e| {
-            anyhow::anyhow!(
-                "cannot write the report to {}: {e} (check --output)",
-                path.display()
-            )
-        })?;
+    // The report on stdout first: a file that fails now (a full disk) loses nothing else.
+    let code = write_report(&report, args.format.into())?;
+    for file in files {
+        file.write(&report)?;
     }
-    write_report(&report, args.format.into())
+    Ok(code)
 }
 
 /// `check --role agent` without `--server` on a PC with the agent: its own settings name

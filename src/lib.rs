@@ -13,6 +13,7 @@ pub mod demo;
 pub mod exit;
 pub mod lang;
 pub mod model;
+pub mod outputs;
 pub mod plan;
 pub mod probe;
 pub mod profiles;

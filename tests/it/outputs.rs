@@ -262,3 +262,88 @@ fn completions_and_man_page() {
         .success()
         .stdout(predicate::str::contains(".TH automate-ports 1"));
 }
+
+/// Report files are opened before any probe: a missing folder stops a run that would
+/// otherwise wait 30 s, before it starts, and leaves no file behind in the folders that
+/// exist; the same path twice, or the profile itself, is refused the same way.
+#[test]
+fn report_files_are_checked_before_probing() {
+    let port = util::free_tcp_port();
+    let p = profile(&check_block("down", "tcp", &port.to_string(), true));
+    let profile_path = p.path.to_str().unwrap().to_string();
+    let over_profile = format!("table:{profile_path}");
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.json");
+    let good = good.to_str().unwrap();
+    let run = |outputs: &[&str]| {
+        let mut cmd = bin();
+        cmd.args(["check", "--profile", &profile_path]).args([
+            "--target",
+            "box=127.0.0.1",
+            "--wait",
+            "30s",
+        ]);
+        for o in outputs {
+            cmd.args(["--output", o]);
+        }
+        let started = Instant::now();
+        let out = cmd.output().unwrap();
+        (out, started.elapsed())
+    };
+    for (outputs, says) in [
+        (
+            vec![good, "json:/nonexistent/dir/r.json"],
+            "its folder /nonexistent/dir",
+        ),
+        (vec![good, good], "is named twice"),
+        (vec![&over_profile], "is the profile being read"),
+    ] {
+        let (out, took) = run(&outputs);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{outputs:?}: {stderr}");
+        assert!(stderr.contains(says), "{outputs:?}: {stderr}");
+        assert!(took < Duration::from_secs(5), "{outputs:?} took {took:?}");
+        assert_eq!(
+            out.stdout.len(),
+            0,
+            "{outputs:?}: no report without its files"
+        );
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert!(left.is_empty(), "{outputs:?} left {left:?}");
+    }
+    assert!(
+        std::fs::read_to_string(&profile_path)
+            .unwrap()
+            .contains("[[check]]"),
+        "the profile is untouched"
+    );
+}
+
+/// A report replaces yesterday's only once it is written whole, and nothing else is left in
+/// the folder.
+#[test]
+fn report_files_replace_the_old_report_whole() {
+    let (p, _open) = mixed();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("r.json");
+    std::fs::write(&path, "yesterday").unwrap();
+    let out = bin()
+        .args(["check", "--profile", p.path.to_str().unwrap()])
+        .args([
+            "--target",
+            "box=127.0.0.1",
+            "--output",
+            path.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    assert_eq!(report["schema"], 1);
+    let names: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("r.json")]);
+}
