@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::io::Read as _;
 use std::ops::Range;
 use std::path::Path;
 
@@ -53,14 +54,37 @@ pub fn builtin(role: &str) -> anyhow::Result<Profile> {
 
 /// Loads a profile file; a missing or unreadable file is reported with its path.
 pub fn from_file(path: &Path) -> anyhow::Result<Profile> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
+    let cannot = |why: String| {
         anyhow::anyhow!(
-            "cannot read profile {}: {e} (check the path given to --profile)",
+            "cannot read profile {}: {why} (check the path given to --profile)",
             path.display()
         )
-    })?;
+    };
+    // Looked at before it is opened: opening a FIFO would wait for a writer, and a device
+    // such as /dev/zero never ends.
+    let meta = std::fs::metadata(path).map_err(|e| cannot(e.to_string()))?;
+    if !meta.is_file() {
+        return Err(cannot("it is not a regular file".into()));
+    }
+    if meta.len() > MAX_PROFILE_BYTES {
+        return Err(cannot(format!(
+            "it is {} bytes, more than a profile can be ({MAX_PROFILE_BYTES})",
+            meta.len()
+        )));
+    }
+    let file = std::fs::File::open(path).map_err(|e| cannot(e.to_string()))?;
+    let mut text = String::new();
+    file.take(MAX_PROFILE_BYTES + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| cannot(e.to_string()))?;
+    if text.len() as u64 > MAX_PROFILE_BYTES {
+        return Err(cannot("it grew past 1 MiB while being read".into()));
+    }
     Ok(parse(&path.display().to_string(), &text)?)
 }
+
+/// The largest profile read: a thousand checks fit in a tenth of it.
+const MAX_PROFILE_BYTES: u64 = 1024 * 1024;
 
 /// A profile that does not parse or validate: names the file, the line and the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,11 +177,43 @@ enum ProbeFile {
     Http,
 }
 
-#[derive(Deserialize)]
-#[serde(untagged)]
+/// `ports` as written: a number (any size, so that 99999999999999999999 is "above 65535", not
+/// a type error), a string, or a number with a fraction (a typo to name, not a parse error).
 enum PortsFile {
-    Number(i64),
+    Number(i128),
+    Fraction(f64),
     Text(String),
+}
+
+impl<'de> Deserialize<'de> for PortsFile {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<PortsFile, D::Error> {
+        struct Ports;
+        impl serde::de::Visitor<'_> for Ports {
+            type Value = PortsFile;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a port like 443 or a range like \"49152-65535\"")
+            }
+            fn visit_i64<E>(self, v: i64) -> Result<PortsFile, E> {
+                Ok(PortsFile::Number(v.into()))
+            }
+            fn visit_u64<E>(self, v: u64) -> Result<PortsFile, E> {
+                Ok(PortsFile::Number(v.into()))
+            }
+            fn visit_i128<E>(self, v: i128) -> Result<PortsFile, E> {
+                Ok(PortsFile::Number(v))
+            }
+            fn visit_u128<E>(self, v: u128) -> Result<PortsFile, E> {
+                Ok(PortsFile::Number(i128::try_from(v).unwrap_or(i128::MAX)))
+            }
+            fn visit_f64<E>(self, v: f64) -> Result<PortsFile, E> {
+                Ok(PortsFile::Fraction(v))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<PortsFile, E> {
+                Ok(PortsFile::Text(v.to_string()))
+            }
+        }
+        d.deserialize_any(Ports)
+    }
 }
 
 /// Parses and validates a profile. `file` names the source in error messages.
@@ -330,6 +386,9 @@ fn parse_ports(raw: &PortsFile) -> Result<PortRange, String> {
             let port = port_number(&n.to_string())?;
             Ok(PortRange::single(port).expect("port_number rejects 0"))
         }
+        PortsFile::Fraction(n) => Err(format!(
+            "{n} is not a whole port number: write a port like 443 or a range like \"49152-65535\""
+        )),
         PortsFile::Text(text) => parse_port_spec(text),
     }
 }
@@ -337,7 +396,18 @@ fn parse_ports(raw: &PortsFile) -> Result<PortRange, String> {
 /// Parses a port or range as written by a user: "443" or "49152-65535".
 pub fn parse_port_spec(text: &str) -> Result<PortRange, String> {
     let text = text.trim();
+    // "-1" is a negative port, not a range with its start left out.
+    if let Some(rest) = text.strip_prefix('-') {
+        if rest.trim().parse::<i128>().is_ok() {
+            return Err(format!("port {text} is negative: use 1-65535"));
+        }
+    }
     if let Some((a, b)) = text.split_once('-') {
+        if a.trim().is_empty() || b.trim().is_empty() {
+            return Err(format!(
+                "'{text}' is a range with an end missing: write a range like 49152-65535"
+            ));
+        }
         let (start, end) = (port_number(a.trim())?, port_number(b.trim())?);
         PortRange::new(start, end)
             .ok_or_else(|| format!("range {start}-{end} is reversed: write {end}-{start}"))
@@ -348,7 +418,7 @@ pub fn parse_port_spec(text: &str) -> Result<PortRange, String> {
 }
 
 fn port_number(text: &str) -> Result<u16, String> {
-    let n: i64 = text.parse().map_err(|_| {
+    let n: i128 = text.parse().map_err(|_| {
         format!(
             "'{text}' is not a port or range: write a port like 443 or a range like 49152-65535"
         )
@@ -509,6 +579,13 @@ source = "s"
             ("\"443-80\"", "reversed: write 80-443"),
             ("\"https\"", "not a port or range"),
             ("-5", "negative"),
+            ("\"-1\"", "port -1 is negative"),
+            ("443.5", "443.5 is not a whole port number"),
+            (
+                "99999999999999999999",
+                "port 99999999999999999999 is above 65535",
+            ),
+            ("\"10-\"", "'10-' is a range with an end missing"),
         ] {
             let e = with_ports(ports).unwrap_err();
             assert_eq!(e.line, Some(9), "{ports}: {e}");
@@ -520,6 +597,13 @@ source = "s"
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn ports_of_another_type_say_what_is_expected() {
+        let e = with_ports("true").unwrap_err().to_string();
+        assert!(e.starts_with("profile t.toml, line 9"), "{e}");
+        assert!(e.contains("expected a port like 443"), "{e}");
     }
 
     #[test]

@@ -246,3 +246,28 @@ fn rate_and_concurrency_bounds() {
     ]);
     assert!(e.contains("70000"), "{e}");
 }
+
+/// A profile is a regular file of at most 1 MiB: a device that never ends, a FIFO that waits
+/// for a writer and a huge file are refused at once, before anything is read.
+#[cfg(unix)]
+#[test]
+fn profiles_that_are_not_small_regular_files_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("profile.fifo");
+    crate::util::run_ok("mkfifo", &[fifo.to_str().unwrap()]);
+    let big = write_file(dir.path(), "big.toml", &"#".repeat(1024 * 1024 + 1));
+    for (path, needle) in [
+        ("/dev/zero", "not a regular file"),
+        (fifo.to_str().unwrap(), "not a regular file"),
+        (dir.path().to_str().unwrap(), "not a regular file"),
+        (big.to_str().unwrap(), "more than a profile can be"),
+    ] {
+        let started = std::time::Instant::now();
+        let e = usage_error(&["check", "--profile", path, "--target", "box=a"]);
+        assert!(e.contains(needle), "{path}: {e}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{path}"
+        );
+    }
+}
