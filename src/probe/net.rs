@@ -105,7 +105,9 @@ impl Prober for NetProber {
                 None => tcp_connect(job.addr).await.0,
                 Some(key) => Box::pin(tcp_keyed(job.addr, key, timeout, &heard)).await,
             },
-            (ProbeKind::Connect, Protocol::Udp) => Box::pin(udp_exchange(job.addr, key)).await,
+            (ProbeKind::Connect, Protocol::Udp) => {
+                Box::pin(udp_exchange(job.addr, key, timeout, &heard)).await
+            }
             (ProbeKind::Loopback, Protocol::Tcp) => Box::pin(tcp_loopback(job.addr)).await,
             (ProbeKind::Loopback, Protocol::Udp) => Box::pin(udp_loopback(job.addr)).await,
             (ProbeKind::App(probe), _) => match key {
@@ -124,7 +126,9 @@ impl Prober for NetProber {
             // The keyed exchange, then the application probe on a new connection.
             ProbeKind::App(_) if keyed => 4,
             ProbeKind::App(_) => 2,
-            ProbeKind::Connect if keyed && job.protocol == Protocol::Tcp => 2,
+            // TCP: connect, then the exchange. UDP: the exchange bounds itself, reading past
+            // datagrams that do not prove the key until its own deadline.
+            ProbeKind::Connect if keyed => 2,
             _ => 1,
         }
     }
@@ -232,7 +236,12 @@ fn is_self_connect(stream: &TcpStream, dialled: SocketAddr) -> bool {
     stream.local_addr().is_ok_and(|local| local == dialled)
 }
 
-async fn udp_exchange(addr: SocketAddr, key: Option<&Key>) -> Attempt {
+async fn udp_exchange(
+    addr: SocketAddr,
+    key: Option<&Key>,
+    timeout: Duration,
+    heard: &Heard,
+) -> Attempt {
     let mut socket = None;
     for _ in 0..SELF_CONNECT_TRIES {
         let s = match UdpSocket::bind(unspecified(addr.ip())).await {
@@ -261,18 +270,45 @@ async fn udp_exchange(addr: SocketAddr, key: Option<&Key>) -> Attempt {
         return classify(&e, addr, Protocol::Udp);
     }
     let mut buf = [0u8; 512];
-    match socket.recv(&mut buf).await {
-        Ok(n) => match key {
-            None => Attempt::Answer(State::Open, Why::Reply),
-            Some(key) => match protocol::check_reply(key, &buf[..n], &probe) {
-                ReplyCheck::Valid => Attempt::Answer(State::Open, Why::Verified),
-                ReplyCheck::OtherPort(port) => Attempt::Answer(State::Open, Why::Redirected(port)),
+    let Some(key) = key else {
+        return match socket.recv(&mut buf).await {
+            Ok(_) => Attempt::Answer(State::Open, Why::Reply),
+            Err(e) => classify(&e, addr, Protocol::Udp),
+        };
+    };
+    // Keyed: anything can be sent to our port from the target's address (a spoofed or stray
+    // datagram ahead of serve's reply), so read on until a reply proves the key or the
+    // timeout ends the try; what came instead is reported only if nothing valid follows.
+    let mut junk = 0u32;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let received = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
+            Ok(received) => received,
+            Err(_) if junk > 0 => {
+                tracing::debug!(%addr, junk, "only datagrams that do not prove the key");
+                return Attempt::Answer(State::Open, Why::NotServe(NotServe::BadUdpProof));
+            }
+            Err(_) => return Attempt::Silent,
+        };
+        match received {
+            Ok(n) => match protocol::check_reply(key, &buf[..n], &probe) {
+                ReplyCheck::Valid => {
+                    if junk > 0 {
+                        tracing::debug!(%addr, junk, "ignored datagrams ahead of the reply");
+                    }
+                    return Attempt::Answer(State::Open, Why::Verified);
+                }
+                ReplyCheck::OtherPort(port) => {
+                    return Attempt::Answer(State::Open, Why::Redirected(port))
+                }
                 ReplyCheck::Invalid => {
-                    Attempt::Answer(State::Open, Why::NotServe(NotServe::BadUdpProof))
+                    junk += 1;
+                    // Something answers: not silence for the engine to give up on.
+                    heard.mark();
                 }
             },
-        },
-        Err(e) => classify(&e, addr, Protocol::Udp),
+            Err(e) => return classify(&e, addr, Protocol::Udp),
+        }
     }
 }
 

@@ -309,3 +309,63 @@ fn serve_input_errors_are_one_line_exit_2() {
         assert!(stderr.contains(needle), "{args:?}: {stderr}");
     }
 }
+
+/// A responder on loopback that answers each probe with `junk` datagrams first (what a
+/// spoofer racing serve's reply would send), then, if `valid`, the real reply.
+fn racing_responder(junk: usize, valid: bool) -> u16 {
+    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = socket.local_addr().unwrap().port();
+    let key = Key::derive(KEY).unwrap();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        for _ in 0..16 {
+            let Ok((n, from)) = socket.recv_from(&mut buf) else {
+                return;
+            };
+            let Ok(probe) = protocol::decode_probe(&key, &buf[..n], now_ms()) else {
+                continue;
+            };
+            for i in 0..junk {
+                let _ = socket.send_to(format!("junk {i}").as_bytes(), from);
+            }
+            if valid {
+                let _ = socket.send_to(&protocol::encode_reply(&key, &probe.nonce, port), from);
+            }
+        }
+    });
+    port
+}
+
+#[test]
+fn check_reads_past_datagrams_that_do_not_prove_the_key() {
+    let raced = racing_responder(3, true);
+    let only_junk = racing_responder(3, false);
+    let p = profile(&format!(
+        "{}{}",
+        check_block("raced", "udp", &raced.to_string(), true),
+        check_block("junk", "udp", &only_junk.to_string(), true)
+    ));
+    let out = bin()
+        .args(["check", "--profile", p.path.to_str().unwrap()])
+        .args(["--target", "box=127.0.0.1", "--format", "json"])
+        .env("AUTOMATE_PORTS_KEY", KEY)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let raced = &results(&report, "raced")[0];
+    assert_eq!(
+        (raced["verified"].as_bool(), raced["verdict"].as_str()),
+        (Some(true), Some("pass")),
+        "{raced}"
+    );
+    let junk = &results(&report, "junk")[0];
+    assert_eq!(junk["verified"], false, "{junk}");
+    assert!(
+        junk["reason"]
+            .as_str()
+            .unwrap()
+            .contains("a UDP reply that does not prove the key"),
+        "{junk}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
