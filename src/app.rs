@@ -240,6 +240,12 @@ fn key(arg: &KeyArg) -> anyhow::Result<Option<Key>> {
 }
 
 fn run_serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    if args.new_key {
+        let key = Key::generate();
+        return write_stdout(&format!(
+            "{key}\n\n# the same key on both sides, in the environment (it stays out of process lists):\nexport AUTOMATE_PORTS_KEY='{key}'      # Linux, macOS\n$env:AUTOMATE_PORTS_KEY = '{key}'    # Windows PowerShell\n"
+        ));
+    }
     let profile = profiles::load(args.role.as_deref(), args.profile.as_deref())?;
     let Some(key) = key(&args.key)? else {
         anyhow::bail!("serve needs the shared key: set AUTOMATE_PORTS_KEY or pass --key KEY (the same as for check --key)");

@@ -204,12 +204,15 @@ pub struct ServeArgs {
     /// Listen on every port of a range instead of the 32-port sample `check` probes.
     #[arg(long)]
     pub full_ranges: bool,
+    /// Print a new random key (and how to set it on both sides), then exit.
+    #[arg(long, conflicts_with_all = ["role", "profile", "key", "bind", "full_ranges"])]
+    pub new_key: bool,
 }
 
 /// The shared key of `check` and `serve`.
 #[derive(Debug, Args, Clone)]
 pub struct KeyArg {
-    /// Shared key with `serve` on the far side (at least 8 characters); prefer the AUTOMATE_PORTS_KEY variable, which stays out of process lists.
+    /// Shared key with `serve` on the far side (at least 16 characters; `serve --new-key` makes one); prefer the AUTOMATE_PORTS_KEY variable, which stays out of process lists.
     #[arg(
         long,
         value_name = "KEY",

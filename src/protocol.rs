@@ -11,7 +11,7 @@ use sha2::Sha256;
 type HmacSha256 = Hmac<Sha256>;
 
 pub const MAGIC: [u8; 4] = *b"APRB";
-pub const VERSION: u8 = 1;
+pub const VERSION: u8 = 2;
 const TYPE_PROBE: u8 = 1;
 const TYPE_REPLY: u8 = 2;
 
@@ -22,7 +22,13 @@ pub const REPLY_LEN: usize = 56;
 /// How far a probe's timestamp may be from the responder's clock.
 pub const FRESH_WINDOW: Duration = Duration::from_secs(300);
 /// Shortest shared key accepted.
-pub const MIN_KEY_LEN: usize = 8;
+pub const MIN_KEY_LEN: usize = 16;
+/// PBKDF2 rounds that stretch the shared key: one sniffed probe then costs an attacker this
+/// many HMACs per guess, and each side pays it once per process (tens of milliseconds).
+pub const KDF_ROUNDS: u32 = 100_000;
+/// The KDF's salt, fixed by the protocol (both sides must derive the same key from the
+/// shared one alone).
+const KDF_SALT: &[u8] = b"automate-ports/2 probe key";
 
 const _: () = assert!(REPLY_LEN <= PROBE_LEN);
 
@@ -38,20 +44,32 @@ impl std::fmt::Debug for Key {
 }
 
 impl Key {
-    /// Derives the MAC key from a shared key of at least [`MIN_KEY_LEN`] characters.
+    /// Derives the MAC key from a shared key of at least [`MIN_KEY_LEN`] characters:
+    /// PBKDF2-HMAC-SHA256, [`KDF_ROUNDS`] rounds, the protocol's fixed salt.
     pub fn derive(shared: &str) -> Result<Key, String> {
-        if shared.chars().count() < MIN_KEY_LEN {
+        if shared.trim().chars().count() < MIN_KEY_LEN {
             return Err(format!(
-                "the key is too short: use at least {MIN_KEY_LEN} characters, the same on both sides"
+                "the key is too short: use at least {MIN_KEY_LEN} characters, the same on both sides (automate-ports serve --new-key makes one)"
             ));
         }
-        let mut mac =
-            HmacSha256::new_from_slice(shared.as_bytes()).expect("HMAC takes any key length");
-        mac.update(b"automate-ports/1 probe key");
-        let derived = mac.finalize().into_bytes();
+        let mut derived = [0u8; 32];
+        pbkdf2::pbkdf2_hmac::<Sha256>(shared.as_bytes(), KDF_SALT, KDF_ROUNDS, &mut derived);
         Ok(Key(
             HmacSha256::new_from_slice(&derived).expect("HMAC takes any key length")
         ))
+    }
+
+    /// A new random shared key: 32 characters from the OS generator (192 bits).
+    pub fn generate() -> String {
+        const ALPHABET: &[u8; 64] =
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut bytes = [0u8; 32];
+        // The OS generator failing is not recoverable and not the user's doing.
+        getrandom::fill(&mut bytes).expect("the operating system's random generator works");
+        bytes
+            .iter()
+            .map(|b| char::from(ALPHABET[usize::from(b % 64)]))
+            .collect()
     }
 
     fn mac(&self) -> HmacSha256 {
@@ -225,8 +243,11 @@ mod tests {
 
     const NOW: u64 = 1_790_000_000_000;
 
+    /// Derived once: the KDF is slow on purpose.
     fn key() -> Key {
-        Key::derive("correct horse battery").unwrap()
+        static KEY: OnceLock<Key> = OnceLock::new();
+        KEY.get_or_init(|| Key::derive("correct horse battery").unwrap())
+            .clone()
     }
 
     #[test]
@@ -273,7 +294,15 @@ mod tests {
             check_reply(&key(), &reply, &Probe::new(75, NOW)),
             ReplyCheck::Invalid
         );
-        assert!(Key::derive("short").is_err());
+        assert!(Key::derive("fifteen chars!!").is_err());
+        assert!(
+            Key::derive("                    ").is_err(),
+            "blanks are no key"
+        );
+        let new = Key::generate();
+        assert_eq!(new.len(), 32);
+        assert!(Key::derive(&new).is_ok());
+        assert_ne!(new, Key::generate());
         assert_eq!(format!("{:?}", key()), "Key(<redacted>)");
     }
 

@@ -510,7 +510,7 @@ mod tests {
 
     #[test]
     fn replays_and_floods_are_refused() {
-        let key = Key::derive("a shared secret").unwrap();
+        let key = Key::derive("a shared secret of ours").unwrap();
         let r = Responder {
             key: key.clone(),
             stats: Arc::new(Stats::default()),

@@ -8,7 +8,7 @@ use automate_ports::protocol::{self, Key, Probe, ReplyCheck, PROBE_LEN, REPLY_LE
 
 use crate::util::{self, bin, check_block, profile, results, serve};
 
-const KEY: &str = "loopback-key-42";
+const KEY: &str = "loopback-key-4242";
 
 fn now_ms() -> u64 {
     SystemTime::now()
@@ -55,7 +55,7 @@ fn udp_reply(port: u16, datagram: &[u8]) -> Option<Vec<u8>> {
 fn udp_answers_only_valid_fresh_keyed_probes_and_never_more_than_it_got() {
     let (responder, _p, _tcp, udp) = served();
     let key = Key::derive(KEY).unwrap();
-    let wrong = Key::derive("some other key").unwrap();
+    let wrong = Key::derive("some other key entirely").unwrap();
     let mut junk: Vec<Vec<u8>> = vec![
         b"automate-ports probe\n".to_vec(),
         vec![],
@@ -280,6 +280,16 @@ fn serve_input_errors_are_one_line_exit_2() {
             Some("short"),
             "too short",
         ),
+        (
+            vec!["serve", "--role", "server"],
+            Some("aaaaaaaaaaaaaaa"),
+            "serve --new-key makes one",
+        ),
+        (
+            vec!["serve", "--role", "server"],
+            Some("                "),
+            "too short",
+        ),
         (vec!["serve", "--role", "nope"], Some(KEY), "unknown role"),
         (
             vec!["serve", "--role", "server", "--for", "soon"],
@@ -368,4 +378,52 @@ fn check_reads_past_datagrams_that_do_not_prove_the_key() {
         "{junk}"
     );
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// `serve --new-key` prints a key (and how to set it) that both sides then accept.
+#[test]
+fn new_key_prints_a_key_that_works() {
+    let out = bin().args(["serve", "--new-key"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let key = text.lines().next().unwrap().to_string();
+    assert_eq!(key.len(), 32, "{text}");
+    assert!(
+        text.contains(&format!("export AUTOMATE_PORTS_KEY='{key}'")),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("$env:AUTOMATE_PORTS_KEY = '{key}'")),
+        "{text}"
+    );
+    let again = bin().args(["serve", "--new-key"]).output().unwrap();
+    assert_ne!(
+        String::from_utf8_lossy(&again.stdout).lines().next(),
+        Some(key.as_str())
+    );
+
+    let udp = util::free_udp_port();
+    let p = profile(&check_block("u", "udp", &udp.to_string(), true));
+    let path = p.path.to_str().unwrap();
+    let _serve = serve(
+        &[],
+        &["--profile", path, "--bind", "127.0.0.1", "--for", "1m"],
+        &key,
+    );
+    let out = bin()
+        .args([
+            "check",
+            "--profile",
+            path,
+            "--target",
+            "box=127.0.0.1",
+            "--format",
+            "json",
+        ])
+        .env("AUTOMATE_PORTS_KEY", &key)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results(&report, "u")[0]["verified"], true, "{report}");
+    assert_eq!(out.status.code(), Some(0));
 }
