@@ -51,6 +51,12 @@ const TICK: Duration = Duration::from_millis(20);
 /// if a busy responder caused it, a narrow second look does not repeat it.
 const NARROW_WIDTH: usize = 256;
 
+/// Narrow looks a port gets before "connected, but no valid answer" is believed. Each waits
+/// twice the timeout: after a busy sweep the OS remembers long round trips to the far side
+/// and starts new connections with a long retransmission timeout, so one lost probe or reply
+/// can take more than a timeout to repair.
+const NARROW_LOOKS: u8 = 2;
+
 /// Descriptors kept free for the runtime, stdio, DNS and the report.
 const FD_RESERVE: u64 = 64;
 
@@ -147,8 +153,8 @@ struct Slot {
     running: Option<Running>,
     /// A "connected, but no valid answer" outcome, reported if later tries hear nothing.
     held: Option<(State, Why, Duration)>,
-    /// Had its narrow second try.
-    narrowed: bool,
+    /// Narrow looks it has had.
+    narrowed: u8,
     longest_wait: Duration,
     done: bool,
 }
@@ -193,6 +199,11 @@ pub async fn run<P: Prober>(
             let job = jobs[index].clone();
             let generation = engine.slots[index].generation;
             let phases = prober.phases(&job);
+            let timeout = if narrow {
+                config.timeout * 2
+            } else {
+                config.timeout
+            };
             let heard = Heard::new(&engine.heard, index);
             let starts = Arc::clone(&engine.starts);
             starts.clear(index);
@@ -200,12 +211,10 @@ pub async fn run<P: Prober>(
                 // Stamped when the try really begins: a busy runtime may poll a spawned
                 // task much later, and that wait is not the far side's silence.
                 let started = starts.stamp(index);
-                let attempt = tokio::time::timeout(
-                    config.timeout * phases,
-                    prober.attempt(job, config.timeout, heard),
-                )
-                .await
-                .unwrap_or(Attempt::Silent);
+                let attempt =
+                    tokio::time::timeout(timeout * phases, prober.attempt(job, timeout, heard))
+                        .await
+                        .unwrap_or(Attempt::Silent);
                 let at = Instant::now();
                 Finished {
                     index,
@@ -401,10 +410,10 @@ impl<'a> Engine<'a> {
                 // It connected: the address is alive, but this proves nothing yet.
                 path.answered(at);
                 slot.held = Some((state, why, elapsed));
-                if slot.narrowed {
+                if slot.narrowed >= NARROW_LOOKS {
                     self.finish(index, done);
                 } else {
-                    slot.narrowed = true;
+                    slot.narrowed += 1;
                     self.narrow.push_back(index);
                 }
             }
@@ -781,13 +790,16 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
-    async fn connected_without_a_valid_answer_gets_one_narrow_second_look() {
+    async fn connected_without_a_valid_answer_gets_narrow_second_looks() {
         let prober = Arc::new(Fake::default());
         let jobs = [job(5, Protocol::Tcp), job(1000, Protocol::Tcp)];
         let out = run(Arc::clone(&prober), &jobs, config(2000, 1, 8), &|| {}).await;
-        assert_eq!(out[0].tries, 2);
+        assert_eq!(out[0].tries, 1 + NARROW_LOOKS);
         assert!(matches!(out[0].why, Why::NotServe(_)), "{:?}", out[0]);
-        assert_eq!(prober.tries.load(Ordering::SeqCst), 3);
+        assert_eq!(
+            prober.tries.load(Ordering::SeqCst),
+            usize::from(2 + NARROW_LOOKS)
+        );
     }
 
     #[tokio::test(start_paused = true)]
@@ -800,7 +812,7 @@ mod tests {
             "{:?}",
             out[0]
         );
-        assert_eq!(out[0].tries, 2, "one narrow second look");
+        assert_eq!(out[0].tries, 1 + NARROW_LOOKS, "the narrow looks");
     }
 
     #[tokio::test(start_paused = true)]
