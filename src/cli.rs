@@ -205,7 +205,8 @@ pub struct ServeArgs {
     #[arg(long)]
     pub full_ranges: bool,
     /// Print a new random key (and how to set it on both sides), then exit.
-    #[arg(long, conflicts_with_all = ["role", "profile", "key", "bind", "full_ranges"])]
+    // Not in conflict with the key: rotating one means AUTOMATE_PORTS_KEY is already set.
+    #[arg(long, conflicts_with_all = ["role", "profile", "bind", "full_ranges"])]
     pub new_key: bool,
 }
 

@@ -396,7 +396,13 @@ fn new_key_prints_a_key_that_works() {
         text.contains(&format!("$env:AUTOMATE_PORTS_KEY = '{key}'")),
         "{text}"
     );
-    let again = bin().args(["serve", "--new-key"]).output().unwrap();
+    // Rotating a key: the old one is still in the environment.
+    let again = bin()
+        .args(["serve", "--new-key"])
+        .env("AUTOMATE_PORTS_KEY", KEY)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(0));
     assert_ne!(
         String::from_utf8_lossy(&again.stdout).lines().next(),
         Some(key.as_str())
