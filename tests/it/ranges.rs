@@ -15,9 +15,19 @@ fn sampled_range_reports_exactly_the_ports_that_failed() {
     let base = first.local_addr().unwrap().port();
     let mut held = vec![first];
     let mut gap = None;
+    // The gap is bound but never listens: closed (RST), and no other test running in
+    // parallel can take it for a listener or a connection's source port meanwhile.
+    let mut gap_holder = None;
     let mut end = base;
     for port in base + 1..base + 8 {
         if port == base + 4 {
+            let socket =
+                socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+            let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+            if socket.bind(&addr.into()).is_err() {
+                break;
+            }
+            gap_holder = Some(socket);
             gap = Some(port);
         } else if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
             held.push(l);
@@ -40,6 +50,7 @@ fn sampled_range_reports_exactly_the_ports_that_failed() {
     assert_eq!(r["verdict"], "fail");
     assert!(r["hint"].as_str().unwrap().contains(&gap.to_string()));
     assert_eq!(code, 1);
+    drop(gap_holder);
 }
 
 fn assert_no_open(r: &Value, total: u64) {
