@@ -266,14 +266,17 @@ fn run_serve(args: &ServeArgs) -> anyhow::Result<ExitCode> {
         binds,
         duration: args.duration,
         full_ranges: args.full_ranges,
+        drop_privileges: true,
+        user: args.user.clone(),
     };
-    let stats = runtime()?.block_on_shutdown(async {
-        let mut status = |line: &str| {
-            let _ = write_stdout(&format!("{line}\n"));
-        };
-        serve::run(&profile, &options, &mut status).await
-    })?;
-    write_stdout(&format!("stopped: {}\n", stats.summary()))?;
+    let mut status = |line: &str| {
+        let _ = write_stdout(&format!("{line}\n"));
+    };
+    // Bound and unprivileged before the runtime starts its threads.
+    let bound = serve::bind(&profile, &options, &mut status)?;
+    let counts =
+        runtime()?.block_on_shutdown(async { serve::run(bound, &options, &mut status).await })?;
+    write_stdout(&format!("stopped: {}\n", counts.summary()))?;
     Ok(ExitCode::from(exit::OK))
 }
 

@@ -204,9 +204,12 @@ pub struct ServeArgs {
     /// Listen on every port of a range instead of the 32-port sample `check` probes.
     #[arg(long)]
     pub full_ranges: bool,
+    /// Started as root (Unix): the account to run as once the ports are bound [default: nobody].
+    #[arg(long, value_name = "USER")]
+    pub user: Option<String>,
     /// Print a new random key (and how to set it on both sides), then exit.
     // Not in conflict with the key: rotating one means AUTOMATE_PORTS_KEY is already set.
-    #[arg(long, conflicts_with_all = ["role", "profile", "bind", "full_ranges"])]
+    #[arg(long, conflicts_with_all = ["role", "profile", "bind", "full_ranges", "user"])]
     pub new_key: bool,
 }
 

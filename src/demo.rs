@@ -57,20 +57,21 @@ pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
     // A one-off key: the demo's responder answers only this run's checks.
     let key = Key::derive(&format!("demo-{}", hex(&Probe::new(0, 0).nonce))).expect("long enough");
     let mut notes = Vec::new();
-    let running = serve::start(
-        &staging_profile(&open),
-        &serve::Options {
-            key: key.clone(),
-            binds: vec![HOST],
-            duration: Duration::from_secs(60),
-            full_ranges: false,
-        },
-        &mut |line: &str| {
-            if line.starts_with("skipped") {
-                notes.push(line.to_string());
-            }
-        },
-    )?;
+    let options = serve::Options {
+        key: key.clone(),
+        binds: vec![HOST],
+        duration: Duration::from_secs(60),
+        full_ranges: false,
+        // The demo's own check runs in this process.
+        drop_privileges: false,
+        user: None,
+    };
+    let bound = serve::bind(&staging_profile(&open), &options, &mut |line: &str| {
+        if line.starts_with("skipped") {
+            notes.push(line.to_string());
+        }
+    })?;
+    let running = serve::start(bound, &options, &mut |_: &str| {})?;
     let listening = running.listening.clone();
 
     let options = Options {

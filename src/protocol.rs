@@ -14,11 +14,18 @@ pub const MAGIC: [u8; 4] = *b"APRB";
 pub const VERSION: u8 = 2;
 const TYPE_PROBE: u8 = 1;
 const TYPE_REPLY: u8 = 2;
+const TYPE_STALE: u8 = 3;
 
 /// magic 4, version 1, type 1, reserved 2, timestamp 8, nonce 16, port 2, mac 32.
 pub const PROBE_LEN: usize = 66;
 /// magic 4, version 1, type 1, port 2, nonce 16, mac 32: never larger than a probe.
 pub const REPLY_LEN: usize = 56;
+/// A stale reply adds the responder's clock (8): still never larger than a probe.
+pub const STALE_LEN: usize = 64;
+/// The longest reply a prober has to read.
+pub const MAX_REPLY_LEN: usize = STALE_LEN;
+/// What a prober reads first: enough to know which reply it is and how long.
+pub const REPLY_HEAD_LEN: usize = 6;
 /// How far a probe's timestamp may be from the responder's clock.
 pub const FRESH_WINDOW: Duration = Duration::from_secs(300);
 /// Shortest shared key accepted.
@@ -30,7 +37,7 @@ pub const KDF_ROUNDS: u32 = 100_000;
 /// shared one alone).
 const KDF_SALT: &[u8] = b"automate-ports/2 probe key";
 
-const _: () = assert!(REPLY_LEN <= PROBE_LEN);
+const _: () = assert!(REPLY_LEN <= PROBE_LEN && STALE_LEN <= PROBE_LEN);
 
 /// The MAC key, derived from the shared key so the raw key never touches the wire. Kept
 /// as a keyed HMAC state: each MAC then clones it instead of hashing the key pads again.
@@ -133,17 +140,19 @@ pub enum Reject {
     Malformed,
     WrongKey,
     Stale,
+    BeforeStart,
     Replayed,
     RateLimited,
 }
 
 impl Reject {
-    pub const ALL: [Reject; 7] = [
+    pub const ALL: [Reject; 8] = [
         Reject::Truncated,
         Reject::Oversized,
         Reject::Malformed,
         Reject::WrongKey,
         Reject::Stale,
+        Reject::BeforeStart,
         Reject::Replayed,
         Reject::RateLimited,
     ];
@@ -155,6 +164,7 @@ impl Reject {
             Reject::Malformed => "malformed",
             Reject::WrongKey => "wrong key",
             Reject::Stale => "stale",
+            Reject::BeforeStart => "older than serve's start",
             Reject::Replayed => "replayed",
             Reject::RateLimited => "rate-limited",
         }
@@ -164,6 +174,24 @@ impl Reject {
 /// Checks a probe's form, MAC and freshness. Replays and rate limits are the caller's
 /// (they need state).
 pub fn decode_probe(key: &Key, bytes: &[u8], now_ms: u64) -> Result<Probe, Reject> {
+    let probe = authenticate(key, bytes)?;
+    if !is_fresh(probe.timestamp_ms, now_ms, 0) {
+        return Err(Reject::Stale);
+    }
+    Ok(probe)
+}
+
+/// Whether a probe made at `timestamp_ms` may be answered at `now_ms` by a responder that
+/// started at `not_before_ms`: within [`FRESH_WINDOW`] of its clock, and not older than its
+/// start (a probe recorded before a restart cannot be replayed to it).
+pub fn is_fresh(timestamp_ms: u64, now_ms: u64, not_before_ms: u64) -> bool {
+    timestamp_ms.abs_diff(now_ms) <= FRESH_WINDOW.as_millis() as u64
+        && timestamp_ms >= not_before_ms
+}
+
+/// Checks a probe's form and MAC only: what a stranger costs the responder before it is
+/// forgotten. Freshness is [`is_fresh`].
+pub fn authenticate(key: &Key, bytes: &[u8]) -> Result<Probe, Reject> {
     if bytes.len() < PROBE_LEN {
         return Err(Reject::Truncated);
     }
@@ -179,13 +207,8 @@ pub fn decode_probe(key: &Key, bytes: &[u8], now_ms: u64) -> Result<Probe, Rejec
     // Constant-time comparison: a wrong key learns nothing from timing.
     mac.verify_slice(&bytes[34..])
         .map_err(|_| Reject::WrongKey)?;
-    let timestamp_ms = u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes"));
-    let window = FRESH_WINDOW.as_millis() as u64;
-    if timestamp_ms.abs_diff(now_ms) > window {
-        return Err(Reject::Stale);
-    }
     Ok(Probe {
-        timestamp_ms,
+        timestamp_ms: u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")),
         nonce: bytes[16..32].try_into().expect("16 bytes"),
         port: u16::from_be_bytes([bytes[32], bytes[33]]),
     })
@@ -205,6 +228,35 @@ pub fn encode_reply(key: &Key, nonce: &[u8; 16], arrived_on: u16) -> [u8; REPLY_
     out
 }
 
+/// The answer to a probe with a valid MAC that is not fresh: proves the key, binds the
+/// nonce and port, and carries the responder's clock so the prober can say by how much
+/// the clocks differ instead of blaming a firewall for the silence.
+pub fn encode_stale(key: &Key, nonce: &[u8; 16], arrived_on: u16, now_ms: u64) -> [u8; STALE_LEN] {
+    let mut out = [0u8; STALE_LEN];
+    out[..4].copy_from_slice(&MAGIC);
+    out[4] = VERSION;
+    out[5] = TYPE_STALE;
+    out[6..8].copy_from_slice(&arrived_on.to_be_bytes());
+    out[8..24].copy_from_slice(nonce);
+    out[24..32].copy_from_slice(&now_ms.to_be_bytes());
+    let mut mac = key.mac();
+    mac.update(&out[..32]);
+    out[32..].copy_from_slice(&mac.finalize().into_bytes());
+    out
+}
+
+/// How long the reply that starts with `head` ([`REPLY_HEAD_LEN`] bytes) is, if it is one.
+pub fn reply_len(head: &[u8]) -> Option<usize> {
+    if head.len() < REPLY_HEAD_LEN || head[..4] != MAGIC || head[4] != VERSION {
+        return None;
+    }
+    match head[5] {
+        TYPE_REPLY => Some(REPLY_LEN),
+        TYPE_STALE => Some(STALE_LEN),
+        _ => None,
+    }
+}
+
 /// What a reply proves to the prober.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ReplyCheck {
@@ -213,17 +265,25 @@ pub enum ReplyCheck {
     /// From a responder with the key, but the probe arrived on another port: a port forward
     /// or REDIRECT sends this port elsewhere.
     OtherPort(u16),
+    /// From a responder with the key, which refused the probe as stale; its clock then.
+    Stale { responder_ms: u64 },
     /// Not a reply to this probe from anyone with the key.
     Invalid,
 }
 
 pub fn check_reply(key: &Key, bytes: &[u8], probe: &Probe) -> ReplyCheck {
-    if bytes.len() != REPLY_LEN
-        || bytes[..4] != MAGIC
-        || bytes[4] != VERSION
-        || bytes[5] != TYPE_REPLY
-    {
+    if reply_len(bytes) != Some(bytes.len()) {
         return ReplyCheck::Invalid;
+    }
+    if bytes[5] == TYPE_STALE {
+        let mut mac = key.mac();
+        mac.update(&bytes[..32]);
+        if mac.verify_slice(&bytes[32..]).is_err() || bytes[8..24] != probe.nonce {
+            return ReplyCheck::Invalid;
+        }
+        return ReplyCheck::Stale {
+            responder_ms: u64::from_be_bytes(bytes[24..32].try_into().expect("8 bytes")),
+        };
     }
     let mut mac = key.mac();
     mac.update(&bytes[..24]);
@@ -262,6 +322,24 @@ mod tests {
             check_reply(&key(), &moved, &probe),
             ReplyCheck::OtherPort(443)
         );
+        let stale = encode_stale(&key(), &probe.nonce, 8484, NOW + 400_000);
+        assert_eq!(reply_len(&stale), Some(STALE_LEN));
+        assert_eq!(reply_len(&reply), Some(REPLY_LEN));
+        assert_eq!(
+            check_reply(&key(), &stale, &probe),
+            ReplyCheck::Stale {
+                responder_ms: NOW + 400_000
+            }
+        );
+        let mut forged = stale;
+        forged[30] ^= 1;
+        assert_eq!(check_reply(&key(), &forged, &probe), ReplyCheck::Invalid);
+        assert!(is_fresh(NOW, NOW + 300_000, NOW));
+        assert!(
+            !is_fresh(NOW - 1, NOW, NOW),
+            "older than the responder's start"
+        );
+        assert!(!is_fresh(NOW + 300_001, NOW, 0));
         let other = Probe::new(8484, NOW);
         assert_eq!(
             check_reply(&key(), &reply, &other),

@@ -81,6 +81,9 @@ fn judge_outcome(outcome: &Outcome, expect: Expect) -> Judgement {
             AppVerdict::Warn => base.max(Judgement::Unsure),
             AppVerdict::Fail => Judgement::Unmet,
         },
+        // The path is proven open (the answer is bound to the key, nonce and port), but the
+        // check itself could not complete: doubtful, not a firewall's fault.
+        (Why::Stale { .. }, _) => Judgement::Unsure,
         _ => base,
     }
 }
@@ -501,6 +504,14 @@ fn hint(
             "Something other than automate-ports serve answers {proto} {ports} at {place}: a proxy, SYN proxy, or a port forward to another host. Make sure the forward points at the machine running serve.",
             "Auf {proto} {ports} bei {place} antwortet etwas anderes als automate-ports serve: ein Proxy, SYN-Proxy oder eine Portweiterleitung auf einen anderen Host. Die Weiterleitung muss auf den Rechner zeigen, auf dem serve läuft."
         ),
+        (_, _, Why::Stale { offset_ms }) => {
+            let clocks = crate::probe::clock_difference(*offset_ms, lang);
+            return tr!(
+                lang,
+                "{proto} {ports} at {place} reaches automate-ports serve, which refused the probe as stale: {clocks}. Set both clocks from the same time source (Windows: w32tm /resync; Linux: timedatectl set-ntp true) and check again.",
+                "{proto} {ports} bei {place} erreicht automate-ports serve, das die Probe aber als veraltet abgelehnt hat: {clocks}. Beide Uhren aus derselben Zeitquelle stellen (Windows: w32tm /resync; Linux: timedatectl set-ntp true) und erneut prüfen."
+            );
+        }
         (_, _, Why::Redirected(port)) => tr!(
             lang,
             "{proto} {ports} at {place} reaches automate-ports serve, but on port {port}: the port forward maps it to the wrong internal port.",
@@ -623,6 +634,14 @@ mod tests {
             (State::Filtered, Why::NoAnswerKeyed),
             (State::Open, Why::Verified),
             (State::Open, Why::Redirected(8443)),
+            (State::Open, Why::Stale { offset_ms: 420_000 }),
+            (
+                State::Open,
+                Why::Stale {
+                    offset_ms: -420_000,
+                },
+            ),
+            (State::Open, Why::Stale { offset_ms: 2_000 }),
             (
                 State::Open,
                 Why::NotServe(NotServe::Silent(Duration::from_secs(2))),

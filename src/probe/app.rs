@@ -394,14 +394,16 @@ async fn request<S: AsyncRead + AsyncWrite + Unpin>(
     Ok(response)
 }
 
+#[doc(hidden)]
 #[derive(Debug, Default)]
-struct HttpHead {
+pub struct HttpHead {
     status: Option<u16>,
     reason: String,
     server: Option<String>,
 }
 
-fn parse_http_head(response: &[u8]) -> HttpHead {
+#[doc(hidden)]
+pub fn parse_http_head(response: &[u8]) -> HttpHead {
     let text = String::from_utf8_lossy(&response[..response.len().min(16 * 1024)]);
     let mut lines = text.split("\r\n");
     let mut head = HttpHead::default();

@@ -47,6 +47,9 @@ pub enum Why {
     Verified,
     /// Keyed: a responder with the key answered, but the probe arrived on another port.
     Redirected(u16),
+    /// Keyed: `serve` proved the key but refused the probe as stale: its clock differs from
+    /// ours by `offset_ms` (positive: it is ahead), or it started after the probe was made.
+    Stale { offset_ms: i64 },
     /// Keyed: something answered that is not `automate-ports serve`.
     NotServe(NotServe),
     /// An application probe ran on the open port.
@@ -79,6 +82,7 @@ impl Why {
                 | Why::HostUnreachable
                 | Why::Verified
                 | Why::Redirected(_)
+                | Why::Stale { .. }
                 | Why::NotServe(_)
                 | Why::App(_)
                 | Why::RealService(_)
@@ -99,6 +103,34 @@ pub enum NotServe {
     BadProof,
     /// A UDP reply that does not prove the key.
     BadUdpProof,
+}
+
+/// "clocks differ by 420 s (the server is ahead)", or, when they agree within serve's window,
+/// that serve started after the probe was made.
+pub fn clock_difference(offset_ms: i64, lang: Lang) -> String {
+    let seconds = (offset_ms.unsigned_abs() + 500) / 1000;
+    let window = crate::protocol::FRESH_WINDOW.as_secs();
+    if seconds <= window {
+        return tr!(
+            lang,
+            "clocks differ by {seconds} s, within the {window} s serve allows, so serve started after this probe was made (a clock running behind the server's)",
+            "die Uhren weichen um {seconds} s ab, innerhalb der {window} s, die serve zulässt; serve wurde also erst nach dieser Probe gestartet (eine Uhr, die hinter der des Servers zurückliegt)"
+        );
+    }
+    match (offset_ms > 0, lang) {
+        (true, Lang::En) => {
+            format!("clocks differ by {seconds} s (the server is ahead; serve allows {window} s)")
+        }
+        (false, Lang::En) => {
+            format!("clocks differ by {seconds} s (the server is behind; serve allows {window} s)")
+        }
+        (true, Lang::De) => format!(
+            "die Uhren weichen um {seconds} s ab (der Server geht vor; serve lässt {window} s zu)"
+        ),
+        (false, Lang::De) => format!(
+            "die Uhren weichen um {seconds} s ab (der Server geht nach; serve lässt {window} s zu)"
+        ),
+    }
 }
 
 /// A problem on this machine that stopped a probe; the OS's own words where it has them.
@@ -277,6 +309,14 @@ impl Outcome {
                 "automate-ports serve answered, but for port {port}: a port forward or REDIRECT sends this port there",
                 "automate-ports serve hat geantwortet, aber für Port {port}: eine Portweiterleitung oder ein REDIRECT leitet diesen Port dorthin"
             ),
+            Why::Stale { offset_ms } => {
+                let clocks = clock_difference(*offset_ms, lang);
+                tr!(
+                    lang,
+                    "automate-ports serve answered with the key, but refused the probe as stale: {clocks}",
+                    "automate-ports serve hat mit dem Schlüssel geantwortet, die Probe aber als veraltet abgelehnt: {clocks}"
+                )
+            }
             Why::NotServe(detail) => {
                 let detail = detail.text(lang);
                 tr!(

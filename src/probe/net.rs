@@ -14,7 +14,7 @@ use super::app::{AppConfig, AppVerdict};
 use super::{Attempt, Heard, Local, NotServe, Prober, Why};
 use crate::model::{AppProbe, ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
-use crate::protocol::{self, Key, Probe, ReplyCheck, REPLY_LEN};
+use crate::protocol::{self, Key, Probe, ReplyCheck, MAX_REPLY_LEN, REPLY_HEAD_LEN};
 
 /// Sent in every plain UDP probe. Some services answer anything; silence is handled by
 /// the engine as `open|filtered`.
@@ -180,21 +180,36 @@ async fn tcp_keyed(addr: SocketAddr, key: &Key, timeout: Duration, heard: &Heard
     let probe = Probe::new(addr.port(), now_ms());
     let exchange = async {
         stream.write_all(&probe.encode(key)).await?;
-        let mut reply = [0u8; REPLY_LEN];
-        stream.read_exact(&mut reply).await?;
-        Ok::<_, io::Error>(reply)
+        // The head says how long the reply is (a stale reply is longer than a valid one).
+        let mut reply = [0u8; MAX_REPLY_LEN];
+        stream.read_exact(&mut reply[..REPLY_HEAD_LEN]).await?;
+        let len = protocol::reply_len(&reply).unwrap_or(REPLY_HEAD_LEN);
+        stream.read_exact(&mut reply[REPLY_HEAD_LEN..len]).await?;
+        Ok::<_, io::Error>((reply, len))
     };
     let why = match tokio::time::timeout(timeout, exchange).await {
         Err(_) => Why::NotServe(NotServe::Silent(timeout)),
         Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Why::NotServe(NotServe::Closed),
         Ok(Err(e)) => Why::NotServe(NotServe::Failed(e.to_string())),
-        Ok(Ok(reply)) => match protocol::check_reply(key, &reply, &probe) {
+        Ok(Ok((reply, len))) => match protocol::check_reply(key, &reply[..len], &probe) {
             ReplyCheck::Valid => Why::Verified,
             ReplyCheck::OtherPort(port) => Why::Redirected(port),
+            ReplyCheck::Stale { responder_ms } => stale(&probe, responder_ms),
             ReplyCheck::Invalid => Why::NotServe(NotServe::BadProof),
         },
     };
     Attempt::Answer(State::Open, why)
+}
+
+/// `serve` refused the probe as stale: by how much its clock differs from ours, taking
+/// its answer to have been made halfway between our send and now.
+fn stale(probe: &Probe, responder_ms: u64) -> Why {
+    let midway = i128::from(probe.timestamp_ms)
+        + (i128::from(now_ms()) - i128::from(probe.timestamp_ms)) / 2;
+    let offset = i128::from(responder_ms) - midway;
+    Why::Stale {
+        offset_ms: offset.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
+    }
 }
 
 /// A plain connect. Returns the stream when the handshake completed, for a keyed exchange.
@@ -300,6 +315,9 @@ async fn udp_exchange(
                 }
                 ReplyCheck::OtherPort(port) => {
                     return Attempt::Answer(State::Open, Why::Redirected(port))
+                }
+                ReplyCheck::Stale { responder_ms } => {
+                    return Attempt::Answer(State::Open, stale(&probe, responder_ms))
                 }
                 ReplyCheck::Invalid => {
                     junk += 1;

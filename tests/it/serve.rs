@@ -63,7 +63,8 @@ fn udp_answers_only_valid_fresh_keyed_probes_and_never_more_than_it_got() {
         vec![0x55; 1400],
         vec![0x42; PROBE_LEN],
         Probe::new(udp, now_ms()).encode(&wrong).to_vec(),
-        Probe::new(udp, now_ms() - 3_600_000).encode(&key).to_vec(),
+        // Within the window but made before serve started: a recording from an earlier run.
+        Probe::new(udp, now_ms() - 200_000).encode(&key).to_vec(),
     ];
     let valid = Probe::new(udp, now_ms()).encode(&key);
     junk.push(valid[..PROBE_LEN - 1].to_vec());
@@ -90,10 +91,22 @@ fn udp_answers_only_valid_fresh_keyed_probes_and_never_more_than_it_got() {
     );
     // The same probe again is a replay.
     assert_eq!(udp_reply(udp, &bytes), None);
+    // Outside the window, with the key: a signed "stale" answer with serve's clock, so the
+    // prober can name the clock difference; once per nonce, and never larger than the probe.
+    let old = Probe::new(udp, now_ms() - 3_600_000);
+    let stale = udp_reply(udp, &old.encode(&key)).expect("a stale probe is answered as stale");
+    assert!(stale.len() <= PROBE_LEN);
+    match protocol::check_reply(&key, &stale, &old) {
+        ReplyCheck::Stale { responder_ms } => {
+            assert!(responder_ms.abs_diff(now_ms()) < 5_000);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(udp_reply(udp, &old.encode(&key)), None);
     // Everything ignored is counted, by cause, in its log.
     let printed = responder.stop().join("\n");
     assert!(
-        printed.contains("answered 0 TCP and 1 UDP probes"),
+        printed.contains("answered 0 TCP and 2 UDP probes (1 refused as stale"),
         "{printed}"
     );
     for cause in [
@@ -101,8 +114,8 @@ fn udp_answers_only_valid_fresh_keyed_probes_and_never_more_than_it_got() {
         "2 oversized",
         "1 malformed",
         "1 wrong key",
-        "1 stale",
-        "1 replayed",
+        "1 older than serve's start",
+        "2 replayed",
     ] {
         assert!(printed.contains(cause), "{cause}: {printed}");
     }
@@ -432,4 +445,141 @@ fn new_key_prints_a_key_that_works() {
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(results(&report, "u")[0]["verified"], true, "{report}");
     assert_eq!(out.status.code(), Some(0));
+}
+
+/// serve refuses a probe from a clock 600 s off, but says so with the key: check names the
+/// clock difference and which side is ahead, instead of blaming a firewall.
+#[test]
+fn a_wrong_clock_is_named_not_blamed_on_a_firewall() {
+    let (_s, p, _tcp, _udp) = served();
+    for (skew, side) in [("-600s", "ahead"), ("+600s", "behind")] {
+        let out = std::process::Command::new("faketime")
+            .args(["-f", skew])
+            .arg(util::bin_path())
+            .args(["check", "--profile", p.path.to_str().unwrap()])
+            .args([
+                "--target",
+                "box=127.0.0.1",
+                "--format",
+                "json",
+                "--lang",
+                "en",
+            ])
+            .env("AUTOMATE_PORTS_KEY", KEY)
+            // Only the wall clock is wrong; timers run on as they should.
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
+            .output()
+            .expect("faketime is installed (.ci/run installs it)");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        for id in ["t", "u"] {
+            let r = &results(&report, id)[0];
+            let reason = r["reason"].as_str().unwrap();
+            assert_eq!(
+                (r["state"].as_str(), r["verdict"].as_str()),
+                (Some("open"), Some("warn")),
+                "{r}"
+            );
+            assert!(
+                reason.contains(&format!("clocks differ by 600 s (the server is {side}")),
+                "{skew}: {reason}"
+            );
+            assert!(!reason.contains("firewall"), "{reason}");
+        }
+        assert_eq!(out.status.code(), Some(0), "warnings only");
+    }
+}
+
+/// Started as root, serve binds, then runs as nobody with no capabilities, and still answers.
+#[test]
+fn serve_started_as_root_answers_as_nobody_with_no_capabilities() {
+    crate::require_root!();
+    let (s, p, _tcp, _udp) = served();
+    assert!(
+        s.startup
+            .iter()
+            .any(|l| l.starts_with("left root after binding: running as nobody (uid 65534")),
+        "{:?}",
+        s.startup
+    );
+    let status = std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).unwrap();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .unwrap()
+            .split_whitespace()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(field("Uid:"), ["65534"; 4], "{status}");
+    assert!(!field("Gid:").contains(&"0"), "{status}");
+    assert_eq!(
+        field("Groups:"),
+        ["65534"],
+        "no supplementary groups: {status}"
+    );
+    for caps in ["CapEff:", "CapPrm:"] {
+        assert_eq!(field(caps), ["0000000000000000"], "{caps} {status}");
+    }
+    let out = bin()
+        .args(["check", "--profile", p.path.to_str().unwrap()])
+        .args(["--target", "box=127.0.0.1", "--format", "json"])
+        .env("AUTOMATE_PORTS_KEY", KEY)
+        .output()
+        .unwrap();
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for id in ["t", "u"] {
+        assert_eq!(results(&report, id)[0]["verified"], true, "{report}");
+    }
+    assert_eq!(out.status.code(), Some(0));
+}
+
+#[test]
+fn serve_user_mistakes_are_one_line_exit_2() {
+    crate::require_root!();
+    let p = profile(&check_block(
+        "t",
+        "tcp",
+        &util::free_tcp_port().to_string(),
+        true,
+    ));
+    for (user, words) in [
+        (
+            "no-such-user-here",
+            "no user 'no-such-user-here' on this machine",
+        ),
+        ("root", "--user root is root: name an unprivileged account"),
+        ("0", "--user 0 is root"),
+    ] {
+        let out = bin()
+            .args(["serve", "--profile", p.path.to_str().unwrap()])
+            .args(["--bind", "127.0.0.1", "--for", "5s", "--user", user])
+            .env("AUTOMATE_PORTS_KEY", KEY)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{user}: {stderr}");
+        assert!(stderr.contains(words), "{user}: {stderr}");
+        assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
+    }
+    // Another unprivileged account works.
+    let s = serve(
+        &[],
+        &[
+            "--profile",
+            p.path.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1",
+            "--user",
+            "daemon",
+        ],
+        KEY,
+    );
+    assert!(
+        s.startup
+            .iter()
+            .any(|l| l.starts_with("left root after binding: running as daemon")),
+        "{:?}",
+        s.startup
+    );
 }

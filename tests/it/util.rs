@@ -140,6 +140,12 @@ pub fn is_root() -> bool {
 macro_rules! require_root {
     () => {
         if !$crate::util::is_root() {
+            // CI sets this: there a lab test that cannot run is a failure, not a skip.
+            assert!(
+                std::env::var_os("AUTOMATE_PORTS_REQUIRE_LAB").is_none(),
+                "{} needs root for network namespaces (AUTOMATE_PORTS_REQUIRE_LAB is set)",
+                module_path!()
+            );
             eprintln!(
                 "SKIPPED {}: needs root for network namespaces",
                 module_path!()

@@ -16,7 +16,7 @@ use crate::util::{
 };
 
 /// The two addresses `lab-server` resolves to in the client namespace.
-const BOTH: [&str; 2] = [SERVER_V4, SERVER_V6];
+pub(crate) const BOTH: [&str; 2] = [SERVER_V4, SERVER_V6];
 
 /// Automate's answer to `/LabTech/agent.aspx`.
 const AUTOMATE: &[u8] =
@@ -27,14 +27,14 @@ const WEB_PAGE: &[u8] =
     b"HTTP/1.1 200 OK\r\nServer: lab-sc\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
 
 /// A lab whose client resolves nothing outside its hosts file.
-fn lab(tag: &str) -> Lab {
+pub(crate) fn lab(tag: &str) -> Lab {
     let lab = Lab::new(tag);
     lab.offline_dns();
     lab
 }
 
 /// A result on one line, for failure messages (a full sweep's report runs to megabytes).
-fn brief(r: &Value) -> String {
+pub(crate) fn brief(r: &Value) -> String {
     let failed = r["failed_ports"].as_array().map_or(String::new(), |f| {
         let head: Vec<String> = f.iter().take(12).map(ToString::to_string).collect();
         format!(" failed_ports[{}]: {}", f.len(), head.join(","))
@@ -52,7 +52,7 @@ fn brief(r: &Value) -> String {
 }
 
 /// Every result on its own line, then the notes.
-fn overview(report: &Value) -> String {
+pub(crate) fn overview(report: &Value) -> String {
     let mut lines: Vec<String> = report["checks"]
         .as_array()
         .expect("checks")
@@ -64,7 +64,7 @@ fn overview(report: &Value) -> String {
 }
 
 /// `serve` answered check `id` on `address`: open, verified, pass.
-fn assert_verified_pass(report: &Value, id: &str, address: &str, run: usize) {
+pub(crate) fn assert_verified_pass(report: &Value, id: &str, address: &str, run: usize) {
     let r = result_at(report, id, address);
     assert_eq!(
         (
@@ -118,7 +118,7 @@ fn assert_summary(report: &Value, pass: u64, warn: u64, skip: u64, run: usize) {
 }
 
 /// The database port is not forwarded: dropped on both families.
-fn block_database(lab: &Lab) {
+pub(crate) fn block_database(lab: &Lab) {
     for tool in ["iptables", "ip6tables"] {
         lab.server_rule(tool, "-A INPUT -p tcp --dport 3306 -j DROP");
     }
@@ -262,7 +262,7 @@ fn agent_without_a_key_against_a_real_automate_server() {
 
 /// The server role's results besides server-https, identical on both addresses: serve
 /// answers everything, the database is dropped, plain HTTP answers (serve listens on 80).
-fn assert_server_role(report: &Value, range_ports: usize, run: usize) {
+pub(crate) fn assert_server_role(report: &Value, range_ports: usize, run: usize) {
     for address in BOTH {
         assert_range_verified(report, "relay-range", address, range_ports, run);
         for id in [

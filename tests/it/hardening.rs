@@ -1,0 +1,239 @@
+//! `serve` exposed to the internet: spoofed floods, a slowloris, privileges. In the lab, at
+//! default flags, on the dual-stack name, repeated. Needs root.
+
+use std::io::BufRead as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::require_root;
+use crate::util::{Lab, Served, SERVER_V4, SERVER_V6};
+use crate::workflows::{
+    assert_server_role, assert_verified_pass, block_database, lab, overview, BOTH,
+};
+
+const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/scripts");
+
+/// A helper script running in a namespace, with its output lines.
+struct Script {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Script {
+    /// Starts `script` in namespace `ns` and waits (at most 20 s) for the line `ready`.
+    fn start(ns: &str, script: &str, args: &[&str], ready: &str) -> Script {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                ns,
+                "python3",
+                &format!("{SCRIPTS}/{script}"),
+            ])
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let started = Script { child, lines };
+        let first = started
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_default();
+        assert_eq!(first, ready, "{script} did not start");
+        started
+    }
+
+    /// Waits for it to end (at most 60 s) and returns its last line.
+    fn finish(mut self) -> String {
+        let last = self
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_default();
+        let status = self.child.wait().expect("waits");
+        assert!(status.success(), "script failed: {status}");
+        last
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds (user + system) a process has used so far.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).expect("stat");
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat[stat.rfind(')').unwrap() + 2..].split(' ').collect();
+    let ticks: f64 = fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap();
+    ticks / 100.0
+}
+
+/// A line of /proc/PID/status, e.g. `VmHWM` or `Uid`.
+fn status_field(pid: u32, field: &str) -> String {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+        .trim()
+        .to_string()
+}
+
+fn peak_mib(pid: u32) -> f64 {
+    let kib: f64 = status_field(pid, "VmHWM")
+        .trim_end_matches(" kB")
+        .trim()
+        .parse()
+        .unwrap();
+    kib / 1024.0
+}
+
+/// The number serve's final log gives right before `what` (e.g. "truncated"), or 0.
+fn counted(log: &str, what: &str) -> u64 {
+    log.find(&format!(" {what}"))
+        .and_then(|at| log[..at].rsplit([' ', ':', '(']).next()?.parse().ok())
+        .unwrap_or(0)
+}
+
+fn server_check(lab: &Lab) -> (i32, serde_json::Value) {
+    lab.check(&["--role", "server", "--server", "lab-server"], true)
+}
+
+fn stopped_line(serve: Served) -> String {
+    serve
+        .stop()
+        .into_iter()
+        .find(|l| l.starts_with("stopped:"))
+        .expect("serve's final counts")
+}
+
+/// Acceptance: 20,000 datagrams from rotating spoofed sources, IPv4 and IPv6 (every one
+/// from a new /64), while a keyed check runs: the check passes on both addresses, every
+/// run, and serve stays under one core and 64 MiB.
+#[test]
+fn spoofed_flood_does_not_silence_serve_three_runs_in_a_row() {
+    require_root!();
+    let lab = lab("hdfl");
+    block_database(&lab);
+    // Spoofed sources have no route back: the kernel must not drop them before serve sees
+    // them (an internet-facing server that does reverse-path filtering is stricter still).
+    for setting in [
+        "net.ipv4.conf.all.rp_filter=0",
+        "net.ipv4.conf.default.rp_filter=0",
+    ] {
+        lab.server.exec_ok("sysctl", &["-q", "-w", setting]);
+    }
+    let serve = lab.serve(&["--role", "server", "--for", "3m"]);
+    let pid = serve.child.id();
+    let mut sent = 0;
+    let (cpu_before, started) = (cpu_seconds(pid), Instant::now());
+    for run in 1..=3 {
+        let flood = Script::start(
+            &lab.client.name,
+            "spoof_flood.py",
+            &[SERVER_V4, SERVER_V6, "75", "20000", "4"],
+            "started",
+        );
+        let (code, report) = server_check(&lab);
+        let flooded = flood.finish();
+        assert_eq!(flooded, "sent 20000", "run {run}");
+        sent += 20_000;
+        for address in BOTH {
+            assert_verified_pass(&report, "server-https", address, run);
+        }
+        assert_server_role(&report, 32, run);
+        assert_eq!(code, 0, "run {run}:\n{}", overview(&report));
+    }
+    let cores = (cpu_seconds(pid) - cpu_before) / started.elapsed().as_secs_f64();
+    let peak = peak_mib(pid);
+    let log = stopped_line(serve);
+    eprintln!("serve under the flood: {cores:.2} cores, peak {peak:.1} MiB; {log}");
+    assert!(cores < 1.0, "{cores:.2} cores");
+    assert!(peak < 64.0, "{peak:.1} MiB");
+    // The flood reached serve and was judged datagram by datagram (none answered).
+    let ignored: u64 = ["truncated", "oversized", "malformed", "wrong key"]
+        .iter()
+        .map(|what| counted(&log, what))
+        .sum();
+    assert!(ignored >= sent * 9 / 10, "{ignored} of {sent} seen: {log}");
+    assert_eq!(counted(&log, "rate-limited"), 0, "{log}");
+}
+
+/// Acceptance: 2,000 connections held open from one address (a slowloris) while a keyed check
+/// runs from another: the TCP checks pass, every run. serve runs with 1,024 descriptors, so
+/// without the per-source cap the held connections would take them all.
+#[test]
+fn slowloris_from_one_address_does_not_take_the_tcp_checks_three_runs_in_a_row() {
+    require_root!();
+    let lab = lab("hdsl");
+    block_database(&lab);
+    lab.client.exec_ok(
+        "ip",
+        &["addr", "add", "192.0.2.66/24", "dev", &client_dev(&lab)],
+    );
+    let served = crate::util::serve(
+        &[
+            "ip",
+            "netns",
+            "exec",
+            &lab.server.name,
+            "prlimit",
+            "--nofile=1024:1024",
+        ],
+        &["--role", "server", "--for", "3m"],
+        crate::util::LAB_KEY,
+    );
+    for run in 1..=3 {
+        let holder = Script::start(
+            &lab.client.name,
+            "hold_connections.py",
+            &["192.0.2.66", SERVER_V4, "443,8484", "2000", "6"],
+            "holding",
+        );
+        // Let the held connections pile up first.
+        std::thread::sleep(Duration::from_millis(500));
+        let (code, report) = server_check(&lab);
+        let held = holder.finish();
+        eprintln!("run {run}: {held}");
+        for address in BOTH {
+            assert_verified_pass(&report, "server-https", address, run);
+        }
+        assert_server_role(&report, 32, run);
+        assert_eq!(code, 0, "run {run}:\n{}", overview(&report));
+    }
+    let log = stopped_line(served);
+    eprintln!("{log}");
+    assert!(
+        counted(&log, "over the cap") > 0,
+        "the cap never closed a held connection: {log}"
+    );
+}
+
+/// The client end of the lab's veth pair.
+fn client_dev(lab: &Lab) -> String {
+    let out = Command::new("ip")
+        .args(["-n", &lab.client.name, "-o", "link", "show", "type", "veth"])
+        .output()
+        .expect("ip link");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split(':')
+        .nth(1)
+        .and_then(|name| name.trim().split('@').next())
+        .expect("a veth")
+        .to_string()
+}
