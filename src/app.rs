@@ -25,20 +25,36 @@ use crate::{demo, exit, profiles, serve};
 
 /// Runs the program; `Err` is always the user's to fix and exits with [`exit::USAGE`].
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
         Ok(cli) => cli,
-        Err(e) => return Ok(clap_exit(&e)),
+        Err(e) => {
+            let code = clap_exit(&e);
+            // A fleet collector saves stdout as the machine's report: give it JSON to read.
+            if code == ExitCode::from(exit::USAGE) && asks_for_json(&args) {
+                write_json_error("usage", &one_line(&e.render().to_string()))?;
+            }
+            return Ok(code);
+        }
     };
     init_logging(cli.verbose, cli.quiet);
     match cli.command {
         Command::Check(args) if args.format == FormatArg::Nagios => {
             // A monitoring system reads every problem from stdout, with UNKNOWN (3) for its own.
-            run_check(&args, cli.quiet).or_else(|e| {
+            run_check(&args, cli.quiet, &mut false).or_else(|e| {
                 write_stdout(&format!("AUTOMATE-PORTS UNKNOWN - {e:#}\n"))?;
                 Ok(ExitCode::from(exit::NAGIOS_UNKNOWN))
             })
         }
-        Command::Check(args) => run_check(&args, cli.quiet),
+        Command::Check(args) if args.format == FormatArg::Json => {
+            let mut reported = false;
+            run_check(&args, cli.quiet, &mut reported).inspect_err(|e| {
+                if !reported {
+                    let _ = write_json_error("input", &format!("error: {e:#}"));
+                }
+            })
+        }
+        Command::Check(args) => run_check(&args, cli.quiet, &mut false),
         Command::Profiles(ProfilesCommand::List) => {
             let mut text = String::new();
             for (name, source) in profiles::BUILTIN {
@@ -126,7 +142,9 @@ fn run_demo(args: &crate::cli::DemoArgs) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
+/// `reported` turns true once the report is on stdout (a file that fails after it does not
+/// take it back).
+fn run_check(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow::Result<ExitCode> {
     let mut profile = profiles::load(args.role.as_deref(), args.profile.as_deref())?;
     let mut targets = BTreeMap::new();
     for (name, host) in [
@@ -175,6 +193,7 @@ fn run_check(args: &CheckArgs, quiet: bool) -> anyhow::Result<ExitCode> {
     report.notes.splice(0..0, notes);
     // The report on stdout first: a file that fails now (a full disk) loses nothing else.
     let code = write_report(&report, args.format.into())?;
+    *reported = true;
     for file in files {
         file.write(&report)?;
     }
@@ -325,6 +344,28 @@ fn write_stdout(text: &str) -> anyhow::Result<ExitCode> {
         Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(ExitCode::SUCCESS),
         Err(e) => Err(e).context("cannot write to stdout"),
     }
+}
+
+/// Whether the command line asks for `--format json` (read from the raw arguments: used when
+/// they did not parse).
+fn asks_for_json(args: &[OsString]) -> bool {
+    args.iter()
+        .zip(args.iter().skip(1).map(Some).chain([None]))
+        .any(|(arg, next)| {
+            arg == "--format=json" || (arg == "--format" && next.is_some_and(|n| n == "json"))
+        })
+}
+
+/// The JSON report's stand-in when there is no report: schema 1, `error.kind` is `usage`
+/// (the command line) or `input` (a profile, a name, a file, a local resource), `message`
+/// is the line also printed on stderr.
+fn write_json_error(kind: &str, message: &str) -> anyhow::Result<ExitCode> {
+    let message = message.strip_prefix("error: ").unwrap_or(message);
+    let value = serde_json::json!({
+        "schema": 1,
+        "error": { "kind": kind, "message": message },
+    });
+    write_stdout(&format!("{value}\n"))
 }
 
 /// Help and version go to stdout with exit 0; usage errors become one line on stderr.

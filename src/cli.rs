@@ -313,6 +313,9 @@ pub fn parse_host(s: &str) -> Result<String, String> {
     if bare.parse::<std::net::IpAddr>().is_ok() {
         return Ok(bare.to_string());
     }
+    if crate::probe::dns::zoned(bare)?.is_some() {
+        return Ok(bare.to_string());
+    }
     if host.contains(':') {
         return Err(format!(
             "'{host}' looks like host:port: give only the host; the role decides the ports"

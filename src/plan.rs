@@ -3,7 +3,7 @@
 //! job per check × address × port.
 
 use std::collections::{BTreeMap, HashMap};
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::ops::Range;
 use std::sync::Arc;
 
@@ -189,10 +189,20 @@ pub fn expand(plan: &Plan, resolved: &Resolved, keyed: bool) -> (Vec<PathPlan>, 
             Some(Ok(addresses)) => {
                 let name: Option<Arc<str>> = matches!(planned.check.probe, ProbeKind::App(_))
                     .then(|| Arc::from(host.as_str()));
+                // A link-local literal's zone names the interface to probe through.
+                let scope = crate::probe::dns::zoned(host)
+                    .ok()
+                    .flatten()
+                    .map_or(0, |(_, scope)| scope);
                 for &ip in addresses {
                     let start = jobs.len();
                     jobs.extend(planned.ports.iter().map(|&port| ProbeJob {
-                        addr: SocketAddr::new(ip, port),
+                        addr: match ip {
+                            IpAddr::V6(v6) if scope != 0 => {
+                                SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope))
+                            }
+                            _ => SocketAddr::new(ip, port),
+                        },
                         protocol: planned.check.protocol,
                         kind: planned.check.probe,
                         host: name.clone(),

@@ -79,6 +79,45 @@ impl Unresolved {
     }
 }
 
+/// A link-local IPv6 literal with its zone, `fe80::1%eth0` or `fe80::1%7`: the address and
+/// the zone's interface index. `Err` says what is wrong; `Ok(None)` when `host` has no zone.
+pub fn zoned(host: &str) -> Result<Option<(std::net::Ipv6Addr, u32)>, String> {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    let Some((addr, zone)) = bare.split_once('%') else {
+        return Ok(None);
+    };
+    let Ok(addr) = addr.parse::<std::net::Ipv6Addr>() else {
+        return Err(format!(
+            "'{host}' is not an IPv6 address with a zone: write it as fe80::1%eth0"
+        ));
+    };
+    if !addr.is_unicast_link_local() {
+        return Err(format!(
+            "'{host}': a zone (%{zone}) belongs only to a link-local address (fe80::/10); leave it out"
+        ));
+    }
+    if let Ok(index) = zone.parse::<u32>() {
+        return Ok(Some((addr, index)));
+    }
+    match interface_index(zone) {
+        Some(index) => Ok(Some((addr, index))),
+        None => Err(format!(
+            "'{host}': no network interface '{zone}' on this machine: give the interface the address is on (ip link; on Windows its number from netsh interface ipv6 show interfaces)"
+        )),
+    }
+}
+
+#[cfg(unix)]
+fn interface_index(name: &str) -> Option<u32> {
+    nix::net::if_::if_nametoindex(name).ok()
+}
+
+/// Windows names zones by number; a name is not looked up.
+#[cfg(not(unix))]
+fn interface_index(_name: &str) -> Option<u32> {
+    None
+}
+
 /// The addresses of one host (A and AAAA), de-duplicated, in the resolver's order.
 pub async fn resolve(
     host: &str,
@@ -88,6 +127,9 @@ pub async fn resolve(
     let literal = host.trim_start_matches('[').trim_end_matches(']');
     let addresses = if let Ok(ip) = literal.parse::<IpAddr>() {
         vec![ip]
+    } else if let Ok(Some((ip, _))) = zoned(host) {
+        // The zone goes with the probes (see `plan::expand`).
+        vec![IpAddr::V6(ip)]
     } else {
         let started = Instant::now();
         match tokio::time::timeout(timeout, tokio::net::lookup_host((host, 0))).await {

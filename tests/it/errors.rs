@@ -112,6 +112,69 @@ fn bad_hosts_and_targets() {
     assert!(e.contains("unknown target 'nas'"), "{e}");
     let e = usage_error(&["check", "--role", "agent", "--target", "server"]);
     assert!(e.contains("NAME=HOST"), "{e}");
+    // Zones: only on link-local addresses, and only of interfaces this machine has.
+    let e = usage_error(&["check", "--role", "agent", "--server", "fe80::1%nosuch9"]);
+    assert!(e.contains("no network interface 'nosuch9'"), "{e}");
+    let e = usage_error(&["check", "--role", "agent", "--server", "2001:db8::1%lo"]);
+    assert!(e.contains("only to a link-local address"), "{e}");
+}
+
+/// A fleet collector saves stdout as the machine's report: with --format json, every input
+/// error still gives it one JSON object to read (and the usual line on stderr, exit 2).
+#[test]
+fn json_reports_carry_usage_and_input_errors() {
+    for (args, kind, words) in [
+        (
+            vec!["check", "--format", "json", "--bogus"],
+            "usage",
+            "unexpected argument '--bogus'",
+        ),
+        (
+            vec![
+                "check",
+                "--format=json",
+                "--role",
+                "agent",
+                "--server",
+                "a:443",
+            ],
+            "usage",
+            "host:port",
+        ),
+        (
+            vec!["check", "--format", "json", "--role", "nope"],
+            "input",
+            "unknown role 'nope'",
+        ),
+        (
+            vec![
+                "check",
+                "--role",
+                "agent",
+                "--format",
+                "json",
+                "--profile",
+                "/nonexistent/p.toml",
+            ],
+            "input",
+            "cannot read profile",
+        ),
+    ] {
+        let out = bin().args(&args).output().expect("runs");
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {:?}", out.stdout));
+        assert_eq!(report["schema"], 1, "{report}");
+        assert_eq!(report["error"]["kind"], kind, "{report}");
+        let message = report["error"]["message"].as_str().unwrap();
+        assert!(message.contains(words), "{message}");
+        assert!(
+            !message.contains('\n') && !message.starts_with("error:"),
+            "{message}"
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    }
 }
 
 #[test]

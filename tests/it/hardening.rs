@@ -3,6 +3,8 @@
 
 use std::io::BufRead as _;
 use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
 use std::time::{Duration, Instant};
 
 use crate::require_root;
@@ -184,7 +186,7 @@ fn slowloris_from_one_address_does_not_take_the_tcp_checks_three_runs_in_a_row()
     block_database(&lab);
     lab.client.exec_ok(
         "ip",
-        &["addr", "add", "192.0.2.66/24", "dev", &client_dev(&lab)],
+        &["addr", "add", "192.0.2.66/24", "dev", &lab.client_dev],
     );
     let served = crate::util::serve(
         &[
@@ -224,16 +226,42 @@ fn slowloris_from_one_address_does_not_take_the_tcp_checks_three_runs_in_a_row()
     );
 }
 
-/// The client end of the lab's veth pair.
-fn client_dev(lab: &Lab) -> String {
-    let out = Command::new("ip")
-        .args(["-n", &lab.client.name, "-o", "link", "show", "type", "veth"])
-        .output()
-        .expect("ip link");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.split(':')
-        .nth(1)
-        .and_then(|name| name.trim().split('@').next())
-        .expect("a veth")
-        .to_string()
+/// A link-local server named with its zone (`fe80::…%eth0`): probed through that interface,
+/// with and without the key.
+#[test]
+fn a_link_local_target_with_a_zone_is_probed_through_its_interface() {
+    require_root!();
+    let lab = lab("hdll");
+    lab.server.exec_ok(
+        "ip",
+        &[
+            "addr",
+            "add",
+            "fe80::77:2/64",
+            "dev",
+            &lab.server_dev,
+            "nodad",
+        ],
+    );
+    let target = format!("fe80::77:2%{}", lab.client_dev);
+    let args = ["--role", "split-db", "--db", &target];
+    let (code, report) = lab.check(&args, false);
+    let r = &report["checks"][0];
+    assert_eq!(
+        (r["address"].as_str(), r["state"].as_str()),
+        (Some("fe80::77:2"), Some("closed")),
+        "{r}"
+    );
+    assert_eq!(code, 1);
+    let _serve = lab.serve(&["--role", "split-db", "--for", "1m"]);
+    for run in 1..=3 {
+        let (code, report) = lab.check(&args, true);
+        let r: &Value = &report["checks"][0];
+        assert_eq!(
+            (r["state"].as_str(), r["verified"].as_bool()),
+            (Some("open"), Some(true)),
+            "run {run}: {r}"
+        );
+        assert_eq!(code, 0, "run {run}");
+    }
 }

@@ -292,6 +292,9 @@ pub fn serve(prefix: &[&str], args: &[&str], key: &str) -> Served {
 pub struct Lab {
     pub client: Netns,
     pub server: Netns,
+    /// The two ends of the veth pair, in the client and the server namespace.
+    pub client_dev: String,
+    pub server_dev: String,
     hosts_dir: PathBuf,
 }
 
@@ -337,6 +340,8 @@ impl Lab {
         Lab {
             client,
             server,
+            client_dev: a,
+            server_dev: b,
             hosts_dir,
         }
     }
