@@ -1,0 +1,27 @@
+//! The first packet of a MySQL/MariaDB server (`parse_mysql_greeting`), in both languages.
+//! Never panics; nothing the server sends reaches the report as a control character or a
+//! bidirectional override (the summary and the server version are sanitised).
+#![no_main]
+
+use automate_ports::lang::Lang;
+use automate_ports::probe::app::{parse_mysql_greeting, untrusted};
+use libfuzzer_sys::fuzz_target;
+
+fn unsafe_char(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+}
+
+fuzz_target!(|data: &[u8]| {
+    for lang in [Lang::En, Lang::De] {
+        let r = parse_mysql_greeting(data, lang);
+        assert!(!untrusted(&r.summary).chars().any(char::is_control));
+        assert!(
+            !r.summary.chars().any(unsafe_char),
+            "unsanitised summary: {:?}",
+            r.summary
+        );
+        if let Some(server) = &r.server {
+            assert!(!server.chars().any(unsafe_char), "unsanitised server: {server:?}");
+        }
+    }
+});
