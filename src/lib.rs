@@ -20,4 +20,5 @@ pub mod profiles;
 pub mod protocol;
 pub mod report;
 pub mod serve;
+pub mod sys;
 pub mod verdict;

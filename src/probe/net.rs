@@ -5,7 +5,7 @@ use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
@@ -161,12 +161,6 @@ async fn serve_or_real_service(
     }
 }
 
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
 /// Connects (phase one, bounded by the timeout), then sends the challenge and waits for
 /// the answer (phase two, bounded by the timeout again).
 async fn tcp_keyed(addr: SocketAddr, key: &Key, timeout: Duration, heard: &Heard) -> Attempt {
@@ -177,7 +171,7 @@ async fn tcp_keyed(addr: SocketAddr, key: &Key, timeout: Duration, heard: &Heard
         return attempt;
     };
     heard.mark();
-    let probe = Probe::new(addr.port(), now_ms());
+    let probe = Probe::new(addr.port(), crate::sys::now_ms());
     let exchange = async {
         stream.write_all(&probe.encode(key)).await?;
         // The head says how long the reply is (a stale reply is longer than a valid one).
@@ -205,7 +199,7 @@ async fn tcp_keyed(addr: SocketAddr, key: &Key, timeout: Duration, heard: &Heard
 /// its answer to have been made halfway between our send and now.
 fn stale(probe: &Probe, responder_ms: u64) -> Why {
     let midway = i128::from(probe.timestamp_ms)
-        + (i128::from(now_ms()) - i128::from(probe.timestamp_ms)) / 2;
+        + (i128::from(crate::sys::now_ms()) - i128::from(probe.timestamp_ms)) / 2;
     let offset = i128::from(responder_ms) - midway;
     Why::Stale {
         offset_ms: offset.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
@@ -276,7 +270,7 @@ async fn udp_exchange(
     let Some(socket) = socket else {
         return Attempt::Answer(State::Error, Why::Local(Local::NoSourcePort(addr.port())));
     };
-    let probe = Probe::new(addr.port(), now_ms());
+    let probe = Probe::new(addr.port(), crate::sys::now_ms());
     let sent = match key {
         Some(key) => socket.send(&probe.encode(key)).await,
         None => socket.send(UDP_PAYLOAD).await,
@@ -418,7 +412,7 @@ fn classify(e: &io::Error, addr: SocketAddr, protocol: Protocol) -> Attempt {
 fn local_error(e: &io::Error, addr: SocketAddr) -> Attempt {
     let local = match e.kind() {
         io::ErrorKind::NetworkUnreachable => Local::NoRoute(addr.ip()),
-        _ if e.raw_os_error() == Some(EMFILE) => Local::NoDescriptors,
+        _ if e.raw_os_error() == Some(crate::sys::EMFILE) => Local::NoDescriptors,
         _ => Local::Probe(addr, e.to_string()),
     };
     Attempt::Answer(State::Error, Why::Local(local))
@@ -432,9 +426,3 @@ fn bind_error(e: &io::Error, addr: SocketAddr) -> Attempt {
     };
     Attempt::Answer(State::Error, Why::Local(local))
 }
-
-/// "Too many open files", as the OS numbers it.
-#[cfg(unix)]
-pub const EMFILE: i32 = 24;
-#[cfg(windows)]
-pub const EMFILE: i32 = 10024; // WSAEMFILE

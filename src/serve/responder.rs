@@ -1,0 +1,285 @@
+//! `serve`'s answer to a probe: the MAC first, then freshness, replays and a rate per keyed
+//! source. A stranger costs one HMAC and leaves no state behind.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::num::NonZeroUsize;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use lru::LruCache;
+use tokio::sync::Notify;
+
+use super::stats::Stats;
+use super::tcp::Waiting;
+use crate::protocol::{
+    authenticate, encode_reply, encode_stale, is_fresh, Key, Reject, FRESH_WINDOW, REPLY_LEN,
+    STALE_LEN,
+};
+use crate::sys::now_ms;
+
+/// Per keyed source: a burst large enough for a full sweep of every range, then a steady rate.
+pub(super) const RATE_BURST: f64 = 40_000.0;
+pub(super) const RATE_PER_SEC: f64 = 20_000.0;
+/// Keyed sources whose rate is tracked (least recently used forgotten first; a forgotten
+/// source starts again with a full burst), and nonces kept against replays, at most.
+pub(super) const MAX_SOURCES: usize = 10_000;
+pub(super) const MAX_NONCES: usize = 500_000;
+
+/// (one line is handed a whole /64, so its single addresses would be unlimited sources).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(super) enum Source {
+    V4(Ipv4Addr),
+    V6Net(u64),
+}
+
+impl Source {
+    pub(super) fn of(ip: IpAddr) -> Source {
+        match ip {
+            IpAddr::V4(v4) => Source::V4(v4),
+            // IPv4 clients of a dual-stack socket arrive as ::ffff:a.b.c.d.
+            IpAddr::V6(v6) => v6
+                .to_ipv4_mapped()
+                .map_or(Source::V6Net((u128::from(v6) >> 64) as u64), Source::V4),
+        }
+    }
+}
+
+/// What `serve` sends back to a probe with a valid MAC.
+pub(super) enum Answer {
+    Fresh([u8; REPLY_LEN]),
+    Stale([u8; STALE_LEN]),
+}
+
+impl Answer {
+    pub(super) fn bytes(&self) -> &[u8] {
+        match self {
+            Answer::Fresh(b) => b,
+            Answer::Stale(b) => b,
+        }
+    }
+}
+
+/// Shared state of the responder: key, counters, replay cache, rate limiter.
+pub(super) struct Responder {
+    pub(super) key: Key,
+    /// Probes made before this (serve's start) are not answered: the nonces of an earlier
+    /// run are forgotten, so its recorded probes could otherwise be replayed.
+    started_ms: u64,
+    pub(super) stats: Arc<Stats>,
+    nonces: Mutex<HashMap<[u8; 16], u64>>,
+    buckets: Mutex<LruCache<Source, (f64, Instant)>>,
+    pub(super) waiting: Mutex<Waiting>,
+    /// Signalled as each connection closes: an accept loop out of descriptors waits on it.
+    pub(super) freed: Notify,
+}
+
+impl Responder {
+    pub(super) fn new(key: Key, started_ms: u64) -> Responder {
+        Responder {
+            key,
+            started_ms,
+            stats: Arc::new(Stats::default()),
+            nonces: Mutex::new(HashMap::new()),
+            buckets: Mutex::new(LruCache::new(
+                NonZeroUsize::new(MAX_SOURCES).expect("not zero"),
+            )),
+            waiting: Mutex::new(Waiting::default()),
+            freed: Notify::new(),
+        }
+    }
+
+    /// The reply to `bytes` from `source` arriving on `port`, or why there is none.
+    /// The MAC comes first: a stranger costs one HMAC and leaves no state behind, so no
+    /// number of spoofed sources can crowd out the ones with the key.
+    pub(super) fn answer(&self, bytes: &[u8], source: IpAddr, port: u16) -> Result<Answer, Reject> {
+        let probe = authenticate(&self.key, bytes)?;
+        let now = now_ms();
+        let in_window = is_fresh(probe.timestamp_ms, now, 0);
+        if in_window && probe.timestamp_ms < self.started_ms {
+            // Within the window, yet made before serve started: a recording replayed after
+            // a restart (a prober's clock can hardly lag by more than serve's uptime). No
+            // answer: it would tell the replayer that serve runs again.
+            return Err(Reject::BeforeStart);
+        }
+        self.first_sight(probe.nonce, now)?;
+        if !self.allow(Source::of(source)) {
+            return Err(Reject::RateLimited);
+        }
+        if in_window {
+            Ok(Answer::Fresh(encode_reply(&self.key, &probe.nonce, port)))
+        } else {
+            // Proven with the key but outside the window: the clocks differ. Say so, once
+            // per nonce, instead of a silence the prober would blame on a firewall.
+            self.stats.answered_stale.fetch_add(1, Ordering::Relaxed);
+            Ok(Answer::Stale(encode_stale(
+                &self.key,
+                &probe.nonce,
+                port,
+                now,
+            )))
+        }
+    }
+
+    /// Remembers a nonce for the freshness window after it was first seen.
+    pub(super) fn first_sight(&self, nonce: [u8; 16], now: u64) -> Result<(), Reject> {
+        let mut nonces = self.nonces.lock().expect("no panics while held");
+        if nonces.len() >= MAX_NONCES {
+            // A nonce first seen longer ago than the window only returns in probes that are
+            // stale anyway (or older than serve's start): forget it.
+            let oldest = now.saturating_sub(FRESH_WINDOW.as_millis() as u64);
+            nonces.retain(|_, seen| *seen >= oldest);
+            if nonces.len() >= MAX_NONCES {
+                return Err(Reject::RateLimited);
+            }
+        }
+        match nonces.insert(nonce, now) {
+            None => Ok(()),
+            Some(_) => Err(Reject::Replayed),
+        }
+    }
+
+    /// Token bucket per keyed source.
+    pub(super) fn allow(&self, source: Source) -> bool {
+        let now = Instant::now();
+        let mut buckets = self.buckets.lock().expect("no panics while held");
+        let (tokens, seen) = buckets.get_or_insert_mut(source, || (RATE_BURST, now));
+        *tokens =
+            (*tokens + now.duration_since(*seen).as_secs_f64() * RATE_PER_SEC).min(RATE_BURST);
+        *seen = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::PROBE_LEN;
+
+    fn key() -> Key {
+        static KEY: std::sync::OnceLock<Key> = std::sync::OnceLock::new();
+        KEY.get_or_init(|| Key::derive("a shared secret of ours").unwrap())
+            .clone()
+    }
+
+    fn probe(at: u64) -> [u8; PROBE_LEN] {
+        crate::protocol::Probe::new(443, at).encode(&key())
+    }
+
+    #[test]
+    fn replays_and_floods_are_refused() {
+        let r = Responder::new(key(), now_ms() - 1000);
+        let probe = probe(now_ms());
+        let source: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(matches!(
+            r.answer(&probe, source, 443),
+            Ok(Answer::Fresh(_))
+        ));
+        assert!(matches!(
+            r.answer(&probe, source, 443),
+            Err(Reject::Replayed)
+        ));
+        let mut answered = 0;
+        for _ in 0..(RATE_BURST as usize + 10) {
+            if r.answer(&self::probe(now_ms()), source, 443).is_ok() {
+                answered += 1;
+            }
+        }
+        assert!(answered <= RATE_BURST as usize + 1000, "{answered}");
+        assert!(
+            r.answer(&self::probe(now_ms()), "192.0.2.8".parse().unwrap(), 443)
+                .is_ok(),
+            "other sources unaffected"
+        );
+    }
+
+    #[test]
+    fn strangers_leave_no_trace_and_cannot_crowd_out_the_key() {
+        let r = Responder::new(key(), now_ms() - 1000);
+        // More spoofed sources than the table holds, each with junk or a wrong key.
+        let wrong = Key::derive("somebody else's key!").unwrap();
+        for i in 0..(MAX_SOURCES as u32 * 2) {
+            let from = IpAddr::V4(Ipv4Addr::from(0xC612_0000 + i));
+            let bytes = crate::protocol::Probe::new(75, now_ms()).encode(&wrong);
+            assert_eq!(r.answer(&bytes, from, 75).err(), Some(Reject::WrongKey));
+            assert_eq!(r.answer(&[1], from, 75).err(), Some(Reject::Truncated));
+        }
+        assert_eq!(
+            r.buckets.lock().unwrap().len(),
+            0,
+            "strangers are forgotten"
+        );
+        assert!(r
+            .answer(&probe(now_ms()), "192.0.2.9".parse().unwrap(), 75)
+            .is_ok());
+    }
+
+    #[test]
+    fn a_full_table_forgets_the_least_recent_source() {
+        let r = Responder::new(key(), now_ms() - 1000);
+        let first: IpAddr = "192.0.2.1".parse().unwrap();
+        // Drain the first source's bucket, then let keyed newcomers fill the table.
+        *r.buckets
+            .lock()
+            .unwrap()
+            .get_or_insert_mut(Source::of(first), || (0.0, Instant::now())) = (0.0, Instant::now());
+        for i in 0..MAX_SOURCES as u32 {
+            assert!(
+                r.allow(Source::V4(Ipv4Addr::from(0x0A00_0000 + i))),
+                "newcomer {i} refused"
+            );
+        }
+        assert_eq!(r.buckets.lock().unwrap().len(), MAX_SOURCES);
+        assert!(
+            r.allow(Source::of(first)),
+            "forgotten, so it starts with a full burst"
+        );
+    }
+
+    #[test]
+    fn ipv6_sources_count_by_64() {
+        let a: IpAddr = "2001:db8:1:2::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:ffff::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(Source::of(a), Source::of(b));
+        assert_ne!(Source::of(a), Source::of(c));
+        let mapped: IpAddr = "::ffff:192.0.2.1".parse().unwrap();
+        assert_eq!(Source::of(mapped), Source::of("192.0.2.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn stale_probes_get_a_signed_stale_answer_and_older_runs_none() {
+        let now = now_ms();
+        let r = Responder::new(key(), now - 10_000);
+        let source: IpAddr = "192.0.2.7".parse().unwrap();
+        let far = crate::protocol::Probe::new(443, now - 400_000);
+        match r.answer(&far.encode(&key()), source, 443) {
+            Ok(Answer::Stale(bytes)) => {
+                let crate::protocol::ReplyCheck::Stale { responder_ms } =
+                    crate::protocol::check_reply(&key(), &bytes, &far)
+                else {
+                    panic!("not a stale reply");
+                };
+                assert!(responder_ms >= now);
+            }
+            _ => panic!("no stale answer"),
+        }
+        assert_eq!(
+            r.answer(&far.encode(&key()), source, 443).err(),
+            Some(Reject::Replayed),
+            "one stale answer per nonce"
+        );
+        // Within the window, but made before serve started: a recording from an earlier run.
+        assert_eq!(
+            r.answer(&probe(now - 20_000), source, 443).err(),
+            Some(Reject::BeforeStart)
+        );
+        assert_eq!(r.stats.answered_stale.load(Ordering::Relaxed), 1);
+    }
+}

@@ -1,0 +1,162 @@
+//! `serve`'s sockets: binding every port (dual-stack where the OS allows), why a port was
+//! skipped, and the accept and receive loops.
+
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use socket2::{Domain, Socket, Type};
+use tokio::net::{TcpListener, UdpSocket};
+use tokio::task::JoinSet;
+
+use super::responder::Responder;
+use super::tcp::handle_tcp;
+use crate::model::Protocol;
+use crate::protocol::PROBE_LEN;
+use crate::sys::EMFILE;
+
+/// How long an accept loop that ran out of descriptors waits for a connection to close
+/// before it tries again anyway.
+pub(super) const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+
+/// Every address, on one dual-stack socket per port where the OS allows (half the
+/// descriptors of separate IPv4 and IPv6 sockets), else IPv4 alone.
+pub(super) fn bind_addresses(binds: &[IpAddr]) -> (Vec<IpAddr>, bool) {
+    if !binds.is_empty() {
+        return (binds.to_vec(), false);
+    }
+    let dual_ok = Socket::new(Domain::IPV6, Type::DGRAM, None)
+        .and_then(|s| s.set_only_v6(false))
+        .is_ok();
+    if dual_ok {
+        (vec![IpAddr::V6(Ipv6Addr::UNSPECIFIED)], true)
+    } else {
+        (vec![IpAddr::V4(Ipv4Addr::UNSPECIFIED)], false)
+    }
+}
+
+pub(super) enum Listener {
+    Tcp(std::net::TcpListener),
+    Udp(std::net::UdpSocket),
+}
+
+pub(super) fn bind_one(addr: SocketAddr, protocol: Protocol, dual: bool) -> io::Result<Listener> {
+    let (ty, proto) = match protocol {
+        Protocol::Tcp => (Type::STREAM, socket2::Protocol::TCP),
+        Protocol::Udp => (Type::DGRAM, socket2::Protocol::UDP),
+    };
+    let socket = Socket::new(Domain::for_address(addr), ty, Some(proto))?;
+    if addr.is_ipv6() {
+        // Set on purpose, not left to the OS default: dual-stack only for the wildcard.
+        socket.set_only_v6(!dual)?;
+    }
+    // On Unix this only lets a restarted serve rebind past TIME_WAIT; on Windows it would
+    // allow stealing a port in use, so it stays off there.
+    #[cfg(unix)]
+    if protocol == Protocol::Tcp {
+        socket.set_reuse_address(true)?;
+    }
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    Ok(match protocol {
+        Protocol::Tcp => {
+            socket.listen(1024)?;
+            Listener::Tcp(socket.into())
+        }
+        Protocol::Udp => Listener::Udp(socket.into()),
+    })
+}
+
+pub(super) fn skip_reason(e: &io::Error, protocol: Protocol) -> String {
+    match e.kind() {
+        io::ErrorKind::AddrInUse => match protocol {
+            Protocol::Tcp => "in use on this machine, so left to the real service: check --key proves these through the service's own answer where the check has an application probe (TLS, Automate, HTTP, MySQL), and reports the others as 'not automate-ports serve'".to_string(),
+            Protocol::Udp => "in use on this machine, so left to the real service: check --key reports these as silent (the real service does not answer the key)".to_string(),
+        },
+        io::ErrorKind::PermissionDenied => {
+            "permission denied: ports below 1024 need root/Administrator (or setcap cap_net_bind_service=+ep on the binary)".to_string()
+        }
+        _ if e.raw_os_error() == Some(EMFILE) => {
+            "too few file descriptors: raise the open-file limit (ulimit -n)".to_string()
+        }
+        _ => e.to_string(),
+    }
+}
+
+pub(super) fn spawn_listener(
+    tasks: &mut JoinSet<()>,
+    socket: Listener,
+    port: u16,
+    responder: &Arc<Responder>,
+) -> io::Result<()> {
+    let responder = Arc::clone(responder);
+    match socket {
+        Listener::Tcp(listener) => {
+            let listener = TcpListener::from_std(listener)?;
+            tasks.spawn(async move {
+                loop {
+                    let (stream, peer) = match listener.accept().await {
+                        Ok(accepted) => accepted,
+                        // Out of descriptors: the connection stays in the kernel's accept
+                        // queue (the client waits, it is not refused). The connection that
+                        // has waited longest for its probe is closed to make room, else one
+                        // that is being answered will close soon.
+                        Err(e) if e.raw_os_error() == Some(EMFILE) => {
+                            let evicted = responder
+                                .waiting
+                                .lock()
+                                .expect("no panics while held")
+                                .evict_oldest();
+                            if evicted {
+                                responder
+                                    .stats
+                                    .evicted_for_descriptors
+                                    .fetch_add(1, Ordering::Relaxed);
+                            }
+                            let _ = tokio::time::timeout(ACCEPT_RETRY, responder.freed.notified())
+                                .await;
+                            continue;
+                        }
+                        // A transient error: back off instead of spinning.
+                        Err(_) => {
+                            tokio::time::sleep(ACCEPT_RETRY).await;
+                            continue;
+                        }
+                    };
+                    let responder = Arc::clone(&responder);
+                    tokio::spawn(async move {
+                        handle_tcp(&responder, stream, peer.ip(), port).await;
+                        responder.freed.notify_one();
+                    });
+                }
+            });
+        }
+        Listener::Udp(socket) => {
+            let socket = UdpSocket::from_std(socket)?;
+            tasks.spawn(async move {
+                // One byte more than a probe: anything that fills it is oversized.
+                let mut buf = [0u8; PROBE_LEN + 1];
+                loop {
+                    let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                        // ICMP errors from earlier replies surface here on some systems.
+                        continue;
+                    };
+                    match responder.answer(&buf[..n], from.ip(), port) {
+                        Ok(reply) => {
+                            if socket.send_to(reply.bytes(), from).await.is_ok() {
+                                responder.stats.answered_udp.fetch_add(1, Ordering::Relaxed);
+                            }
+                        }
+                        Err(why) => {
+                            tracing::debug!(%from, port, reason = why.as_str(), "ignored UDP datagram");
+                            responder.stats.reject(why);
+                        }
+                    }
+                }
+            });
+        }
+    }
+    Ok(())
+}
