@@ -651,7 +651,7 @@ mod tests {
             (State::Open, Why::NotServe(NotServe::BadUdpProof)),
             (
                 State::Open,
-                Why::RealService(Box::new(crate::probe::app::result(
+                Why::RealService(Box::new(crate::probe::app::AppResult::new(
                     crate::model::AppProbe::Tls,
                     AppVerdict::Warn,
                     "TLS 1.3",

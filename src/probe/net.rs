@@ -75,7 +75,7 @@ async fn app_probe(
     )
     .await;
     let result = found.unwrap_or_else(|_| {
-        super::app::result(probe, super::app::AppVerdict::Fail, {
+        super::app::AppResult::new(probe, super::app::AppVerdict::Fail, {
             let (name, t) = (probe.as_str(), config.lang.duration(timeout));
             crate::tr!(
                 config.lang,

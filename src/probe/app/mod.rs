@@ -1,0 +1,247 @@
+//! Application probes: once a TCP port is open, ask what answers (TLS and its certificate,
+//! ConnectWise Automate's agent endpoint, a MySQL greeting, an HTTP server). An open port
+//! proves little when TLS inspection, captive portals and proxies answer for anything.
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::sync::{Arc, OnceLock};
+
+use rustls::client::danger::ServerCertVerifier;
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::CertificateDer;
+use rustls::RootCertStore;
+use serde::Serialize;
+use tokio::net::TcpStream;
+
+use crate::lang::Lang;
+use crate::model::AppProbe;
+
+mod automate;
+mod certificate;
+mod http;
+mod mysql;
+mod tls;
+
+use http::http;
+pub use http::{automate_version, parse_http_head, HttpHead};
+use mysql::mysql;
+pub use mysql::parse_mysql_greeting;
+use tls::tls_and_maybe_automate;
+
+/// What an application probe found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppResult {
+    pub probe: AppProbe,
+    pub verdict: AppVerdict,
+    /// One line for the report's reason.
+    pub summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInfo>,
+    /// The Automate version from `/LabTech/agent.aspx`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automate_version: Option<String>,
+    /// MySQL server version, or the HTTP `Server` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_error: Option<u16>,
+    /// The certificate's trust was not checked (`--insecure`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppVerdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// The TLS session and certificate as seen from here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsInfo {
+    pub version: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub issuer: String,
+    pub not_after: String,
+    pub days_left: i64,
+    /// Trusted by the public (webpki) roots.
+    pub trusted_public: bool,
+    /// Trusted by this machine's certificate store.
+    pub trusted_system: bool,
+    /// Trusted by `--ca-file`, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_ca_file: Option<bool>,
+}
+
+/// Settings of the application probes, and the verifiers built once per run.
+#[derive(Debug)]
+pub struct AppConfig {
+    pub insecure: bool,
+    /// The language of the summaries.
+    pub lang: Lang,
+    pub cert_warn_days: u32,
+    extra_roots: Vec<CertificateDer<'static>>,
+    verifiers: OnceLock<Verifiers>,
+}
+
+#[derive(Debug)]
+pub(super) struct Verifiers {
+    provider: Arc<CryptoProvider>,
+    public: Arc<WebPkiServerVerifier>,
+    /// `None` when this machine has no usable certificate store.
+    system: Option<Arc<dyn ServerCertVerifier>>,
+    ca_file: Option<Arc<WebPkiServerVerifier>>,
+}
+
+impl AppConfig {
+    /// `ca_file`: PEM certificates of a private CA to trust as well.
+    pub fn new(
+        insecure: bool,
+        cert_warn_days: u32,
+        ca_file: Option<&Path>,
+        lang: Lang,
+    ) -> anyhow::Result<AppConfig> {
+        let mut extra_roots = Vec::new();
+        if let Some(path) = ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| anyhow::anyhow!("cannot read --ca-file {}: {e}", path.display()))?;
+            for item in rustls::pki_types::pem::PemObject::pem_slice_iter(&pem) {
+                let cert: CertificateDer<'static> = item.map_err(|e| {
+                    anyhow::anyhow!("--ca-file {} is not PEM certificates: {e}", path.display())
+                })?;
+                extra_roots.push(cert);
+            }
+            anyhow::ensure!(
+                !extra_roots.is_empty(),
+                "--ca-file {} holds no certificate: give the CA's certificate in PEM form",
+                path.display()
+            );
+        }
+        Ok(AppConfig {
+            insecure,
+            lang,
+            cert_warn_days,
+            extra_roots,
+            verifiers: OnceLock::new(),
+        })
+    }
+
+    fn verifiers(&self) -> &Verifiers {
+        self.verifiers.get_or_init(|| {
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let public_roots = RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+            };
+            let public = WebPkiServerVerifier::builder_with_provider(
+                Arc::new(public_roots),
+                Arc::clone(&provider),
+            )
+            .build()
+            .expect("the public roots form a verifier");
+            let system = rustls_platform_verifier::Verifier::new(Arc::clone(&provider))
+                .ok()
+                .map(|v| Arc::new(v) as Arc<dyn ServerCertVerifier>);
+            let ca_file = (!self.extra_roots.is_empty()).then(|| {
+                let mut roots = RootCertStore::empty();
+                roots.add_parsable_certificates(self.extra_roots.iter().cloned());
+                WebPkiServerVerifier::builder_with_provider(Arc::new(roots), Arc::clone(&provider))
+                    .build()
+                    .expect("a non-empty root store forms a verifier")
+            });
+            Verifiers {
+                provider,
+                public,
+                system,
+                ca_file,
+            }
+        })
+    }
+}
+
+/// Runs `probe` on a connected stream. The caller bounds the time.
+pub async fn run(
+    probe: AppProbe,
+    stream: TcpStream,
+    host: &str,
+    ip: IpAddr,
+    config: &AppConfig,
+) -> AppResult {
+    match probe {
+        AppProbe::Mysql => mysql(stream, config.lang).await,
+        AppProbe::Http => {
+            let mut stream = stream;
+            http(&mut stream, host, "/", config.lang).await
+        }
+        AppProbe::Tls | AppProbe::Automate => {
+            tls_and_maybe_automate(probe, stream, host, ip, config).await
+        }
+    }
+}
+
+/// Text the far side chose (a `Server` header, a certificate's names, a MySQL version or
+/// error) as it may be shown: control characters (terminal escapes, bells, line breaks) and
+/// bidirectional overrides become U+FFFD, and at most 256 characters are kept, so nothing a
+/// remote machine sends can clear a technician's screen, retitle the window or reorder a
+/// report line.
+pub fn untrusted(text: &str) -> String {
+    // Above the longest DNS name (253), so certificate names still match as they are.
+    const MAX_CHARS: usize = 256;
+    let mut out: String = text
+        .chars()
+        .take(MAX_CHARS)
+        .map(|c| {
+            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect();
+    if text.chars().nth(MAX_CHARS).is_some() {
+        out.push('…');
+    }
+    out
+}
+
+impl AppResult {
+    /// A finding with only a verdict and a summary; probes fill in the rest.
+    pub fn new(probe: AppProbe, verdict: AppVerdict, summary: impl Into<String>) -> AppResult {
+        AppResult {
+            probe,
+            verdict,
+            summary: summary.into(),
+            tls: None,
+            automate_version: None,
+            server: None,
+            http_status: None,
+            mysql_error: None,
+            insecure: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_text_keeps_its_words_and_loses_its_controls() {
+        assert_eq!(untrusted("nginx/1.24"), "nginx/1.24");
+        assert_eq!(
+            untrusted("evil\x1b[2J\x1b]0;x\x07\r\nX-Injected: 1"),
+            "evil\u{fffd}[2J\u{fffd}]0;x\u{fffd}\u{fffd}\u{fffd}X-Injected: 1"
+        );
+        assert_eq!(untrusted("a\u{202e}cba"), "a\u{fffd}cba");
+        let long = "x".repeat(300);
+        assert_eq!(untrusted(&long).chars().count(), 257);
+        assert!(untrusted(&long).ends_with('…'));
+        assert_eq!(untrusted(&"y".repeat(253)), "y".repeat(253));
+    }
+}
