@@ -9,8 +9,9 @@ use crate::lang::Lang;
 use crate::model::{Family, ProbeKind, Profile, Protocol, State};
 use crate::plan;
 use crate::plan::ProbeJob;
-use crate::probe::{self, dns, EngineConfig, Prober};
+use crate::probe::{self, EngineConfig, Prober};
 use crate::report::Report;
+use crate::resolve;
 use crate::tr;
 use crate::verdict::{self, RunInfo};
 
@@ -55,7 +56,7 @@ pub async fn run<P: Prober>(
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let clock = Instant::now();
     let plan = plan::build(profile, &options.targets, options.full_ranges)?;
-    let resolved = dns::resolve_all(plan.hosts(), options.family, options.timeout).await;
+    let resolved = resolve::resolve_all(plan.hosts(), options.family, options.timeout).await;
     let keyed = prober.has_key();
     let (paths, mut jobs) = plan::expand(&plan, &resolved, keyed);
     let canaries = canary_jobs(&jobs);

@@ -313,7 +313,7 @@ pub fn parse_host(s: &str) -> Result<String, String> {
     if bare.parse::<std::net::IpAddr>().is_ok() {
         return Ok(bare.to_string());
     }
-    if crate::probe::dns::zoned(bare)?.is_some() {
+    if crate::resolve::zoned(bare)?.is_some() {
         return Ok(bare.to_string());
     }
     if host.contains(':') {

@@ -19,6 +19,7 @@ pub mod probe;
 pub mod profiles;
 pub mod protocol;
 pub mod report;
+pub mod resolve;
 pub mod serve;
 pub mod sys;
 pub mod verdict;

@@ -259,3 +259,72 @@ impl Family {
         }
     }
 }
+
+// What application probes find: data the report embeds, written by `probe::app`.
+
+/// What an application probe found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppResult {
+    pub probe: AppProbe,
+    pub verdict: AppVerdict,
+    /// One line for the report's reason.
+    pub summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInfo>,
+    /// The Automate version from `/LabTech/agent.aspx`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automate_version: Option<String>,
+    /// MySQL server version, or the HTTP `Server` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_error: Option<u16>,
+    /// The certificate's trust was not checked (`--insecure`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppVerdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// The TLS session and certificate as seen from here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsInfo {
+    pub version: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub issuer: String,
+    pub not_after: String,
+    pub days_left: i64,
+    /// Trusted by the public (webpki) roots.
+    pub trusted_public: bool,
+    /// Trusted by this machine's certificate store.
+    pub trusted_system: bool,
+    /// Trusted by `--ca-file`, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_ca_file: Option<bool>,
+}
+
+impl AppResult {
+    /// A finding with only a verdict and a summary; probes fill in the rest.
+    pub fn new(probe: AppProbe, verdict: AppVerdict, summary: impl Into<String>) -> AppResult {
+        AppResult {
+            probe,
+            verdict,
+            summary: summary.into(),
+            tls: None,
+            automate_version: None,
+            server: None,
+            http_status: None,
+            mysql_error: None,
+            insecure: false,
+        }
+    }
+}

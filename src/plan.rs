@@ -2,7 +2,7 @@
 //! check aims at, which ports (sampled or full), and, once names are resolved, one probe
 //! job per check × address × port.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::ops::Range;
 use std::sync::Arc;
@@ -10,7 +10,7 @@ use std::sync::Arc;
 use anyhow::bail;
 
 use crate::model::{target_flag, Check, PortRange, ProbeKind, Profile, Protocol, FLAG_TARGETS};
-use crate::probe::dns::Unresolved;
+use crate::resolve::{Resolved, Unresolved};
 
 /// How many ports of a range are probed without `--full-ranges`.
 pub const RANGE_SAMPLE: usize = 32;
@@ -166,9 +166,6 @@ pub enum Work {
     Unresolved(Unresolved),
 }
 
-/// What the resolver found for each host: its addresses, or why there are none.
-pub type Resolved = HashMap<String, Result<Vec<IpAddr>, Unresolved>>;
-
 /// Expands a plan over resolved addresses into paths and probe jobs; `keyed` when the run
 /// has a key.
 pub fn expand(plan: &Plan, resolved: &Resolved, keyed: bool) -> (Vec<PathPlan>, Vec<ProbeJob>) {
@@ -190,7 +187,7 @@ pub fn expand(plan: &Plan, resolved: &Resolved, keyed: bool) -> (Vec<PathPlan>, 
                 let name: Option<Arc<str>> = matches!(planned.check.probe, ProbeKind::App(_))
                     .then(|| Arc::from(host.as_str()));
                 // A link-local literal's zone names the interface to probe through.
-                let scope = crate::probe::dns::zoned(host)
+                let scope = crate::resolve::zoned(host)
                     .ok()
                     .flatten()
                     .map_or(0, |(_, scope)| scope);

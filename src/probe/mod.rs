@@ -3,7 +3,6 @@
 //! and nowhere else.
 
 pub mod app;
-pub mod dns;
 mod engine;
 pub mod net;
 

@@ -8,7 +8,7 @@ use quick_junit::{NonSuccessKind, TestCase, TestCaseStatus, TestSuite};
 
 use super::Report;
 use crate::model::State;
-use crate::verdict::Verdict;
+use crate::report::Verdict;
 
 pub fn render(report: &Report) -> String {
     let mut junit = quick_junit::Report::new(format!("automate-ports {}", report.role));

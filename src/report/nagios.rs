@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 
 use super::Report;
-use crate::verdict::Verdict;
+use crate::report::Verdict;
 
 /// Plugin exit codes: 0 OK, 1 WARNING, 2 CRITICAL (3 UNKNOWN is for bad input).
 pub fn exit_code(report: &Report) -> u8 {

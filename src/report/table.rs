@@ -8,8 +8,8 @@ use comfy_table::{presets, Cell, CellAlignment, ContentArrangement, Table};
 
 use super::{CheckResult, Report};
 use crate::lang::Lang;
+use crate::report::Verdict;
 use crate::tr;
-use crate::verdict::Verdict;
 
 const PASS: Style = AnsiColor::Green.on_default().bold();
 const FAIL: Style = AnsiColor::Red.on_default().bold();

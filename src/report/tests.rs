@@ -4,7 +4,7 @@
 use super::{render, CheckResult, Format, Report, Summary};
 use crate::lang::Lang;
 use crate::model::{Expect, Protocol, State};
-use crate::verdict::Verdict;
+use crate::report::Verdict;
 
 fn result(
     id: &str,
@@ -13,28 +13,24 @@ fn result(
     state: Option<State>,
     verdict: Verdict,
 ) -> CheckResult {
-    CheckResult {
+    let check = crate::model::Check {
         id: id.into(),
         description: format!("{id} description"),
         protocol,
-        ports: ports.into(),
+        ports: crate::profiles::parse_port_spec(ports).unwrap(),
         target: "server".into(),
-        host: Some("automate.example.com".into()),
-        address: Some("192.0.2.10".parse().unwrap()),
         required: true,
         expect: Expect::Reachable,
-        state,
-        verdict,
-        reason: String::new(),
-        hint: None,
-        latency_ms: None,
-        verified: None,
-        app: None,
+        probe: crate::model::ProbeKind::Connect,
         source: "test".into(),
-        probed_ports: None,
-        counts: None,
-        failed_ports: None,
-    }
+        fix: None,
+        fix_de: None,
+    };
+    let address = Some("192.0.2.10".parse().unwrap());
+    let mut result = CheckResult::new(&check, Some("automate.example.com".into()), address);
+    result.state = state;
+    result.verdict = verdict;
+    result
 }
 
 fn sample() -> Report {

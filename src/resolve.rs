@@ -1,16 +1,19 @@
 //! Name resolution through the operating system's resolver, so the tool sees the same
 //! addresses the Automate agent would. Each name is resolved once, under a timeout.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
 use crate::model::Family;
-use crate::plan::Resolved;
 
 use crate::lang::Lang;
 use crate::tr;
+
+/// What the resolver found for each host: its addresses, or why there are none.
+pub type Resolved = HashMap<String, Result<Vec<IpAddr>, Unresolved>>;
 
 /// Resolves every host concurrently. A failure is a result, not an error of the run.
 pub async fn resolve_all(hosts: Vec<String>, family: Family, timeout: Duration) -> Resolved {

@@ -1,0 +1,211 @@
+//! Hints: what is wrong, between which machines, and what to change, in the user's language.
+
+use std::net::IpAddr;
+
+use super::{compact_ports, RunInfo};
+use crate::lang::Lang;
+use crate::model::{Check, Expect, Protocol, State};
+use crate::probe::Why;
+use crate::report::CheckResult;
+use crate::tr;
+
+/// Where a hint points: the protocol, the ports that did not pass, the host and address.
+struct Subject<'a> {
+    proto: &'static str,
+    ports: String,
+    host: &'a str,
+    /// "host (address)", or the host alone when it is the address.
+    place: String,
+    address: Option<IpAddr>,
+}
+
+impl<'a> Subject<'a> {
+    fn of(check: &Check, result: &'a CheckResult, failed: &[u16], lang: Lang) -> Subject<'a> {
+        let host = result
+            .host
+            .as_deref()
+            .unwrap_or(lang.pick("the target", "das Ziel"));
+        let place = match result.address {
+            Some(ip) if ip.to_string() != host => format!("{host} ({ip})"),
+            _ => host.to_string(),
+        };
+        // Name the ports that did not pass; the whole range only when all of them failed.
+        let ports = if failed.len() == 1
+            || (failed.len() > 1
+                && failed.len() < check.ports.count()
+                && failed.len() < result.probed_ports.unwrap_or(usize::MAX))
+        {
+            compact_ports(failed, 8, lang)
+        } else {
+            check.ports.to_string()
+        };
+        Subject {
+            proto: check.protocol.upper(),
+            ports,
+            host,
+            place,
+            address: result.address,
+        }
+    }
+}
+
+/// What is wrong, between which machines, and what to change.
+pub(super) fn hint(
+    check: &Check,
+    state: State,
+    why: &Why,
+    result: &CheckResult,
+    failed: &[u16],
+    run: &RunInfo,
+) -> String {
+    let subject = Subject::of(check, result, failed, run.lang);
+    match what(check, state, why, &subject, run.lang) {
+        Ok(what) => format!("{what} {}", fix(check, &subject, run.lang)),
+        Err(whole) => whole,
+    }
+}
+
+/// The change to make: the check's own `fix` (or `fix-de`) template, else allow or block.
+fn fix(check: &Check, subject: &Subject<'_>, lang: Lang) -> String {
+    let Subject {
+        proto,
+        ports,
+        host,
+        place,
+        address,
+    } = subject;
+    let template = match lang {
+        Lang::De => check.fix_de.as_deref().or(check.fix.as_deref()),
+        Lang::En => check.fix.as_deref(),
+    };
+    let Some(template) = template else {
+        return match check.expect {
+            Expect::Reachable => tr!(
+                lang,
+                "Allow {proto} {ports} from this machine to {place}.",
+                "{proto} {ports} von diesem Rechner zu {place} freigeben."
+            ),
+            Expect::Blocked => tr!(
+                lang,
+                "Block {proto} {ports} to {place} from this machine's network.",
+                "{proto} {ports} zu {place} aus dem Netz dieses Rechners sperren."
+            ),
+        };
+    };
+    template
+        .replace("{proto}", proto)
+        .replace("{ports}", ports)
+        .replace("{host}", host)
+        .replace(
+            "{address}",
+            &address.map(|a| a.to_string()).unwrap_or_default(),
+        )
+        .replace("{where}", place)
+}
+
+/// What is wrong, followed by the fix (`Ok`), or a whole hint that needs no fix line (`Err`:
+/// this machine could not test, or the port is taken here).
+fn what(
+    check: &Check,
+    state: State,
+    why: &Why,
+    subject: &Subject<'_>,
+    lang: Lang,
+) -> Result<String, String> {
+    let Subject {
+        proto,
+        ports,
+        place,
+        ..
+    } = subject;
+    let what = match (check.expect, state, why) {
+        (Expect::Blocked, _, _) => tr!(
+            lang,
+            "{proto} {ports} on {place} answers from here but must be blocked.",
+            "{proto} {ports} auf {place} antwortet von hier aus, muss aber gesperrt sein."
+        ),
+        (_, State::Error, Why::Local(local)) => {
+            let message = local.text(lang);
+            return Err(tr!(
+                lang,
+                "This machine could not test it: {message}.",
+                "Dieser Rechner konnte es nicht prüfen: {message}."
+            ));
+        }
+        (Expect::Reachable, _, Why::App(found) | Why::RealService(found)) => {
+            let summary = &found.summary;
+            tr!(
+                lang,
+                "On {place}, {proto} {ports}: {summary}.",
+                "Auf {place}, {proto} {ports}: {summary}."
+            )
+        }
+        (_, _, Why::NotServe(_)) => tr!(
+            lang,
+            "Something other than automate-ports serve answers {proto} {ports} at {place}: a proxy, SYN proxy, or a port forward to another host. Make sure the forward points at the machine running serve.",
+            "Auf {proto} {ports} bei {place} antwortet etwas anderes als automate-ports serve: ein Proxy, SYN-Proxy oder eine Portweiterleitung auf einen anderen Host. Die Weiterleitung muss auf den Rechner zeigen, auf dem serve läuft."
+        ),
+        (_, _, Why::Stale { offset_ms }) => {
+            let clocks = crate::probe::clock_difference(*offset_ms, lang);
+            return Err(tr!(
+                lang,
+                "{proto} {ports} at {place} reaches automate-ports serve, which refused the probe as stale: {clocks}. Set both clocks from the same time source (Windows: w32tm /resync; Linux: timedatectl set-ntp true) and check again.",
+                "{proto} {ports} bei {place} erreicht automate-ports serve, das die Probe aber als veraltet abgelehnt hat: {clocks}. Beide Uhren aus derselben Zeitquelle stellen (Windows: w32tm /resync; Linux: timedatectl set-ntp true) und erneut prüfen."
+            ));
+        }
+        (_, _, Why::Redirected(port)) => tr!(
+            lang,
+            "{proto} {ports} at {place} reaches automate-ports serve, but on port {port}: the port forward maps it to the wrong internal port.",
+            "{proto} {ports} bei {place} erreicht automate-ports serve, aber auf Port {port}: die Portweiterleitung zeigt auf den falschen internen Port."
+        ),
+        (_, _, Why::InUse) => {
+            return Err(lang
+                .pick(
+                    "The port is taken on this machine; if the Automate agent is not installed, find the program holding it.",
+                    "Der Port ist auf diesem Rechner belegt; ist der Automate-Agent nicht installiert, das Programm suchen, das ihn belegt.",
+                )
+                .into())
+        }
+        (_, _, Why::LocalFirewall) => tr!(
+            lang,
+            "This machine's own firewall blocks outgoing {proto} {ports}.",
+            "Die eigene Firewall dieses Rechners blockiert ausgehendes {proto} {ports}."
+        ),
+        (_, State::Closed, _) if check.protocol == Protocol::Tcp => tr!(
+            lang,
+            "{place} refused TCP {ports}: nothing listens there, or a firewall rejects it.",
+            "{place} hat TCP {ports} abgewiesen: dort lauscht nichts, oder eine Firewall weist die Verbindung ab."
+        ),
+        (_, State::Closed, _) => tr!(
+            lang,
+            "{place} reported UDP {ports} as unreachable: nothing listens there, or a firewall rejects it.",
+            "{place} meldet UDP {ports} als nicht erreichbar: dort lauscht nichts, oder eine Firewall weist die Pakete ab."
+        ),
+        (_, State::Filtered, Why::HostUnreachable) => tr!(
+            lang,
+            "A router or firewall between here and {place} reported it unreachable for {proto} {ports}.",
+            "Ein Router oder eine Firewall zwischen hier und {place} meldet {proto} {ports} als nicht erreichbar."
+        ),
+        (_, State::Filtered, _) if check.probe == crate::model::ProbeKind::Loopback => tr!(
+            lang,
+            "{proto} {ports} over loopback got nowhere: a local firewall or endpoint protection drops it.",
+            "{proto} {ports} über Loopback kommt nicht an: eine lokale Firewall oder ein Endpoint-Schutz verwirft es."
+        ),
+        (_, State::Filtered, _) => tr!(
+            lang,
+            "No answer from {place} on {proto} {ports}: a firewall drops it, or the host is down.",
+            "Keine Antwort von {place} auf {proto} {ports}: eine Firewall verwirft die Pakete, oder der Host ist aus."
+        ),
+        (_, State::OpenFiltered, _) => tr!(
+            lang,
+            "No reply and no error from {place} on UDP {ports}: open but silent, or dropped by a firewall; this cannot be told apart from here without a responder on the far side.",
+            "Weder Antwort noch Fehler von {place} auf UDP {ports}: offen, aber stumm, oder von einer Firewall verworfen; ohne Gegenstelle (automate-ports serve) ist das von hier aus nicht zu unterscheiden."
+        ),
+        (_, _, _) => tr!(
+            lang,
+            "{proto} {ports} on {place} is {state}.",
+            "{proto} {ports} auf {place} ist {state}."
+        ),
+    };
+    Ok(what)
+}

@@ -1,0 +1,180 @@
+//! The truth table, ranges, and every reason and hint in both languages.
+
+use super::*;
+use crate::model::{PortRange, ProbeKind};
+use crate::probe::{Local, NotServe};
+
+fn check(protocol: Protocol, expect: Expect, probe: ProbeKind) -> Check {
+    Check {
+        id: "c".into(),
+        description: String::new(),
+        protocol,
+        ports: PortRange::single(443).unwrap(),
+        target: "server".into(),
+        required: true,
+        expect,
+        probe,
+        source: String::new(),
+        fix: None,
+        fix_de: None,
+    }
+}
+
+fn result_for(check: &Check) -> CheckResult {
+    let mut result = CheckResult::new(check, Some("automate.example.com".into()), None);
+    result.verdict = Verdict::Fail;
+    result
+}
+
+/// Every outcome a check can end in, with a state it comes with.
+fn every_why() -> Vec<(State, Why)> {
+    let addr: std::net::SocketAddr = ([192, 0, 2, 1], 443).into();
+    vec![
+        (State::Open, Why::Connected),
+        (State::Open, Why::Reply),
+        (State::Open, Why::Exchanged),
+        (State::Open, Why::InUse),
+        (State::Closed, Why::Refused),
+        (State::Closed, Why::PortUnreachable),
+        (State::Filtered, Why::HostUnreachable),
+        (State::Filtered, Why::LocalFirewall),
+        (State::Filtered, Why::NoAnswer),
+        (State::OpenFiltered, Why::NoAnswer),
+        (State::Filtered, Why::NoAnswerKeyed),
+        (State::Open, Why::Verified),
+        (State::Open, Why::Redirected(8443)),
+        (State::Open, Why::Stale { offset_ms: 420_000 }),
+        (
+            State::Open,
+            Why::Stale {
+                offset_ms: -420_000,
+            },
+        ),
+        (State::Open, Why::Stale { offset_ms: 2_000 }),
+        (
+            State::Open,
+            Why::NotServe(NotServe::Silent(Duration::from_secs(2))),
+        ),
+        (State::Open, Why::NotServe(NotServe::Closed)),
+        (State::Open, Why::NotServe(NotServe::BadProof)),
+        (State::Open, Why::NotServe(NotServe::BadUdpProof)),
+        (
+            State::Open,
+            Why::RealService(Box::new(crate::probe::app::AppResult::new(
+                crate::model::AppProbe::Tls,
+                AppVerdict::Warn,
+                "TLS 1.3",
+            ))),
+        ),
+        (State::Error, Why::Local(Local::NoRoute(addr.ip()))),
+        (State::Error, Why::Local(Local::NoDescriptors)),
+        (State::Error, Why::Local(Local::NoSourcePort(443))),
+        (State::Error, Why::Local(Local::BindDenied(addr))),
+        (State::Error, Why::Local(Local::NotOurs(addr.ip()))),
+    ]
+}
+
+/// Every way a check can fail, with the words a German report must not fall back to.
+#[test]
+fn every_hint_and_reason_has_its_german() {
+    let whys = every_why();
+    let english = [
+        " the ", " from ", " to ", " no ", "Allow", "Block", " answer", " after ", " with ",
+        " this ", "try", "refused", "nothing",
+    ];
+    for lang in [Lang::En, Lang::De] {
+        let run = RunInfo {
+            started_at: String::new(),
+            duration: Duration::ZERO,
+            timeout: Duration::from_secs(2),
+            strict: false,
+            full_ranges: false,
+            keyed: true,
+            lang,
+        };
+        for (state, why) in &whys {
+            let outcome = Outcome {
+                state: *state,
+                why: why.clone(),
+                elapsed: Duration::from_micros(300),
+                tries: 2,
+                keyed: true,
+            };
+            let mut texts = vec![outcome.reason(lang)];
+            for protocol in [Protocol::Tcp, Protocol::Udp] {
+                for (expect, probe) in [
+                    (Expect::Reachable, ProbeKind::Connect),
+                    (Expect::Reachable, ProbeKind::Loopback),
+                    (Expect::Blocked, ProbeKind::Connect),
+                ] {
+                    let c = check(protocol, expect, probe);
+                    texts.push(hint(&c, *state, why, &result_for(&c), &[443], &run));
+                }
+            }
+            for text in texts {
+                assert!(!text.is_empty());
+                if lang == Lang::De {
+                    let leak = english.iter().find(|w| text.contains(**w));
+                    assert!(leak.is_none(), "English {leak:?} in German: {text}");
+                    assert!(!text.contains("0.3 ms"), "decimal point in German: {text}");
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn verdict_table() {
+    use Expect::{Blocked, Reachable};
+    use Verdict::{Fail, Pass, Warn};
+    let cases = [
+        (State::Open, Reachable, true, Pass),
+        (State::Closed, Reachable, true, Fail),
+        (State::Filtered, Reachable, true, Fail),
+        (State::Error, Reachable, true, Fail),
+        (State::Closed, Reachable, false, Warn),
+        (State::OpenFiltered, Reachable, true, Warn),
+        (State::Open, Blocked, true, Fail),
+        (State::Open, Blocked, false, Warn),
+        (State::Closed, Blocked, true, Pass),
+        (State::Filtered, Blocked, true, Pass),
+        (State::OpenFiltered, Blocked, true, Warn),
+    ];
+    for (state, expect, required, want) in cases {
+        assert_eq!(
+            verdict_of(judge(state, expect, None), required, false),
+            want,
+            "{state} {expect:?} {required}"
+        );
+    }
+    assert_eq!(
+        verdict_of(judge(State::Closed, Reachable, None), false, true),
+        Fail,
+        "--strict"
+    );
+    assert_eq!(
+        verdict_of(judge(State::OpenFiltered, Reachable, None), true, true),
+        Fail,
+        "--strict"
+    );
+    // With a key, open but unproven is a middlebox: it fails a reachable check, and only
+    // warns for a blocked one (the real service behind it may still be shut).
+    let keyed = |state, expect, proven| verdict_of(judge(state, expect, Some(proven)), true, false);
+    assert_eq!(keyed(State::Open, Reachable, false), Fail);
+    assert_eq!(keyed(State::Open, Reachable, true), Pass);
+    assert_eq!(keyed(State::Open, Blocked, false), Warn);
+    assert_eq!(keyed(State::Open, Blocked, true), Fail);
+    assert_eq!(keyed(State::Filtered, Reachable, false), Fail);
+}
+
+#[test]
+fn compact_ports_joins_runs() {
+    let en = Lang::En;
+    assert_eq!(compact_ports(&[1, 2, 3, 5, 7, 8], 8, en), "1-3, 5, 7-8");
+    assert_eq!(compact_ports(&[1, 3, 5, 7], 2, en), "1, 3 and 2 more");
+    assert_eq!(
+        compact_ports(&[1, 3, 5, 7], 2, Lang::De),
+        "1, 3 und 2 weitere"
+    );
+    assert_eq!(compact_ports(&[65534, 65535], 8, en), "65534-65535");
+}
