@@ -1,0 +1,209 @@
+//! The engine: runs jobs through a [`Prober`] in a bounded sliding window. Timeouts,
+//! retransmission and pacing are decided here and nowhere else.
+//!
+//! Silence is ambiguous: a firewall drops the probe, or the network lost it. Like nmap, the
+//! engine tells the two apart by what the other ports on the same address do. While they
+//! answer, a try that hears nothing for a few of their round trips is given up early and
+//! sent again; re-probes continue while they keep recovering ports (loss) and stop as soon
+//! as a round recovers none (a filter). An address where nothing answers gets the full
+//! timeout and `--retries`, as before.
+
+mod state;
+#[cfg(test)]
+mod tests;
+mod window;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+use super::{Attempt, Heard, Outcome, Prober, Why};
+use crate::model::{ProbeKind, Protocol, State};
+use crate::plan::ProbeJob;
+use window::Engine;
+
+/// Timeout, retries and width of a run.
+#[derive(Debug, Clone, Copy)]
+pub struct EngineConfig {
+    /// Per try, at most.
+    pub timeout: Duration,
+    /// Extra tries after silence where nothing else on the address answers.
+    pub retries: u8,
+    /// In-flight jobs at most.
+    pub concurrency: usize,
+    /// New jobs per second at most (`--rate`).
+    pub rate: Option<u32>,
+}
+
+/// Most tries a silent port gets on an address where other ports answer and lost probes
+/// are being recovered: at 4 % loss per exchange, six tries leave one port in 250 million.
+pub const MAX_TRIES: u8 = 6;
+
+/// The shortest silence, with the rest of the address quiet as well, that ends a try early.
+/// Well above a LAN's or a WAN's round trip, and above the scheduling hiccups of a busy
+/// two-core machine that runs both ends.
+pub(super) const QUIET_FLOOR: Duration = Duration::from_millis(250);
+
+/// How often running tries are held against their address's quiet time.
+pub(super) const TICK: Duration = Duration::from_millis(20);
+
+/// In flight at most for the second try of ports that connected but gave no valid answer:
+/// if a busy responder caused it, a narrow second look does not repeat it.
+pub(super) const NARROW_WIDTH: usize = 256;
+
+/// Narrow looks a port gets before "connected, but no valid answer" is believed. Each waits
+/// twice the timeout: after a busy sweep the OS remembers long round trips to the far side
+/// and starts new connections with a long retransmission timeout, so one lost probe or reply
+/// can take more than a timeout to repair.
+pub(super) const NARROW_LOOKS: u8 = 2;
+
+/// Descriptors kept free for the runtime, stdio, DNS and the report.
+pub(super) const FD_RESERVE: u64 = 64;
+
+/// Windows has no descriptor limit to narrow the default width, but every connect takes a
+/// port from its dynamic range (16,384 by default, shared with every other program), so a
+/// full sweep with all of them in flight would starve the machine: stay well below it.
+pub(super) const WINDOWS_WIDTH: usize = 4096;
+
+/// How many probes may be in flight: `wanted` (all of them when `None`), narrowed to what
+/// the open-file limit allows. The soft limit is raised to the hard limit first where the
+/// OS allows. `extra` descriptors are kept for probes that hold two sockets (loopback).
+pub fn probe_width(wanted: Option<usize>, extra: usize) -> anyhow::Result<usize> {
+    let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(u64::MAX);
+    let budget =
+        usize::try_from(limit.saturating_sub(FD_RESERVE + extra as u64)).unwrap_or(usize::MAX);
+    anyhow::ensure!(
+        budget >= 1,
+        "the open-file limit is {limit}, too low to probe anything: raise it (ulimit -n) to at least {}",
+        FD_RESERVE + extra as u64 + 2
+    );
+    let Some(wanted) = wanted else {
+        return Ok(if cfg!(windows) {
+            budget.min(WINDOWS_WIDTH)
+        } else {
+            budget
+        });
+    };
+    if budget < wanted {
+        tracing::debug!(
+            wanted,
+            budget,
+            limit,
+            "narrowing concurrency to the file-descriptor limit"
+        );
+    }
+    Ok(wanted.min(budget))
+}
+
+/// Runs every job and returns their outcomes in job order. `done` is called as each job
+/// finishes (for a progress bar).
+pub async fn run<P: Prober>(
+    prober: Arc<P>,
+    jobs: &[ProbeJob],
+    config: EngineConfig,
+    done: &dyn Fn(),
+) -> Vec<Outcome> {
+    let mut engine = Engine::new(jobs, config);
+    let width = config.concurrency.max(1);
+    let mut set: JoinSet<Finished> = JoinSet::new();
+    // --rate: job starts are spaced evenly; without it the window alone paces.
+    let spacing = config
+        .rate
+        .map(|r| Duration::from_secs_f64(1.0 / f64::from(r.max(1))));
+    let mut next_start = Instant::now();
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        while set.len() < width {
+            if spacing.is_some() && Instant::now() < next_start {
+                break;
+            }
+            let Some((index, narrow)) = engine.next_job() else {
+                break;
+            };
+            if let Some(spacing) = spacing {
+                next_start += spacing;
+            }
+            let prober = Arc::clone(&prober);
+            let job = jobs[index].clone();
+            let generation = engine.slots[index].generation;
+            let phases = prober.phases(&job);
+            let timeout = if narrow {
+                config.timeout * 2
+            } else {
+                config.timeout
+            };
+            let heard = Heard::new(&engine.heard, index);
+            let starts = Arc::clone(&engine.starts);
+            starts.clear(index);
+            let abort = set.spawn(async move {
+                // Stamped when the try really begins: a busy runtime may poll a spawned
+                // task much later, and that wait is not the far side's silence.
+                let started = starts.stamp(index);
+                let attempt =
+                    tokio::time::timeout(timeout * phases, prober.attempt(job, timeout, heard))
+                        .await
+                        .unwrap_or(Attempt::Silent);
+                let at = Instant::now();
+                Finished {
+                    index,
+                    generation,
+                    attempt,
+                    elapsed: at - started,
+                    at,
+                }
+            });
+            engine.started(index, abort, narrow);
+        }
+        let paced = spacing.is_some() && engine.has_ready() && set.len() < width;
+        let watching = engine.any_live() && !set.is_empty();
+        tokio::select! {
+            joined = set.join_next(), if !set.is_empty() => engine.joined(joined, done),
+            _ = tick.tick(), if watching => {
+                // Every answer that has arrived counts before anything is called quiet.
+                while let Some(joined) = set.try_join_next() {
+                    engine.joined(Some(joined), done);
+                }
+                engine.give_up_quiet(done);
+            }
+            () = tokio::time::sleep_until(next_start), if paced => {}
+            else => {
+                if !engine.unpark() {
+                    engine.finish_parked(done);
+                    break;
+                }
+            }
+        }
+    }
+    engine.into_outcomes()
+}
+
+/// What a try's task hands back.
+pub(super) struct Finished {
+    pub(super) index: usize,
+    pub(super) generation: u32,
+    pub(super) attempt: Attempt,
+    pub(super) elapsed: Duration,
+    /// When it ended (not when the engine got round to it).
+    pub(super) at: Instant,
+}
+
+/// What silence after every try means: a TCP SYN that gets nothing back is dropped; a UDP
+/// datagram that gets nothing back may have reached a quiet service, unless it was keyed
+/// (`serve` answers every valid probe).
+pub(super) fn silence(job: &ProbeJob, waited: Duration, tries: u8) -> Outcome {
+    let (state, why) = match (job.kind, job.protocol) {
+        (ProbeKind::Connect, Protocol::Udp) if job.keyed => (State::Filtered, Why::NoAnswerKeyed),
+        (ProbeKind::Connect, Protocol::Udp) => (State::OpenFiltered, Why::NoAnswer),
+        _ => (State::Filtered, Why::NoAnswer),
+    };
+    Outcome {
+        state,
+        why,
+        elapsed: waited,
+        tries,
+        keyed: job.keyed,
+    }
+}

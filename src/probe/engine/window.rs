@@ -1,0 +1,298 @@
+//! The sliding window: which job starts next, what a finished try means, when a silent
+//! try is given up and sent again, and when a port gets a narrow look.
+
+use std::collections::{HashMap, VecDeque};
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::{AbortHandle, JoinError};
+use tokio::time::Instant;
+
+use crate::model::ProbeKind;
+use crate::plan::ProbeJob;
+
+use super::state::{PathState, Running, Slot, Starts};
+use super::{
+    silence, Attempt, EngineConfig, Finished, Heard, Outcome, MAX_TRIES, NARROW_LOOKS, NARROW_WIDTH,
+};
+
+pub(super) struct Engine<'a> {
+    pub(super) jobs: &'a [ProbeJob],
+    pub(super) config: EngineConfig,
+    pub(super) slots: Vec<Slot>,
+    pub(super) paths: Vec<PathState>,
+    pub(super) ready: VecDeque<usize>,
+    pub(super) narrow: VecDeque<usize>,
+    pub(super) narrow_running: usize,
+    /// Tries running, narrow ones included.
+    pub(super) running: usize,
+    pub(super) parked: Vec<usize>,
+    pub(super) outcomes: Vec<Option<Outcome>>,
+    /// Set by a running try once the far side answered its first phase.
+    pub(super) heard: Arc<[AtomicBool]>,
+    pub(super) starts: Arc<Starts>,
+}
+
+impl<'a> Engine<'a> {
+    pub(super) fn new(jobs: &'a [ProbeJob], config: EngineConfig) -> Engine<'a> {
+        // One state per address, across protocols: while any port there answers (a keyed
+        // sweep keeps the far side busy with TCP while UDP replies queue), it is not quiet.
+        let mut index: HashMap<IpAddr, usize> = HashMap::new();
+        let slots = jobs
+            .iter()
+            .map(|job| {
+                let next = index.len();
+                let path = *index.entry(job.addr.ip()).or_insert(next);
+                Slot {
+                    path,
+                    ..Slot::default()
+                }
+            })
+            .collect();
+        Engine {
+            jobs,
+            config,
+            slots,
+            paths: (0..index.len()).map(|_| PathState::default()).collect(),
+            ready: (0..jobs.len()).collect(),
+            narrow: VecDeque::new(),
+            narrow_running: 0,
+            running: 0,
+            parked: Vec::new(),
+            outcomes: vec![None; jobs.len()],
+            heard: Heard::flags(jobs.len()),
+            starts: Arc::new(Starts::new(jobs.len())),
+        }
+    }
+
+    pub(super) fn has_ready(&self) -> bool {
+        !self.ready.is_empty() || (!self.narrow.is_empty() && self.narrow_may_start())
+    }
+
+    /// Narrow tries wait until nothing else runs: a responder still busy with the sweep is
+    /// what they give a second chance to.
+    pub(super) fn narrow_may_start(&self) -> bool {
+        self.running == self.narrow_running && self.narrow_running < NARROW_WIDTH
+    }
+
+    pub(super) fn any_live(&self) -> bool {
+        self.paths.iter().any(PathState::live)
+    }
+
+    /// The next job to start, and whether it is a narrow try.
+    pub(super) fn next_job(&mut self) -> Option<(usize, bool)> {
+        if let Some(index) = self.ready.pop_front() {
+            return Some((index, false));
+        }
+        if self.narrow_may_start() {
+            return self.narrow.pop_front().map(|index| (index, true));
+        }
+        None
+    }
+
+    pub(super) fn started(&mut self, index: usize, abort: AbortHandle, narrow: bool) {
+        self.running += 1;
+        if narrow {
+            self.narrow_running += 1;
+        }
+        self.slots[index].running = Some(Running { abort, narrow });
+    }
+
+    pub(super) fn joined(&mut self, joined: Option<Result<Finished, JoinError>>, done: &dyn Fn()) {
+        match joined {
+            Some(Ok(finished)) => self.finished(finished, done),
+            Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // Given up by `give_up_quiet`, already accounted for.
+            Some(Err(_)) | None => {}
+        }
+    }
+
+    pub(super) fn finished(&mut self, finished: Finished, done: &dyn Fn()) {
+        let Finished {
+            index,
+            generation,
+            attempt,
+            elapsed,
+            at,
+        } = finished;
+        let slot = &mut self.slots[index];
+        if slot.done || slot.generation != generation {
+            return;
+        }
+        if slot.running.take().is_some_and(|r| r.narrow) {
+            self.narrow_running -= 1;
+        }
+        self.running -= 1;
+        slot.tries += 1;
+        slot.longest_wait = slot.longest_wait.max(elapsed);
+        let job = &self.jobs[index];
+        let path = &mut self.paths[slot.path];
+        match attempt {
+            Attempt::Answer(state, why) if why.retryable() => {
+                tracing::debug!(addr = %job.addr, ?why, try_ = slot.tries, "no valid answer");
+                // It connected: the address is alive, but this proves nothing yet.
+                path.answered(at);
+                slot.held = Some((state, why, elapsed));
+                if slot.narrowed >= NARROW_LOOKS {
+                    self.finish(index, done);
+                } else {
+                    slot.narrowed += 1;
+                    self.narrow.push_back(index);
+                }
+            }
+            Attempt::Answer(state, why) => {
+                if why.from_the_network() {
+                    path.answered(at);
+                    if slot.tries > 1 {
+                        path.recovered = true;
+                    }
+                    if job.kind == ProbeKind::Connect {
+                        path.samples.push(elapsed);
+                    }
+                }
+                self.outcomes[index] = Some(Outcome {
+                    state,
+                    why,
+                    elapsed,
+                    tries: slot.tries,
+                    keyed: job.keyed,
+                });
+                slot.done = true;
+                done();
+            }
+            Attempt::Silent => self.silent(index, done),
+        }
+    }
+
+    /// Running tries on an address that has gone quiet: everything that was going to answer
+    /// has, so these are lost or dropped. Give them up and decide on another try.
+    pub(super) fn give_up_quiet(&mut self, done: &dyn Fn()) {
+        let now = Instant::now();
+        let timeout = self.config.timeout;
+        let quiet: Vec<Option<Duration>> = self
+            .paths
+            .iter_mut()
+            .map(|p| {
+                let last = p.last_answer?;
+                let quiet = p.quiet_time(timeout);
+                (now.duration_since(last) > quiet).then_some(quiet)
+            })
+            .collect();
+        let mut struck = vec![false; self.paths.len()];
+        for index in 0..self.slots.len() {
+            let slot = &mut self.slots[index];
+            let Some(running) = &slot.running else {
+                continue;
+            };
+            let Some(quiet) = quiet[slot.path] else {
+                continue;
+            };
+            let Some(started) = self.starts.get(index) else {
+                continue;
+            };
+            let waited = now.duration_since(started);
+            // Connected tries are not silence (a keyed exchange or an application probe is
+            // under way); loopback tries are local; narrow tries get their whole time.
+            let connected = self.heard[index].load(Ordering::Relaxed);
+            if connected
+                || running.narrow
+                || self.jobs[index].kind == ProbeKind::Loopback
+                || waited <= quiet
+            {
+                continue;
+            }
+            running.abort.abort();
+            slot.running = None;
+            self.running -= 1;
+            slot.generation += 1;
+            slot.tries += 1;
+            slot.longest_wait = slot.longest_wait.max(waited);
+            struck[slot.path] = true;
+            self.silent(index, done);
+        }
+        for (path, struck) in self.paths.iter_mut().zip(struck) {
+            if struck {
+                path.strikes += 1;
+            }
+        }
+    }
+
+    /// A try heard nothing: send another now, later (parked until the address shows loss),
+    /// or report the silence.
+    pub(super) fn silent(&mut self, index: usize, done: &dyn Fn()) {
+        match self.another_try(index) {
+            Some(true) => self.ready.push_back(index),
+            Some(false) => self.parked.push(index),
+            None => self.finish(index, done),
+        }
+    }
+
+    /// `Some(true)`: try again now; `Some(false)`: not unless the address shows loss later;
+    /// `None`: no more tries.
+    pub(super) fn another_try(&self, index: usize) -> Option<bool> {
+        let slot = &self.slots[index];
+        let cap = MAX_TRIES.max(self.config.retries.saturating_add(1));
+        if slot.tries >= cap {
+            return None;
+        }
+        let path = &self.paths[slot.path];
+        if !path.live() {
+            return (slot.tries <= self.config.retries).then_some(true);
+        }
+        if slot.tries == 1 || path.recovered {
+            return Some(true);
+        }
+        Some(false)
+    }
+
+    /// When nothing runs any more: parked jobs whose address has since shown loss go again.
+    /// Returns whether any did.
+    pub(super) fn unpark(&mut self) -> bool {
+        let parked = std::mem::take(&mut self.parked);
+        for index in parked {
+            if self.another_try(index) == Some(true) {
+                self.ready.push_back(index);
+            } else {
+                self.parked.push(index);
+            }
+        }
+        !self.ready.is_empty()
+    }
+
+    /// Ends a job with what it has: the held answer, else silence.
+    pub(super) fn finish(&mut self, index: usize, done: &dyn Fn()) {
+        let slot = &mut self.slots[index];
+        let job = &self.jobs[index];
+        let outcome = match slot.held.take() {
+            Some((state, why, elapsed)) => Outcome {
+                state,
+                why,
+                elapsed,
+                tries: slot.tries,
+                keyed: job.keyed,
+            },
+            None => silence(job, slot.longest_wait, slot.tries),
+        };
+        self.outcomes[index] = Some(outcome);
+        slot.done = true;
+        done();
+    }
+
+    pub(super) fn finish_parked(&mut self, done: &dyn Fn()) {
+        for index in std::mem::take(&mut self.parked) {
+            self.finish(index, done);
+        }
+    }
+
+    pub(super) fn into_outcomes(self) -> Vec<Outcome> {
+        let tries: usize = self.slots.iter().map(|s| usize::from(s.tries)).sum();
+        let strikes: u32 = self.paths.iter().map(|p| p.strikes).sum();
+        tracing::debug!(jobs = self.jobs.len(), tries, strikes, "probing done");
+        self.outcomes
+            .into_iter()
+            .map(|o| o.expect("every job reports"))
+            .collect()
+    }
+}
