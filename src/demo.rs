@@ -8,11 +8,11 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::check::{self, Options};
 use crate::lang::Lang;
 use crate::model::{
     Check, Expect, Family, PortRange, ProbeKind, Profile, Protocol, State, TargetSpec,
 };
+use crate::pipeline::{self, Options};
 use crate::plan::ports_to_probe;
 use crate::probe::app::AppConfig;
 use crate::probe::net::NetProber;
@@ -86,7 +86,7 @@ pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
         lang,
     };
     let prober = NetProber::new(Some(key), AppConfig::new(false, 14, None, lang)?);
-    let report = check::run(&profile, &options, Arc::new(prober), &()).await;
+    let report = pipeline::run(&profile, &options, Arc::new(prober), &()).await;
     running.stop().await;
     let report = report?;
 

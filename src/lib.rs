@@ -1,19 +1,21 @@
 //! automate-ports: checks the network paths ConnectWise Automate and ScreenConnect need.
 //!
-//! The pipeline, one module per stage: [`profiles`] (TOML, strict) → [`model`] →
-//! [`plan`] (checks × targets × ports) → [`probe`] (DNS, the network seam, the engine) →
-//! [`verdict`] (pure judgement and hints) → [`report`] (pure renderers). [`app`] and
-//! [`cli`] are the only parts that know about the command line.
+//! The pipeline, one module per stage (ARCHITECTURE.md is the map): [`profiles`] (TOML,
+//! strict) → [`model`] → [`overrides`] (command line > installed agent > profile) →
+//! [`resolve`] (DNS) → [`plan`] (checks × targets × ports) → [`probe`] (the network seam,
+//! the engine, the real network) → [`verdict`] (pure judgement and hints) → [`report`] (the
+//! JSON contract and pure renderers). [`pipeline`] runs the stages; [`cli`] is the only part
+//! that knows about the command line. [`serve`] is the far side.
 
 pub mod agentconfig;
-pub mod app;
-pub mod check;
 pub mod cli;
 pub mod demo;
 pub mod exit;
 pub mod lang;
 pub mod model;
 pub mod outputs;
+pub mod overrides;
+pub mod pipeline;
 pub mod plan;
 pub mod probe;
 pub mod profiles;

@@ -5,7 +5,7 @@ fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("automate-ports: internal error: {info} (please report this)");
     }));
-    match automate_ports::app::run(std::env::args_os()) {
+    match automate_ports::cli::run(std::env::args_os()) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("automate-ports: error: {e:#}");

@@ -1,0 +1,101 @@
+//! The command line: clap definitions ([`args`]), one adapter per subcommand, and terminal
+//! output. The only part of the crate that knows about arguments, stdout and exit codes.
+
+pub mod args;
+mod check;
+mod demo;
+mod output;
+mod serve;
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+
+use crate::{exit, profiles};
+pub use args::{Cli, Command, FormatArg, ProfilesCommand};
+use output::{asks_for_json, clap_exit, init_logging, one_line, write_json_error, write_stdout};
+
+/// Runs the program; `Err` is always the user's to fix and exits with [`exit::USAGE`].
+/// Runs the program; `Err` is always the user's to fix and exits with [`exit::USAGE`].
+pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
+    let args: Vec<OsString> = args.into_iter().collect();
+    let cli = match Cli::try_parse_from(&args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = clap_exit(&e);
+            // A fleet collector saves stdout as the machine's report: give it JSON to read.
+            if code == ExitCode::from(exit::USAGE) && asks_for_json(&args) {
+                write_json_error("usage", &one_line(&e.render().to_string()))?;
+            }
+            return Ok(code);
+        }
+    };
+    init_logging(cli.verbose, cli.quiet);
+    match cli.command {
+        Command::Check(args) if args.format == FormatArg::Nagios => {
+            // A monitoring system reads every problem from stdout, with UNKNOWN (3) for its own.
+            check::run(&args, cli.quiet, &mut false).or_else(|e| {
+                write_stdout(&format!("AUTOMATE-PORTS UNKNOWN - {e:#}\n"))?;
+                Ok(ExitCode::from(exit::NAGIOS_UNKNOWN))
+            })
+        }
+        Command::Check(args) if args.format == FormatArg::Json => {
+            let mut reported = false;
+            check::run(&args, cli.quiet, &mut reported).inspect_err(|e| {
+                if !reported {
+                    let _ = write_json_error("input", &format!("error: {e:#}"));
+                }
+            })
+        }
+        Command::Check(args) => check::run(&args, cli.quiet, &mut false),
+        Command::Profiles(ProfilesCommand::List) => {
+            let mut text = String::new();
+            for (name, source) in profiles::BUILTIN {
+                let p = profiles::parse(name, source)?;
+                let n = p.checks.len();
+                let noun = if n == 1 { "check " } else { "checks" };
+                let _ = writeln!(text, "{:<14} {n:>2} {noun}  {}", p.role, p.description);
+            }
+            write_stdout(&text)
+        }
+        Command::Profiles(ProfilesCommand::Show { role, profile }) => {
+            let text = match (role.as_deref(), profile) {
+                (_, Some(path)) => {
+                    profiles::from_file(&path)?;
+                    std::fs::read_to_string(&path)
+                        .with_context(|| format!("cannot read {}", path.display()))?
+                }
+                (Some(role), None) => {
+                    profiles::builtin(role)?;
+                    profiles::builtin_text(role)
+                        .expect("checked above")
+                        .to_string()
+                }
+                (None, None) => anyhow::bail!(
+                    "name a role to show: one of {}, or --profile FILE",
+                    profiles::builtin_names()
+                ),
+            };
+            write_stdout(&text)
+        }
+        Command::Serve(args) => serve::run(&args),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "automate-ports", &mut out);
+            write_stdout(&String::from_utf8_lossy(&out))
+        }
+        Command::Man => {
+            use clap::CommandFactory;
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .context("cannot render the man page")?;
+            write_stdout(&String::from_utf8_lossy(&out))
+        }
+        Command::Demo(args) => demo::run(&args),
+    }
+}

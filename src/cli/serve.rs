@@ -1,0 +1,51 @@
+//! `serve`: bind, leave root, then answer probes until the time is up or a signal comes.
+
+use std::net::ToSocketAddrs;
+use std::process::ExitCode;
+
+use super::args::ServeArgs;
+use super::check::key;
+use super::output::{runtime, write_stdout};
+use crate::protocol::Key;
+use crate::{exit, profiles, serve};
+
+pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
+    if args.new_key {
+        let key = Key::generate();
+        return write_stdout(&format!(
+            "{key}\n\n# the same key on both sides, in the environment (it stays out of process lists):\nexport AUTOMATE_PORTS_KEY='{key}'      # Linux, macOS\n$env:AUTOMATE_PORTS_KEY = '{key}'    # Windows PowerShell\n"
+        ));
+    }
+    let profile = profiles::load(args.role.as_deref(), args.profile.as_deref())?;
+    let Some(key) = key(&args.key)? else {
+        anyhow::bail!("serve needs the shared key: set AUTOMATE_PORTS_KEY or pass --key KEY (the same as for check --key)");
+    };
+    let mut binds = Vec::new();
+    for host in &args.bind {
+        let found = (host.as_str(), 0).to_socket_addrs().map_err(|e| {
+            anyhow::anyhow!("cannot resolve --bind {host}: {e}; give an address of this machine")
+        })?;
+        for addr in found {
+            if !binds.contains(&addr.ip()) {
+                binds.push(addr.ip());
+            }
+        }
+    }
+    let options = serve::Options {
+        key,
+        binds,
+        duration: args.duration,
+        full_ranges: args.full_ranges,
+        drop_privileges: true,
+        user: args.user.clone(),
+    };
+    let mut status = |line: &str| {
+        let _ = write_stdout(&format!("{line}\n"));
+    };
+    // Bound and unprivileged before the runtime starts its threads.
+    let bound = serve::bind(&profile, &options, &mut status)?;
+    let counts =
+        runtime()?.block_on_shutdown(async { serve::run(bound, &options, &mut status).await })?;
+    write_stdout(&format!("stopped: {}\n", counts.summary()))?;
+    Ok(ExitCode::from(exit::OK))
+}
