@@ -85,7 +85,10 @@ pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
         strict: false,
         lang,
     };
-    let prober = NetProber::new(Some(key), AppConfig::new(false, 14, None, lang)?);
+    let prober = NetProber::new(
+        Some(key),
+        AppConfig::new(false, crate::probe::app::CERT_WARN_DAYS, None, lang)?,
+    );
     let report = pipeline::run(&profile, &options, Arc::new(prober), &()).await;
     running.stop().await;
     let report = report?;

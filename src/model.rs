@@ -328,3 +328,11 @@ impl AppResult {
         }
     }
 }
+
+/// Appends `item` unless the list has it: lists of hosts, addresses and targets keep the
+/// order in which they were first named.
+pub fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}

@@ -3,7 +3,7 @@
 
 use crate::agentconfig::AgentConfig;
 use crate::lang::Lang;
-use crate::model::{PortRange, ProbeKind, Profile, FLAG_TARGETS};
+use crate::model::{push_new, PortRange, ProbeKind, Profile, FLAG_TARGETS};
 use crate::plan::Targets;
 use crate::tr;
 
@@ -17,10 +17,7 @@ pub fn from_command_line(flags: [Option<&String>; 5], named: &[(String, String)]
         }
     }
     for (name, host) in named {
-        let hosts = targets.entry(name.clone()).or_default();
-        if !hosts.contains(host) {
-            hosts.push(host.clone());
-        }
+        push_new(targets.entry(name.clone()).or_default(), host.clone());
     }
     targets
 }

@@ -181,9 +181,7 @@ fn unkeyed_note(plan: &plan::Plan, lang: Lang) -> Option<String> {
         .filter(|c| !c.served && c.check.probe.is_remote())
     {
         if let Some(host) = planned.host.as_deref() {
-            if !hosts.contains(&host) {
-                hosts.push(host);
-            }
+            crate::model::push_new(&mut hosts, host);
         }
     }
     if hosts.is_empty() {

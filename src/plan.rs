@@ -37,9 +37,7 @@ impl Plan {
     pub fn hosts(&self) -> Vec<String> {
         let mut hosts: Vec<String> = Vec::new();
         for h in self.checks.iter().filter_map(|c| c.host.as_ref()) {
-            if !hosts.contains(h) {
-                hosts.push(h.clone());
-            }
+            crate::model::push_new(&mut hosts, h.clone());
         }
         hosts
     }

@@ -152,9 +152,7 @@ pub async fn resolve(
             Ok(Ok(found)) => {
                 let mut ips: Vec<IpAddr> = Vec::new();
                 for addr in found {
-                    if !ips.contains(&addr.ip()) {
-                        ips.push(addr.ip());
-                    }
+                    crate::model::push_new(&mut ips, addr.ip());
                 }
                 ips
             }

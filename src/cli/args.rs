@@ -115,7 +115,7 @@ pub struct CheckArgs {
     #[arg(long)]
     pub insecure: bool,
     /// Application probes: warn when a certificate expires within this many days.
-    #[arg(long, value_name = "DAYS", default_value_t = 14, value_parser = clap::value_parser!(u32).range(0..=3650))]
+    #[arg(long, value_name = "DAYS", default_value_t = crate::probe::app::CERT_WARN_DAYS, value_parser = clap::value_parser!(u32).range(0..=3650))]
     pub cert_warn_days: u32,
     /// Application probes: also trust this CA (PEM), e.g. the private CA of an on-prem server.
     #[arg(long, value_name = "FILE")]

@@ -26,9 +26,7 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             anyhow::anyhow!("cannot resolve --bind {host}: {e}; give an address of this machine")
         })?;
         for addr in found {
-            if !binds.contains(&addr.ip()) {
-                binds.push(addr.ip());
-            }
+            crate::model::push_new(&mut binds, addr.ip());
         }
     }
     let options = serve::Options {

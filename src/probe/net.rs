@@ -35,7 +35,13 @@ impl Default for NetProber {
     fn default() -> NetProber {
         NetProber::new(
             None,
-            AppConfig::new(false, 14, None, crate::lang::Lang::En).expect("no CA file to read"),
+            AppConfig::new(
+                false,
+                super::app::CERT_WARN_DAYS,
+                None,
+                crate::lang::Lang::En,
+            )
+            .expect("no CA file to read"),
         )
     }
 }

@@ -15,9 +15,7 @@ pub fn render(report: &Report) -> String {
     junit.set_time(Duration::from_secs_f64(report.duration_ms / 1000.0));
     let mut targets: Vec<&str> = Vec::new();
     for c in &report.checks {
-        if !targets.contains(&c.target.as_str()) {
-            targets.push(&c.target);
-        }
+        crate::model::push_new(&mut targets, c.target.as_str());
     }
     for target in targets {
         let mut suite = TestSuite::new(target);

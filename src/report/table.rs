@@ -43,9 +43,7 @@ pub fn render(report: &Report, color: bool) -> String {
     }
     let mut targets: Vec<&str> = Vec::new();
     for c in &report.checks {
-        if !targets.contains(&c.target.as_str()) {
-            targets.push(&c.target);
-        }
+        crate::model::push_new(&mut targets, c.target.as_str());
     }
     for target in targets {
         let rows: Vec<&CheckResult> = report

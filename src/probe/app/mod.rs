@@ -29,6 +29,9 @@ use mysql::mysql;
 pub use mysql::parse_mysql_greeting;
 use tls::tls_and_maybe_automate;
 
+/// `--cert-warn-days`: warn when the certificate expires sooner than this.
+pub const CERT_WARN_DAYS: u32 = 14;
+
 /// Settings of the application probes, and the verifiers built once per run.
 #[derive(Debug)]
 pub struct AppConfig {
