@@ -33,26 +33,15 @@ pub struct Demo {
     pub description: String,
     /// Every port whose result differs from the staging.
     pub mismatches: Vec<String>,
+    /// Ports the demo could not stage (in use, or below 1024 without the right): the notes in
+    /// the description say which.
+    pub skipped: bool,
 }
 
 /// Stages the pretend server, checks the `server` role against it, and compares.
 pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
     let profile = profiles::builtin("server")?;
-    let relay = ports_to_probe(PortRange::new(49152, 65535).expect("valid"), false);
-    let mut open: Vec<(Protocol, u16)> = vec![
-        (Protocol::Tcp, 443),
-        (Protocol::Tcp, 8484),
-        (Protocol::Tcp, 8002),
-        (Protocol::Tcp, 3306),
-        (Protocol::Udp, 75),
-    ];
-    open.extend(
-        relay
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| !CLOSED_RELAY.contains(i))
-            .map(|(_, &p)| (Protocol::Tcp, p)),
-    );
+    let open = staged_ports();
 
     // A one-off key: the demo's responder answers only this run's checks.
     let key = Key::derive(&format!("demo-{}", hex(&Probe::new(0, 0).nonce))).expect("long enough");
@@ -93,6 +82,44 @@ pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
     running.stop().await;
     let report = report?;
 
+    let description = describe(&notes, lang);
+    let unstaged: Vec<(Protocol, u16)> = open
+        .iter()
+        .copied()
+        .filter(|p| !listening.contains(p))
+        .collect();
+    let mismatches = mismatches(&report, &listening, &unstaged);
+    Ok(Demo {
+        report,
+        description,
+        mismatches,
+        skipped: !notes.is_empty(),
+    })
+}
+
+/// The ports the demo opens: 443, 8484, 8002, the exposed database, 75/udp, and the relay
+/// sample but for [`CLOSED_RELAY`].
+fn staged_ports() -> Vec<(Protocol, u16)> {
+    let relay = ports_to_probe(PortRange::new(49152, 65535).expect("valid"), false);
+    let mut open: Vec<(Protocol, u16)> = vec![
+        (Protocol::Tcp, 443),
+        (Protocol::Tcp, 8484),
+        (Protocol::Tcp, 8002),
+        (Protocol::Tcp, 3306),
+        (Protocol::Udp, 75),
+    ];
+    open.extend(
+        relay
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !CLOSED_RELAY.contains(i))
+            .map(|(_, &p)| (Protocol::Tcp, p)),
+    );
+    open
+}
+
+/// What was staged, for the user, with a note per port the demo could not stage.
+fn describe(notes: &[String], lang: Lang) -> String {
     let mut description = lang
         .pick(
             "Demo: a pretend Automate server on 127.0.0.1, answered by automate-ports serve with a one-off key. \
@@ -105,7 +132,7 @@ pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
              Ausgeführt wird: automate-ports check --role server --server 127.0.0.1 --key ...",
         )
         .to_string();
-    for note in &notes {
+    for note in notes {
         description.push_str("\nnote: ");
         description.push_str(note);
         if note.contains("permission denied") {
@@ -115,17 +142,7 @@ pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
             ));
         }
     }
-    let unstaged: Vec<(Protocol, u16)> = open
-        .iter()
-        .copied()
-        .filter(|p| !listening.contains(p))
-        .collect();
-    let mismatches = mismatches(&report, &listening, &unstaged);
-    Ok(Demo {
-        report,
-        description,
-        mismatches,
-    })
+    description
 }
 
 /// A profile with one check per staged port, for `serve` to listen on.

@@ -13,6 +13,7 @@ pub(super) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
         report,
         description: stage_text,
         mismatches,
+        skipped,
     } = runtime()?.block_on_shutdown(demo::run(lang))?;
     let format = Format::from(args.format);
     if format == Format::Table {
@@ -23,7 +24,7 @@ pub(super) fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     // The demo's exit code says whether the staging held, not whether checks passed.
     write_report(&report, format)?;
     if mismatches.is_empty() {
-        let line = if stage_text.contains("\nnote: skipped") {
+        let line = if skipped {
             lang.pick(
                 "demo: every result matches the staging (the FAIL and WARN lines above are staged on purpose, or ports the demo could not stage: see the notes)",
                 "demo: jedes Ergebnis entspricht dem Aufbau (die FEHLER- und WARNUNG-Zeilen oben sind Absicht, oder Ports, die die Demo nicht aufbauen konnte: siehe die Notizen)",

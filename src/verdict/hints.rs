@@ -171,6 +171,20 @@ fn what(
             "This machine's own firewall blocks outgoing {proto} {ports}.",
             "Die eigene Firewall dieses Rechners blockiert ausgehendes {proto} {ports}."
         ),
+        _ => by_state(check, state, why, subject, lang),
+    };
+    Ok(what)
+}
+
+/// What the state says where the cause alone did not: refused, unreachable, silent.
+fn by_state(check: &Check, state: State, why: &Why, subject: &Subject<'_>, lang: Lang) -> String {
+    let Subject {
+        proto,
+        ports,
+        place,
+        ..
+    } = subject;
+    match (check.expect, state, why) {
         (_, State::Closed, _) if check.protocol == Protocol::Tcp => tr!(
             lang,
             "{place} refused TCP {ports}: nothing listens there, or a firewall rejects it.",
@@ -206,6 +220,5 @@ fn what(
             "{proto} {ports} on {place} is {state}.",
             "{proto} {ports} auf {place} ist {state}."
         ),
-    };
-    Ok(what)
+    }
 }
