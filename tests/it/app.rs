@@ -2,21 +2,27 @@
 
 use serde_json::Value;
 
-use crate::servers::{days_from_now, mysql_packet, plain_server, self_signed, tls_server, Ca};
-use crate::util::{bin, check_block, check_json, profile, results};
+use crate::servers::{
+    days_from_now, mysql_greeting, mysql_host_refused, plain_server, self_signed, tls_server, Ca,
+    AUTOMATE_ANSWER,
+};
+use crate::util::{check_block, check_box, check_json, profile, results, run_json, ProfileFile};
 
 const OK_PAGE: &[u8] =
     b"HTTP/1.1 200 OK\r\nServer: test\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok";
-const AUTOMATE: &[u8] =
-    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n0|1|2|||||||200.264";
 const NGINX: &[u8] = b"HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Type: text/html\r\nConnection: close\r\n\r\n<html>Welcome to nginx</html>";
+
+/// A profile with the one check `app`: `probe` on TCP PORT.
+fn probe_profile(kind: &str, port: u16) -> ProfileFile {
+    profile(&format!(
+        "{}probe = \"{kind}\"\n",
+        check_block("app", "tcp", &port.to_string(), true)
+    ))
+}
 
 /// Runs one check with `probe` against localhost:PORT; returns (exit code, the result).
 fn probe(kind: &str, port: u16, extra: &[&str]) -> (i32, Value) {
-    let p = profile(&format!(
-        "{}probe = \"{kind}\"\n",
-        check_block("app", "tcp", &port.to_string(), true)
-    ));
+    let p = probe_profile(kind, port);
     let mut args = vec!["-4"];
     if !extra.contains(&"--timeout") {
         args.extend_from_slice(&["--timeout", "2s"]);
@@ -53,25 +59,12 @@ fn valid_certificate_passes_with_its_expiry() {
         .starts_with("TLS 1."));
     assert_eq!(code, 0);
     // In this machine's store but not among the public roots: TLS inspection or a private CA.
-    let p = profile(&format!(
-        "{}probe = \"tls\"\n",
-        check_block("app", "tcp", &port.to_string(), true)
-    ));
-    let out = crate::util::bin()
-        .args([
-            "check",
-            "--profile",
-            p.path.to_str().unwrap(),
-            "--target",
-            "box=localhost",
-            "-4",
-            "--format",
-            "json",
-        ])
-        .env("SSL_CERT_FILE", &ca_file)
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = probe_profile("tls", port);
+    let (_, report) = run_json(
+        check_box(&p, "localhost")
+            .args(["-4", "--format", "json"])
+            .env("SSL_CERT_FILE", &ca_file),
+    );
     let r = &results(&report, "app")[0];
     assert_eq!(r["verdict"], "warn", "{r}");
     assert_eq!(r["app"]["tls"]["trusted_system"], true, "{r}");
@@ -147,7 +140,7 @@ fn wrong_name_expired_and_self_signed_fail_with_the_reason() {
 
 #[test]
 fn automate_answers_and_a_proxy_is_caught() {
-    let automate = tls_server(self_signed(&["localhost"]), AUTOMATE);
+    let automate = tls_server(self_signed(&["localhost"]), AUTOMATE_ANSWER);
     let (code, r) = probe("automate", automate, &["--insecure"]);
     assert_eq!(r["verdict"], "pass", "{r}");
     assert!(
@@ -176,17 +169,16 @@ fn automate_answers_and_a_proxy_is_caught() {
 
 #[test]
 fn mysql_greeting_error_and_silence() {
-    let mut greeting = vec![10];
-    greeting.extend_from_slice(b"8.0.36\0\x01\x00\x00\x00abcdefgh\0");
-    let port = plain_server(mysql_packet(&greeting), false);
+    let port = plain_server(mysql_greeting(b"8.0.36"), false);
     let (code, r) = probe("mysql", port, &[]);
     assert_eq!(r["verdict"], "pass", "{r}");
     assert_eq!(reason(&r), "MySQL 8.0.36 answered");
     assert_eq!(code, 0);
 
-    let mut refused = vec![0xff, 0x6a, 0x04];
-    refused.extend_from_slice(b"Host '127.0.0.1' is not allowed to connect to this MySQL server");
-    let port = plain_server(mysql_packet(&refused), false);
+    let port = plain_server(
+        mysql_host_refused(b"Host '127.0.0.1' is not allowed to connect to this MySQL server"),
+        false,
+    );
     let (code, r) = probe("mysql", port, &[]);
     assert_eq!(r["verdict"], "fail");
     assert_eq!(r["app"]["mysql_error"], 1130);
@@ -230,7 +222,7 @@ fn http_status_and_server() {
 
 #[test]
 fn application_findings_in_german() {
-    let selfie = tls_server(self_signed(&["localhost"]), AUTOMATE);
+    let selfie = tls_server(self_signed(&["localhost"]), AUTOMATE_ANSWER);
     let (_, r) = probe("tls", selfie, &["--lang", "de"]);
     assert_eq!(r["verdict"], "fail");
     assert!(
@@ -274,12 +266,11 @@ fn application_findings_in_german() {
 fn hostile_text_from_the_far_side_is_plain_in_the_table() {
     const EVIL_HTTP: &[u8] = b"HTTP/1.1 200 OK\x1b[2J\r\nServer: evil\x1b[2J\x1b]0;pwned\x07\r\nConnection: close\r\n\r\n";
     let http = plain_server(EVIL_HTTP.to_vec(), true);
-    let mut greeting = vec![10];
-    greeting.extend_from_slice(b"8.0\x1b[31m-red\x07\0\x01\x00\x00\x00abcdefgh\0");
-    let mysql = plain_server(mysql_packet(&greeting), false);
-    let mut refused = vec![0xff, 0x6a, 0x04];
-    refused.extend_from_slice(b"Host \x1b]0;pwned\x07 is not allowed");
-    let mysql_error = plain_server(mysql_packet(&refused), false);
+    let mysql = plain_server(mysql_greeting(b"8.0\x1b[31m-red\x07"), false);
+    let mysql_error = plain_server(
+        mysql_host_refused(b"Host \x1b]0;pwned\x07 is not allowed"),
+        false,
+    );
     let tls = tls_server(self_signed(&["evil\x1b[2J.example"]), OK_PAGE);
     let p = profile(&format!(
         "{}probe = \"http\"\n\n{}probe = \"mysql\"\n\n{}probe = \"mysql\"\n\n{}probe = \"tls\"\n",
@@ -288,9 +279,8 @@ fn hostile_text_from_the_far_side_is_plain_in_the_table() {
         check_block("mysqlerr", "tcp", &mysql_error.to_string(), true),
         check_block("tls", "tcp", &tls.to_string(), true),
     ));
-    let out = bin()
-        .args(["check", "-4", "--profile", p.path.to_str().unwrap()])
-        .args(["--target", "box=localhost", "--timeout", "2s"])
+    let out = check_box(&p, "localhost")
+        .args(["-4", "--timeout", "2s"])
         .output()
         .unwrap();
     let table = String::from_utf8_lossy(&out.stdout);

@@ -4,7 +4,16 @@ use std::net::TcpListener;
 
 use predicates::prelude::*;
 
-use crate::util::{self, bin, check_block, check_json, profile, results};
+use serde_json::Value;
+
+use crate::util::{
+    self, bin, check_agent, check_block, check_cmd, check_json, profile, results, run_json,
+};
+
+/// `check --role agent --server SERVER --format json`: (exit code, report).
+fn agent_check(server: &str) -> (i32, Value) {
+    run_json(check_agent(server).args(["--format", "json"]))
+}
 
 #[test]
 fn open_tcp_port_passes() {
@@ -16,7 +25,7 @@ fn open_tcp_port_passes() {
     assert_eq!(r.len(), 1);
     assert_eq!(r[0]["state"], "open");
     assert_eq!(r[0]["verdict"], "pass");
-    assert_eq!(r[0]["hint"], serde_json::Value::Null);
+    assert_eq!(r[0]["hint"], Value::Null);
     assert!(r[0]["reason"].as_str().unwrap().starts_with("connected in"));
     assert!(r[0]["latency_ms"].as_f64().is_some());
     assert_eq!(code, 0);
@@ -104,74 +113,43 @@ fn blocked_expectation_inverts() {
 #[test]
 fn unresolvable_name_is_a_fast_error_result() {
     let started = std::time::Instant::now();
-    let out = bin()
-        .args([
-            "check",
-            "--role",
-            "agent",
-            "--server",
-            "automate.invalid",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let (code, report) = agent_check("automate.invalid");
     // A DNS failure is a result in the report, not a hang: well inside one timeout.
     assert!(started.elapsed() < std::time::Duration::from_secs(20));
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let r = &results(&report, "agent-https")[0];
     assert_eq!(r["state"], "error");
     assert_eq!(r["verdict"], "fail");
-    assert_eq!(r["address"], serde_json::Value::Null);
+    assert_eq!(r["address"], Value::Null);
     assert!(
         r["reason"].as_str().unwrap().contains("automate.invalid"),
         "{r}"
     );
     assert!(r["hint"].as_str().unwrap().contains("DNS"), "{r}");
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(code, 1);
 }
 
 #[test]
 fn default_mediator_does_not_resolve_here_and_says_so() {
-    let out = bin()
-        .args([
-            "check",
-            "--role",
-            "tunnel",
-            "--server",
-            "127.0.0.1",
-            "--format",
-            "json",
-            "--timeout",
-            "500ms",
-        ])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = run_json(&mut check_cmd(&[
+        "--role",
+        "tunnel",
+        "--server",
+        "127.0.0.1",
+        "--timeout",
+        "500ms",
+    ]));
     let r = &results(&report, "mediator-udp")[0];
     assert_eq!(r["host"], "mediator.labtechsoftware.com");
     assert_eq!(r["state"], "error");
     // Tunnels are optional: a warning, exit 0.
     assert_eq!(r["verdict"], "warn");
     assert_eq!(results(&report, "p2p")[0]["verdict"], "skip");
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(code, 0);
 }
 
 #[test]
 fn agent_role_json_has_the_documented_fields() {
-    let out = bin()
-        .args([
-            "check",
-            "--role",
-            "agent",
-            "--server",
-            "127.0.0.1",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = agent_check("127.0.0.1");
     assert_eq!(report["schema"], 1);
     assert_eq!(report["tool"], "automate-ports");
     assert_eq!(report["role"], "agent");
@@ -216,7 +194,6 @@ fn agent_role_json_has_the_documented_fields() {
     // The agent tray port is free here: the tool binds it and talks to itself.
     assert_eq!(tray["state"], "open", "{tray}");
     assert_eq!(results(&report, "agent-wakeup")[0]["verdict"], "skip");
-    let code = out.status.code().unwrap();
     assert_eq!(code, i32::from(report["summary"]["fail"] != 0));
 }
 
@@ -226,20 +203,8 @@ fn tray_port_in_use_is_reported_as_such() {
         eprintln!("SKIPPED tray_port_in_use: 42000/udp is already taken here");
         return;
     };
-    let out = bin()
-        .args([
-            "check",
-            "--role",
-            "agent",
-            "--server",
-            "127.0.0.1",
-            "--format",
-            "json",
-        ])
-        .output()
-        .unwrap();
+    let (_, report) = agent_check("127.0.0.1");
     drop(holder);
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let tray = &results(&report, "agent-tray")[0];
     assert!(
         tray["reason"].as_str().unwrap().contains("in use"),
@@ -283,9 +248,8 @@ fn ipv6_loopback_is_probed() {
 
 #[test]
 fn table_is_plain_when_piped_and_names_the_summary() {
-    bin()
+    check_agent("127.0.0.1")
         .env_remove("NO_COLOR")
-        .args(["check", "--role", "agent", "--server", "127.0.0.1"])
         .assert()
         .stdout(predicate::str::contains("\u{1b}[").not())
         .stdout(predicate::str::contains("agent-tray"))
@@ -348,20 +312,14 @@ fn web_and_relay_on_one_port_say_a_connect_confirms_neither() {
 
 #[test]
 fn naming_a_target_twice_checks_both_hosts() {
-    let out = bin()
-        .args([
-            "check",
-            "--role",
-            "agent",
-            "--target",
-            "server=127.0.0.1",
-            "--target",
-            "server=127.0.0.2",
-        ])
-        .args(["--format", "json"])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, report) = run_json(&mut check_cmd(&[
+        "--role",
+        "agent",
+        "--target",
+        "server=127.0.0.1",
+        "--target",
+        "server=127.0.0.2",
+    ]));
     let hosts: Vec<&str> = results(&report, "agent-https")
         .iter()
         .map(|r| r["host"].as_str().unwrap())

@@ -1,6 +1,8 @@
 //! Every input a user can get wrong: exit 2, one clear line on stderr, no panic.
 
-use crate::util::{bin, check_block, profile, write_file};
+use std::path::Path;
+
+use crate::util::{bin, check_block, profile, run_json_with_stderr, write_file};
 
 /// Runs the binary and checks the usage-error contract; returns stderr.
 fn usage_error(args: &[&str]) -> String {
@@ -24,45 +26,35 @@ fn usage_error(args: &[&str]) -> String {
     stderr
 }
 
+/// [`usage_error`] of `check --role agent --server a EXTRA`.
+fn agent_error(extra: &[&str]) -> String {
+    usage_error(&[&["check", "--role", "agent", "--server", "a"], extra].concat())
+}
+
+/// [`usage_error`] of `check --profile PATH --target box=a`.
+fn profile_error(path: &Path) -> String {
+    usage_error(&[
+        "check",
+        "--profile",
+        path.to_str().unwrap(),
+        "--target",
+        "box=a",
+    ])
+}
+
 #[test]
 fn bad_flags() {
     let e = usage_error(&["check", "--role", "agent", "--serverr", "x"]);
     assert!(e.contains("--serverr") && e.contains("--server"), "{e}");
-    let e = usage_error(&[
-        "check", "--role", "agent", "--server", "a", "--format", "xml",
-    ]);
+    let e = agent_error(&["--format", "xml"]);
     assert!(e.contains("xml"), "{e}");
-    let e = usage_error(&[
-        "check",
-        "--role",
-        "agent",
-        "--server",
-        "a",
-        "--timeout",
-        "2x",
-    ]);
+    let e = agent_error(&["--timeout", "2x"]);
     assert!(e.contains("500ms, 2s or 1m"), "{e}");
-    let e = usage_error(&[
-        "check",
-        "--role",
-        "agent",
-        "--server",
-        "a",
-        "--retries",
-        "99",
-    ]);
+    let e = agent_error(&["--retries", "99"]);
     assert!(e.contains("99"), "{e}");
-    let e = usage_error(&[
-        "check",
-        "--role",
-        "agent",
-        "--server",
-        "a",
-        "--concurrency",
-        "0",
-    ]);
+    let e = agent_error(&["--concurrency", "0"]);
     assert!(e.contains("concurrency"), "{e}");
-    usage_error(&["check", "--role", "agent", "--server", "a", "-4", "-6"]);
+    agent_error(&["-4", "-6"]);
     usage_error(&["frobnicate"]);
 }
 
@@ -106,9 +98,7 @@ fn bad_hosts_and_targets() {
         "automate.example.com:443",
     ]);
     assert!(e.contains("host:port"), "{e}");
-    let e = usage_error(&[
-        "check", "--role", "agent", "--server", "a", "--target", "nas=b",
-    ]);
+    let e = agent_error(&["--target", "nas=b"]);
     assert!(e.contains("unknown target 'nas'"), "{e}");
     let e = usage_error(&["check", "--role", "agent", "--target", "server"]);
     assert!(e.contains("NAME=HOST"), "{e}");
@@ -160,10 +150,8 @@ fn json_reports_carry_usage_and_input_errors() {
             "cannot read profile",
         ),
     ] {
-        let out = bin().args(&args).output().expect("runs");
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {:?}", out.stdout));
+        let (code, report, stderr) = run_json_with_stderr(bin().args(&args));
+        assert_eq!(code, 2, "{args:?}");
         assert_eq!(report["schema"], 1, "{report}");
         assert_eq!(report["error"]["kind"], kind, "{report}");
         let message = report["error"]["message"].as_str().unwrap();
@@ -172,7 +160,6 @@ fn json_reports_carry_usage_and_input_errors() {
             !message.contains('\n') && !message.starts_with("error:"),
             "{message}"
         );
-        let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
     }
 }
@@ -189,14 +176,7 @@ fn bad_profiles_name_file_line_and_key() {
         ),
     ];
     for (name, text, needle) in cases {
-        let path = write_file(dir.path(), name, text);
-        let e = usage_error(&[
-            "check",
-            "--profile",
-            path.to_str().unwrap(),
-            "--target",
-            "box=a",
-        ]);
+        let e = profile_error(&write_file(dir.path(), name, text));
         assert!(e.contains(name) && e.contains(needle), "{e}");
     }
     for (ports, needle) in [
@@ -206,13 +186,7 @@ fn bad_profiles_name_file_line_and_key() {
         ("http", "not a port"),
     ] {
         let p = profile(&check_block("c", "tcp", ports, true));
-        let e = usage_error(&[
-            "check",
-            "--profile",
-            p.path.to_str().unwrap(),
-            "--target",
-            "box=a",
-        ]);
+        let e = profile_error(&p.path);
         assert!(
             e.contains("line 11") && e.contains("key 'ports'") && e.contains(needle),
             "{e}"
@@ -220,24 +194,12 @@ fn bad_profiles_name_file_line_and_key() {
     }
     let dup = format!("{0}{0}", check_block("c", "tcp", "1", true));
     let p = profile(&dup);
-    let e = usage_error(&[
-        "check",
-        "--profile",
-        p.path.to_str().unwrap(),
-        "--target",
-        "box=a",
-    ]);
+    let e = profile_error(&p.path);
     assert!(e.contains("duplicate check id 'c'"), "{e}");
     let p = profile(
         &check_block("c", "tcp", "1", true).replace("target = \"box\"", "target = \"nas\""),
     );
-    let e = usage_error(&[
-        "check",
-        "--profile",
-        p.path.to_str().unwrap(),
-        "--target",
-        "box=a",
-    ]);
+    let e = profile_error(&p.path);
     assert!(
         e.contains("unknown target 'nas'") && e.contains("key 'target'"),
         "{e}"
@@ -245,21 +207,9 @@ fn bad_profiles_name_file_line_and_key() {
     let p = profile(
         &check_block("c", "tcp", "1", true).replace("protocol = \"tcp\"", "protocol = \"icmp\""),
     );
-    let e = usage_error(&[
-        "check",
-        "--profile",
-        p.path.to_str().unwrap(),
-        "--target",
-        "box=a",
-    ]);
+    let e = profile_error(&p.path);
     assert!(e.contains("icmp"), "{e}");
-    let e = usage_error(&[
-        "check",
-        "--profile",
-        "/nonexistent/p.toml",
-        "--target",
-        "box=a",
-    ]);
+    let e = profile_error(Path::new("/nonexistent/p.toml"));
     assert!(e.contains("/nonexistent/p.toml"), "{e}");
     let p = profile(&check_block("c", "tcp", "1", true));
     let e = usage_error(&[
@@ -296,17 +246,9 @@ fn too_few_file_descriptors_is_a_clear_error() {
 
 #[test]
 fn rate_and_concurrency_bounds() {
-    let e = usage_error(&["check", "--role", "agent", "--server", "a", "--rate", "0"]);
+    let e = agent_error(&["--rate", "0"]);
     assert!(e.contains("--rate"), "{e}");
-    let e = usage_error(&[
-        "check",
-        "--role",
-        "agent",
-        "--server",
-        "a",
-        "--concurrency",
-        "70000",
-    ]);
+    let e = agent_error(&["--concurrency", "70000"]);
     assert!(e.contains("70000"), "{e}");
 }
 
@@ -320,13 +262,14 @@ fn profiles_that_are_not_small_regular_files_are_refused_at_once() {
     crate::util::run_ok("mkfifo", &[fifo.to_str().unwrap()]);
     let big = write_file(dir.path(), "big.toml", &"#".repeat(1024 * 1024 + 1));
     for (path, needle) in [
-        ("/dev/zero", "not a regular file"),
-        (fifo.to_str().unwrap(), "not a regular file"),
-        (dir.path().to_str().unwrap(), "not a regular file"),
-        (big.to_str().unwrap(), "more than a profile can be"),
+        (Path::new("/dev/zero"), "not a regular file"),
+        (&fifo, "not a regular file"),
+        (dir.path(), "not a regular file"),
+        (&big, "more than a profile can be"),
     ] {
         let started = std::time::Instant::now();
-        let e = usage_error(&["check", "--profile", path, "--target", "box=a"]);
+        let e = profile_error(path);
+        let path = path.display();
         assert!(e.contains(needle), "{path}: {e}");
         assert!(
             started.elapsed() < std::time::Duration::from_secs(5),

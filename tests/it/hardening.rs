@@ -1,80 +1,15 @@
 //! `serve` exposed to the internet: spoofed floods, a slowloris, privileges. In the lab, at
 //! default flags, on the dual-stack name, repeated. Needs root.
 
-use std::io::BufRead as _;
-use std::process::{Child, Command, Stdio};
-
-use serde_json::Value;
 use std::time::{Duration, Instant};
 
+use serde_json::Value;
+
 use crate::require_root;
-use crate::util::{Lab, Served, SERVER_V4, SERVER_V6};
+use crate::util::{Lab, Script, Served, SERVER_V4, SERVER_V6};
 use crate::workflows::{
     assert_server_role, assert_verified_pass, block_database, lab, overview, BOTH,
 };
-
-const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/scripts");
-
-/// A helper script running in a namespace, with its output lines.
-struct Script {
-    child: Child,
-    lines: std::sync::mpsc::Receiver<String>,
-}
-
-impl Script {
-    /// Starts `script` in namespace `ns` and waits (at most 20 s) for the line `ready`.
-    fn start(ns: &str, script: &str, args: &[&str], ready: &str) -> Script {
-        let mut child = Command::new("ip")
-            .args([
-                "netns",
-                "exec",
-                ns,
-                "python3",
-                &format!("{SCRIPTS}/{script}"),
-            ])
-            .args(args)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, lines) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout)
-                .lines()
-                .map_while(Result::ok)
-            {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let started = Script { child, lines };
-        let first = started
-            .lines
-            .recv_timeout(Duration::from_secs(20))
-            .unwrap_or_default();
-        assert_eq!(first, ready, "{script} did not start");
-        started
-    }
-
-    /// Waits for it to end (at most 60 s) and returns its last line.
-    fn finish(mut self) -> String {
-        let last = self
-            .lines
-            .recv_timeout(Duration::from_secs(60))
-            .unwrap_or_default();
-        let status = self.child.wait().expect("waits");
-        assert!(status.success(), "script failed: {status}");
-        last
-    }
-}
-
-impl Drop for Script {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// CPU seconds (user + system) a process has used so far.
 fn cpu_seconds(pid: u32) -> f64 {
@@ -146,7 +81,7 @@ fn spoofed_flood_does_not_silence_serve_three_runs_in_a_row() {
     let (cpu_before, started) = (cpu_seconds(pid), Instant::now());
     for run in 1..=3 {
         let flood = Script::start(
-            &lab.client.name,
+            &lab.client,
             "spoof_flood.py",
             &[SERVER_V4, SERVER_V6, "75", "20000", "4"],
             "started",
@@ -202,7 +137,7 @@ fn slowloris_from_one_address_does_not_take_the_tcp_checks_three_runs_in_a_row()
     );
     for run in 1..=3 {
         let holder = Script::start(
-            &lab.client.name,
+            &lab.client,
             "hold_connections.py",
             &["192.0.2.66", SERVER_V4, "443,8484", "2000", "6"],
             "holding",

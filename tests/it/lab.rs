@@ -5,10 +5,18 @@ use serde_json::Value;
 
 use crate::require_root;
 use crate::util::{
-    check_block, profile, result_at, results, Lab, PlainListener, SERVER_V4, SERVER_V6,
+    check_block, profile, result_at, results, Lab, PlainListener, ProfileFile, Served, SERVER_V4,
+    SERVER_V6,
 };
 
 const FAST: [&str; 4] = ["--timeout", "500ms", "--retries", "0"];
+
+/// A lab with `serve --role server` running in its server namespace.
+fn served_lab(tag: &str) -> (Lab, Served) {
+    let lab = Lab::new(tag);
+    let served = lab.serve(&["--role", "server", "--for", "2m"]);
+    (lab, served)
+}
 
 fn server_check(lab: &Lab, host: &str, extra: &[&str], key: bool) -> (i32, Value) {
     let mut args = vec!["--role", "server", "--server", host];
@@ -17,15 +25,23 @@ fn server_check(lab: &Lab, host: &str, extra: &[&str], key: bool) -> (i32, Value
     lab.check(&args, key)
 }
 
+/// `check --profile P --target box=192.0.2.2 EXTRA` from the client namespace.
+fn box_check(lab: &Lab, p: &ProfileFile, extra: &[&str], key: bool) -> (i32, Value) {
+    let target = format!("box={SERVER_V4}");
+    let mut args = vec!["--profile", p.path.to_str().unwrap(), "--target", &target];
+    args.extend_from_slice(extra);
+    lab.check(&args, key)
+}
+
 #[test]
 fn correct_firewall_passes_everything_on_both_families() {
     require_root!();
-    let lab = Lab::new("ok");
-    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    let (lab, _serve) = served_lab("ok");
     // A hardened firewall: the database and plain HTTP are not forwarded.
     for tool in ["iptables", "ip6tables"] {
-        lab.server_rule(tool, "-A INPUT -p tcp --dport 3306 -j DROP");
-        lab.server_rule(
+        lab.server
+            .rule(tool, "-A INPUT -p tcp --dport 3306 -j DROP");
+        lab.server.rule(
             tool,
             "-A INPUT -p tcp --dport 80 -j REJECT --reject-with tcp-reset",
         );
@@ -55,8 +71,7 @@ fn correct_firewall_passes_everything_on_both_families() {
 #[test]
 fn no_firewall_exposes_the_database() {
     require_root!();
-    let lab = Lab::new("db");
-    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    let (lab, _serve) = served_lab("db");
     let (code, report) = server_check(&lab, SERVER_V4, &[], true);
     let r = result_at(&report, "db-not-exposed", SERVER_V4);
     assert_eq!(
@@ -70,10 +85,10 @@ fn no_firewall_exposes_the_database() {
 #[test]
 fn tcp_drop_is_filtered_and_reject_is_closed() {
     require_root!();
-    let lab = Lab::new("tcp");
-    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
-    lab.server_rule("iptables", "-A INPUT -p tcp --dport 8484 -j DROP");
-    lab.server_rule(
+    let (lab, _serve) = served_lab("tcp");
+    lab.server
+        .rule("iptables", "-A INPUT -p tcp --dport 8484 -j DROP");
+    lab.server.rule(
         "iptables",
         "-A INPUT -p tcp --dport 443 -j REJECT --reject-with tcp-reset",
     );
@@ -98,15 +113,15 @@ fn tcp_drop_is_filtered_and_reject_is_closed() {
 #[test]
 fn udp_drop_is_filtered_with_a_key_and_open_filtered_without() {
     require_root!();
-    let lab = Lab::new("udpd");
-    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    let (lab, _serve) = served_lab("udpd");
     // Before the rule: the heartbeat is verified open, which no plain UDP probe can show.
     let (_, report) = server_check(&lab, SERVER_V4, &[], true);
     assert_eq!(
         result_at(&report, "server-heartbeat", SERVER_V4)["state"],
         "open"
     );
-    lab.server_rule("iptables", "-A INPUT -p udp --dport 75 -j DROP");
+    lab.server
+        .rule("iptables", "-A INPUT -p udp --dport 75 -j DROP");
     let (code, report) = server_check(&lab, SERVER_V4, &[], true);
     let hb = result_at(&report, "server-heartbeat", SERVER_V4);
     assert_eq!(
@@ -122,40 +137,17 @@ fn udp_drop_is_filtered_with_a_key_and_open_filtered_without() {
     assert_eq!(hb["verified"], Value::Null);
     // Optional, so only --strict turns the warning into exit 1 on its own.
     let p = profile(&check_block("hb", "udp", "75", false));
-    let path = p.path.to_str().unwrap();
-    let (code, _) = lab.check(
-        &[
-            "--profile",
-            path,
-            "--target",
-            &format!("box={SERVER_V4}"),
-            "--timeout",
-            "500ms",
-        ],
-        true,
-    );
+    let (code, _) = box_check(&lab, &p, &["--timeout", "500ms"], true);
     assert_eq!(code, 0);
-    let (code, _) = lab.check(
-        &[
-            "--profile",
-            path,
-            "--target",
-            &format!("box={SERVER_V4}"),
-            "--timeout",
-            "500ms",
-            "--strict",
-        ],
-        true,
-    );
+    let (code, _) = box_check(&lab, &p, &["--timeout", "500ms", "--strict"], true);
     assert_eq!(code, 1);
 }
 
 #[test]
 fn udp_reject_is_closed() {
     require_root!();
-    let lab = Lab::new("udpr");
-    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
-    lab.server_rule(
+    let (lab, _serve) = served_lab("udpr");
+    lab.server.rule(
         "iptables",
         "-A INPUT -p udp --dport 75 -j REJECT --reject-with icmp-port-unreachable",
     );
@@ -171,10 +163,11 @@ fn udp_reject_is_closed() {
 #[test]
 fn client_egress_rule_is_blamed_on_this_machine() {
     require_root!();
-    let lab = Lab::new("egr");
-    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
-    lab.client_rule("iptables", "-A OUTPUT -p tcp --dport 8484 -j DROP");
-    lab.client_rule("iptables", "-A OUTPUT -p udp --dport 75 -j REJECT");
+    let (lab, _serve) = served_lab("egr");
+    lab.client
+        .rule("iptables", "-A OUTPUT -p tcp --dport 8484 -j DROP");
+    lab.client
+        .rule("iptables", "-A OUTPUT -p udp --dport 75 -j REJECT");
     let (code, report) = server_check(&lab, SERVER_V4, &[], true);
     let cc = result_at(&report, "control-center", SERVER_V4);
     assert_eq!(cc["state"], "filtered", "{cc}");
@@ -191,9 +184,9 @@ fn client_egress_rule_is_blamed_on_this_machine() {
 #[test]
 fn ipv6_only_rule_fails_one_address_and_passes_the_other() {
     require_root!();
-    let lab = Lab::new("v6");
-    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
-    lab.server_rule("ip6tables", "-A INPUT -p tcp --dport 8484 -j DROP");
+    let (lab, _serve) = served_lab("v6");
+    lab.server
+        .rule("ip6tables", "-A INPUT -p tcp --dport 8484 -j DROP");
     let (code, report) = server_check(&lab, "lab-server", &[], true);
     assert_eq!(
         result_at(&report, "control-center", SERVER_V4)["verdict"],
@@ -222,20 +215,12 @@ fn drop_on_part_of_a_range_lists_exactly_those_ports() {
     let p = profile(&check_block("relay", "tcp", "49152-49651", true));
     let path = p.path.to_str().unwrap();
     let _serve = lab.serve(&["--profile", path, "--full-ranges", "--for", "2m"]);
-    lab.server_rule("iptables", "-A INPUT -p tcp --dport 49200:49299 -j DROP");
-    let target = format!("box={SERVER_V4}");
-    let (code, report) = lab.check(
-        &[
-            "--profile",
-            path,
-            "--target",
-            &target,
-            "--full-ranges",
-            "--timeout",
-            "500ms",
-            "--retries",
-            "0",
-        ],
+    lab.server
+        .rule("iptables", "-A INPUT -p tcp --dport 49200:49299 -j DROP");
+    let (code, report) = box_check(
+        &lab,
+        &p,
+        &["--full-ranges", "--timeout", "500ms", "--retries", "0"],
         true,
     );
     let r = &results(&report, "relay")[0];
@@ -253,7 +238,7 @@ fn redirect_to_a_plain_listener_is_caught_with_a_key() {
     let lab = Lab::new("rdr");
     // No serve at all: every TCP port is redirected to one listener that is not serve.
     let plain = PlainListener::start(&lab.server, "0.0.0.0", 9999);
-    lab.server_rule(
+    lab.server.rule(
         "iptables",
         "-t nat -A PREROUTING -p tcp -j REDIRECT --to-ports 9999",
     );
@@ -301,10 +286,9 @@ fn redirect_to_a_plain_listener_is_caught_with_a_key() {
 #[test]
 fn redirect_to_serve_on_another_port_is_named() {
     require_root!();
-    let lab = Lab::new("fwd");
-    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    let (lab, _serve) = served_lab("fwd");
     // A wrong port forward: 8484 lands on serve's 443.
-    lab.server_rule(
+    lab.server.rule(
         "iptables",
         "-t nat -A PREROUTING -p tcp --dport 8484 -j REDIRECT --to-ports 443",
     );
@@ -320,15 +304,14 @@ fn redirect_to_serve_on_another_port_is_named() {
 #[test]
 fn nft_rules_work_the_same() {
     require_root!();
-    let lab = Lab::new("nft");
-    let _serve = lab.serve(&["--role", "server", "--for", "2m"]);
+    let (lab, _serve) = served_lab("nft");
     for cmd in [
         "add table inet lab",
         "add chain inet lab input { type filter hook input priority 0 ; }",
         "add rule inet lab input udp dport 75 drop",
         "add rule inet lab input tcp dport 443 reject with tcp reset",
     ] {
-        lab.server_rule("nft", cmd);
+        lab.server.rule("nft", cmd);
     }
     let (code, report) = server_check(&lab, "lab-server", &[], true);
     for address in [SERVER_V4, SERVER_V6] {
@@ -354,7 +337,7 @@ fn progress_bar_only_on_a_terminal_for_slow_table_runs() {
     let lab = Lab::new("bar");
     // Everything dropped, the canary ports too: nothing on the address answers, so every
     // try waits its whole timeout and the run is slow enough for a bar.
-    lab.server_rule("iptables", "-A INPUT -p tcp -j DROP");
+    lab.server.rule("iptables", "-A INPUT -p tcp -j DROP");
     let p = profile(&check_block("slow", "tcp", "40000-40009", true));
     let check = format!(
         "ip netns exec {} {} check --profile {} --target box={SERVER_V4} --timeout 1500ms --retries 0",

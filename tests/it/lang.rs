@@ -4,7 +4,9 @@
 use std::net::TcpListener;
 
 use crate::require_root;
-use crate::util::{self, bin, check_block, check_json, profile, results, Netns};
+use crate::util::{
+    self, check_agent, check_block, check_box, check_json, profile, results, run_json, Netns,
+};
 
 #[test]
 fn german_reasons_and_hints_with_english_keys_and_states() {
@@ -60,11 +62,8 @@ fn german_reasons_and_hints_with_english_keys_and_states() {
 fn german_table_words_and_summary() {
     let closed = util::free_tcp_port();
     let p = profile(&check_block("api", "tcp", &closed.to_string(), true));
-    let out = bin()
-        .arg("check")
-        .arg("--profile")
-        .arg(&p.path)
-        .args(["--target", "box=127.0.0.1", "--lang", "de"])
+    let out = check_box(&p, "127.0.0.1")
+        .args(["--lang", "de"])
         .output()
         .unwrap();
     let table = String::from_utf8(out.stdout).unwrap();
@@ -85,21 +84,8 @@ fn german_table_words_and_summary() {
 
 #[test]
 fn unresolvable_name_in_german() {
-    let out = bin()
-        .args([
-            "check",
-            "--role",
-            "agent",
-            "--server",
-            "automate.invalid",
-            "--format",
-            "json",
-            "--lang",
-            "de",
-        ])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (_, report) =
+        run_json(check_agent("automate.invalid").args(["--format", "json", "--lang", "de"]));
     let r = results(&report, "agent-https")[0];
     assert_eq!(r["state"], "error");
     let reason = r["reason"].as_str().unwrap();
@@ -126,12 +112,8 @@ fn unresolvable_name_in_german() {
 fn language_with(env: &[(&str, &str)], args: &[&str]) -> &'static str {
     let closed = util::free_tcp_port();
     let p = profile(&check_block("api", "tcp", &closed.to_string(), true));
-    let mut cmd = bin();
-    cmd.arg("check")
-        .arg("--profile")
-        .arg(&p.path)
-        .args(["--target", "box=127.0.0.1"])
-        .args(args);
+    let mut cmd = check_box(&p, "127.0.0.1");
+    cmd.args(args);
     for (k, v) in env {
         cmd.env(k, v);
     }
@@ -175,16 +157,8 @@ fn the_locale_picks_the_language_and_the_flag_wins() {
 
 #[test]
 fn unknown_language_is_a_usage_error() {
-    bin()
-        .args([
-            "check",
-            "--role",
-            "agent",
-            "--server",
-            "127.0.0.1",
-            "--lang",
-            "fr",
-        ])
+    check_agent("127.0.0.1")
+        .args(["--lang", "fr"])
         .assert()
         .code(2)
         .stderr(predicates::str::contains("'fr'"))

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use predicates::prelude::*;
 
-use crate::util::{self, bin, check_block, profile};
+use crate::util::{self, bin, check_agent, check_block, check_box, check_json, profile};
 
 /// A profile with a closed required port, a closed optional port and an open one.
 fn mixed() -> (util::ProfileFile, TcpListener) {
@@ -42,14 +42,7 @@ fn junit_markdown_and_json_files_in_one_run() {
     let xml = dir.path().join("report.xml");
     let json = dir.path().join("r.json");
     let md = dir.path().join("ticket");
-    let out = bin()
-        .args([
-            "check",
-            "--profile",
-            p.path.to_str().unwrap(),
-            "--target",
-            "box=127.0.0.1",
-        ])
+    let out = check_box(&p, "127.0.0.1")
         .arg("--output")
         .arg(&xml)
         .arg("--output")
@@ -81,16 +74,8 @@ fn junit_markdown_and_json_files_in_one_run() {
 
 #[test]
 fn junit_marks_local_errors_as_errors() {
-    let out = bin()
-        .args([
-            "check",
-            "--role",
-            "agent",
-            "--server",
-            "automate.invalid",
-            "--format",
-            "junit",
-        ])
+    let out = check_agent("automate.invalid")
+        .args(["--format", "junit"])
         .output()
         .unwrap();
     let xml = String::from_utf8(out.stdout).unwrap();
@@ -104,16 +89,8 @@ fn nagios_line_and_plugin_exit_codes() {
     let (p, open) = mixed();
     let port = open.local_addr().unwrap().port().to_string();
     let run = |p: &util::ProfileFile| {
-        bin()
-            .args([
-                "check",
-                "--profile",
-                p.path.to_str().unwrap(),
-                "--target",
-                "box=127.0.0.1",
-                "--format",
-                "nagios",
-            ])
+        check_box(p, "127.0.0.1")
+            .args(["--format", "nagios"])
             .output()
             .unwrap()
     };
@@ -153,30 +130,14 @@ fn nagios_line_and_plugin_exit_codes() {
 
 #[test]
 fn output_with_an_unknown_format_is_a_usage_error() {
-    let out = bin()
-        .args([
-            "check",
-            "--role",
-            "agent",
-            "--server",
-            "a",
-            "--output",
-            "report.pdf",
-        ])
+    let out = check_agent("a")
+        .args(["--output", "report.pdf"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot tell the format of 'report.pdf'"));
-    let out = bin()
-        .args([
-            "check",
-            "--role",
-            "agent",
-            "--server",
-            "127.0.0.1",
-            "--output",
-            "json:/nonexistent/dir/r.json",
-        ])
+    let out = check_agent("127.0.0.1")
+        .args(["--output", "json:/nonexistent/dir/r.json"])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -194,22 +155,8 @@ fn wait_passes_once_a_late_listener_comes_up() {
         std::thread::sleep(Duration::from_secs(15));
         drop(listener);
     });
-    let out = bin()
-        .args([
-            "check",
-            "--profile",
-            p.path.to_str().unwrap(),
-            "--target",
-            "box=127.0.0.1",
-            "--format",
-            "json",
-            "--wait",
-            "20s",
-        ])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(out.status.code(), Some(0), "{report}");
+    let (code, report) = check_json(&p, "127.0.0.1", &["--wait", "20s"]);
+    assert_eq!(code, 0, "{report}");
     assert!(report["wait"]["rounds"].as_u64().unwrap() >= 3, "{report}");
     assert!(
         report["wait"]["waited_ms"].as_f64().unwrap() >= 2500.0,
@@ -227,16 +174,8 @@ fn wait_gives_up_when_the_time_is_up() {
         true,
     ));
     let started = Instant::now();
-    bin()
-        .args([
-            "check",
-            "--profile",
-            p.path.to_str().unwrap(),
-            "--target",
-            "box=127.0.0.1",
-            "--wait",
-            "3s",
-        ])
+    check_box(&p, "127.0.0.1")
+        .args(["--wait", "3s"])
         .assert()
         .code(1)
         .stdout(predicate::str::contains("Waited 3 s of 3 s"));
@@ -276,13 +215,8 @@ fn report_files_are_checked_before_probing() {
     let good = dir.path().join("good.json");
     let good = good.to_str().unwrap();
     let run = |outputs: &[&str]| {
-        let mut cmd = bin();
-        cmd.args(["check", "--profile", &profile_path]).args([
-            "--target",
-            "box=127.0.0.1",
-            "--wait",
-            "30s",
-        ]);
+        let mut cmd = check_box(&p, "127.0.0.1");
+        cmd.args(["--wait", "30s"]);
         for o in outputs {
             cmd.args(["--output", o]);
         }
@@ -327,14 +261,9 @@ fn report_files_replace_the_old_report_whole() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("r.json");
     std::fs::write(&path, "yesterday").unwrap();
-    let out = bin()
-        .args(["check", "--profile", p.path.to_str().unwrap()])
-        .args([
-            "--target",
-            "box=127.0.0.1",
-            "--output",
-            path.to_str().unwrap(),
-        ])
+    let out = check_box(&p, "127.0.0.1")
+        .arg("--output")
+        .arg(&path)
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));

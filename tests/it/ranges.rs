@@ -6,7 +6,9 @@ use std::net::TcpListener;
 use serde_json::Value;
 
 use crate::require_root;
-use crate::util::{check_block, check_json, profile, results, Netns, PlainListener};
+use crate::util::{
+    check_block, check_json, profile, results, run_json, Netns, PlainListener, ProfileFile,
+};
 
 #[test]
 fn sampled_range_reports_exactly_the_ports_that_failed() {
@@ -53,6 +55,22 @@ fn sampled_range_reports_exactly_the_ports_that_failed() {
     drop(gap_holder);
 }
 
+/// `check --profile P --target box=127.0.0.1 --full-ranges --format json EXTRA` inside `ns`.
+fn sweep_in(ns: &Netns, p: &ProfileFile, extra: &[&str]) -> (i32, Value) {
+    run_json(
+        ns.bin()
+            .args(["check", "--profile", p.path.to_str().unwrap()])
+            .args([
+                "--target",
+                "box=127.0.0.1",
+                "--full-ranges",
+                "--format",
+                "json",
+            ])
+            .args(extra),
+    )
+}
+
 fn assert_no_open(r: &Value, total: u64) {
     let counts = r["counts"].as_object().unwrap();
     assert!(counts.get("open").is_none(), "false open: {r}");
@@ -70,28 +88,7 @@ fn full_range_sweep_in_an_empty_namespace_finds_nothing_open() {
         check_block("relay", "tcp", "49152-65535", true),
         check_block("p2p", "udp", "40000-41000", false)
     ));
-    let out = ns
-        .bin()
-        .args([
-            "check",
-            "--profile",
-            p.path.to_str().unwrap(),
-            "--target",
-            "box=127.0.0.1",
-        ])
-        .args([
-            "--format",
-            "json",
-            "--full-ranges",
-            "--timeout",
-            "500ms",
-            "--retries",
-            "0",
-        ])
-        .output()
-        .unwrap();
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let (code, report) = sweep_in(&ns, &p, &["--timeout", "500ms", "--retries", "0"]);
     let relay = &results(&report, "relay")[0];
     assert_no_open(relay, 16384);
     // Loopback RSTs come back at once: every port is closed, none merely filtered.
@@ -99,7 +96,7 @@ fn full_range_sweep_in_an_empty_namespace_finds_nothing_open() {
     assert_eq!(relay["probed_ports"], 16384);
     let p2p = &results(&report, "p2p")[0];
     assert_no_open(p2p, 1001);
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(code, 1);
 }
 
 #[test]
@@ -109,20 +106,8 @@ fn full_range_finds_the_one_listener_in_the_ephemeral_range() {
     // A listener inside the namespace, on a port in the middle of the ephemeral range.
     let listener = PlainListener::start(&ns, "127.0.0.1", 50001);
     let p = profile(&check_block("relay", "tcp", "49152-65535", false));
-    let out = ns
-        .bin()
-        .args([
-            "check",
-            "--profile",
-            p.path.to_str().unwrap(),
-            "--target",
-            "box=127.0.0.1",
-        ])
-        .args(["--format", "json", "--full-ranges", "--timeout", "500ms"])
-        .output()
-        .unwrap();
+    let (_, report) = sweep_in(&ns, &p, &["--timeout", "500ms"]);
     drop(listener);
-    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let relay = &results(&report, "relay")[0];
     assert_eq!(relay["counts"]["open"], 1, "{relay}");
     assert_eq!(relay["counts"]["closed"], 16383, "{relay}");

@@ -6,7 +6,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use automate_ports::protocol::{self, Key, Probe, ReplyCheck, PROBE_LEN, REPLY_LEN};
 
-use crate::util::{self, bin, check_block, profile, results, serve};
+use serde_json::Value;
+
+use crate::util::{
+    self, bin, check_block, check_box, check_json, profile, results, run_json, serve, ProfileFile,
+};
 
 const KEY: &str = "loopback-key-4242";
 
@@ -17,8 +21,27 @@ fn now_ms() -> u64 {
         .as_millis() as u64
 }
 
+/// `serve --profile P --bind 127.0.0.1 EXTRA` with `key`.
+fn serve_profile(p: &ProfileFile, extra: &[&str], key: &str) -> util::Served {
+    let path = p.path.to_str().unwrap();
+    serve(
+        &[],
+        &[&["--profile", path, "--bind", "127.0.0.1"], extra].concat(),
+        key,
+    )
+}
+
+/// `check` of profile `p` on 127.0.0.1 with `key` in the environment: (exit code, report).
+fn keyed_check(p: &ProfileFile, key: &str) -> (i32, Value) {
+    run_json(
+        check_box(p, "127.0.0.1")
+            .args(["--format", "json"])
+            .env("AUTOMATE_PORTS_KEY", key),
+    )
+}
+
 /// A profile with one TCP and one UDP check on free loopback ports; serve listens on both.
-fn served() -> (util::Served, util::ProfileFile, u16, u16) {
+fn served() -> (util::Served, ProfileFile, u16, u16) {
     let tcp = util::free_tcp_port();
     let udp = util::free_udp_port();
     let p = profile(&format!(
@@ -26,18 +49,7 @@ fn served() -> (util::Served, util::ProfileFile, u16, u16) {
         check_block("t", "tcp", &tcp.to_string(), true),
         check_block("u", "udp", &udp.to_string(), true)
     ));
-    let s = serve(
-        &[],
-        &[
-            "--profile",
-            p.path.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-            "--for",
-            "1m",
-        ],
-        KEY,
-    );
+    let s = serve_profile(&p, &["--for", "1m"], KEY);
     (s, p, tcp, udp)
 }
 
@@ -157,20 +169,7 @@ fn tcp_never_speaks_first_and_closes_on_junk() {
 #[test]
 fn check_with_the_key_verifies_and_catches_a_plain_listener() {
     let (_s, p, tcp, udp) = served();
-    let out = bin()
-        .args([
-            "check",
-            "--profile",
-            p.path.to_str().unwrap(),
-            "--target",
-            "box=127.0.0.1",
-            "--format",
-            "json",
-        ])
-        .env("AUTOMATE_PORTS_KEY", KEY)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = keyed_check(&p, KEY);
     for id in ["t", "u"] {
         let r = &results(&report, id)[0];
         assert_eq!(
@@ -180,29 +179,14 @@ fn check_with_the_key_verifies_and_catches_a_plain_listener() {
         );
     }
     assert_eq!(report["keyed"], true);
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(code, 0);
     let _ = (tcp, udp);
 
     // A plain listener is not serve: with the key, that is a failure with a reason.
     let plain = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = plain.local_addr().unwrap().port();
     let p = profile(&check_block("plain", "tcp", &port.to_string(), true));
-    let out = bin()
-        .args([
-            "check",
-            "--profile",
-            p.path.to_str().unwrap(),
-            "--target",
-            "box=127.0.0.1",
-            "--format",
-            "json",
-            "--timeout",
-            "300ms",
-        ])
-        .args(["--key", KEY])
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = check_json(&p, "127.0.0.1", &["--timeout", "300ms", "--key", KEY]);
     let r = &results(&report, "plain")[0];
     assert_eq!(r["verdict"], "fail", "{r}");
     assert_eq!(r["verified"], false);
@@ -213,7 +197,7 @@ fn check_with_the_key_verifies_and_catches_a_plain_listener() {
             .contains("not automate-ports serve"),
         "{r}"
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(code, 1);
     drop(plain);
 }
 
@@ -368,13 +352,7 @@ fn check_reads_past_datagrams_that_do_not_prove_the_key() {
         check_block("raced", "udp", &raced.to_string(), true),
         check_block("junk", "udp", &only_junk.to_string(), true)
     ));
-    let out = bin()
-        .args(["check", "--profile", p.path.to_str().unwrap()])
-        .args(["--target", "box=127.0.0.1", "--format", "json"])
-        .env("AUTOMATE_PORTS_KEY", KEY)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = keyed_check(&p, KEY);
     let raced = &results(&report, "raced")[0];
     assert_eq!(
         (raced["verified"].as_bool(), raced["verdict"].as_str()),
@@ -390,7 +368,7 @@ fn check_reads_past_datagrams_that_do_not_prove_the_key() {
             .contains("a UDP reply that does not prove the key"),
         "{junk}"
     );
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(code, 1);
 }
 
 /// `serve --new-key` prints a key (and how to set it) that both sides then accept.
@@ -423,28 +401,10 @@ fn new_key_prints_a_key_that_works() {
 
     let udp = util::free_udp_port();
     let p = profile(&check_block("u", "udp", &udp.to_string(), true));
-    let path = p.path.to_str().unwrap();
-    let _serve = serve(
-        &[],
-        &["--profile", path, "--bind", "127.0.0.1", "--for", "1m"],
-        &key,
-    );
-    let out = bin()
-        .args([
-            "check",
-            "--profile",
-            path,
-            "--target",
-            "box=127.0.0.1",
-            "--format",
-            "json",
-        ])
-        .env("AUTOMATE_PORTS_KEY", &key)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let _serve = serve_profile(&p, &["--for", "1m"], &key);
+    let (code, report) = keyed_check(&p, &key);
     assert_eq!(results(&report, "u")[0]["verified"], true, "{report}");
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(code, 0);
 }
 
 /// serve refuses a probe from a clock 600 s off, but says so with the key: check names the
@@ -453,25 +413,24 @@ fn new_key_prints_a_key_that_works() {
 fn a_wrong_clock_is_named_not_blamed_on_a_firewall() {
     let (_s, p, _tcp, _udp) = served();
     for (skew, side) in [("-600s", "ahead"), ("+600s", "behind")] {
-        let out = std::process::Command::new("faketime")
-            .args(["-f", skew])
-            .arg(util::bin_path())
-            .args(["check", "--profile", p.path.to_str().unwrap()])
-            .args([
-                "--target",
-                "box=127.0.0.1",
-                "--format",
-                "json",
-                "--lang",
-                "en",
-            ])
-            .env("AUTOMATE_PORTS_KEY", KEY)
-            // Only the wall clock is wrong; timers run on as they should.
-            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1")
-            .output()
-            .expect("faketime is installed (.ci/run installs it)");
-        let report: serde_json::Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+        // faketime: .ci/run installs it.
+        let (code, report) = run_json(
+            assert_cmd::Command::new("faketime")
+                .args(["-f", skew])
+                .arg(util::bin_path())
+                .args(["check", "--profile", p.path.to_str().unwrap()])
+                .args([
+                    "--target",
+                    "box=127.0.0.1",
+                    "--format",
+                    "json",
+                    "--lang",
+                    "en",
+                ])
+                .env("AUTOMATE_PORTS_KEY", KEY)
+                // Only the wall clock is wrong; timers run on as they should.
+                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
+        );
         for id in ["t", "u"] {
             let r = &results(&report, id)[0];
             let reason = r["reason"].as_str().unwrap();
@@ -486,7 +445,7 @@ fn a_wrong_clock_is_named_not_blamed_on_a_firewall() {
             );
             assert!(!reason.contains("firewall"), "{reason}");
         }
-        assert_eq!(out.status.code(), Some(0), "warnings only");
+        assert_eq!(code, 0, "warnings only");
     }
 }
 
@@ -521,17 +480,11 @@ fn serve_started_as_root_answers_as_nobody_with_no_capabilities() {
     for caps in ["CapEff:", "CapPrm:"] {
         assert_eq!(field(caps), ["0000000000000000"], "{caps} {status}");
     }
-    let out = bin()
-        .args(["check", "--profile", p.path.to_str().unwrap()])
-        .args(["--target", "box=127.0.0.1", "--format", "json"])
-        .env("AUTOMATE_PORTS_KEY", KEY)
-        .output()
-        .unwrap();
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (code, report) = keyed_check(&p, KEY);
     for id in ["t", "u"] {
         assert_eq!(results(&report, id)[0]["verified"], true, "{report}");
     }
-    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(code, 0);
 }
 
 #[test]
@@ -563,18 +516,7 @@ fn serve_user_mistakes_are_one_line_exit_2() {
         assert_eq!(stderr.trim().lines().count(), 1, "{stderr}");
     }
     // Another unprivileged account works.
-    let s = serve(
-        &[],
-        &[
-            "--profile",
-            p.path.to_str().unwrap(),
-            "--bind",
-            "127.0.0.1",
-            "--user",
-            "daemon",
-        ],
-        KEY,
-    );
+    let s = serve_profile(&p, &["--user", "daemon"], KEY);
     assert!(
         s.startup
             .iter()

@@ -162,8 +162,27 @@ pub fn plain_server(greeting: Vec<u8>, after_request: bool) -> u16 {
     port
 }
 
+/// Automate's answer to `/LabTech/agent.aspx`: version 200.264.
+pub const AUTOMATE_ANSWER: &[u8] =
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n\r\n0|1|2|||||||200.264";
+
+/// The greeting a MySQL server of this `version` sends first (protocol 10), as a packet.
+pub fn mysql_greeting(version: &[u8]) -> Vec<u8> {
+    let mut payload = vec![10];
+    payload.extend_from_slice(version);
+    payload.extend_from_slice(b"\0\x01\x00\x00\x00abcdefgh\0");
+    mysql_packet(&payload)
+}
+
+/// MySQL's error 1130 (this host is not allowed to connect) with `message`, as a packet.
+pub fn mysql_host_refused(message: &[u8]) -> Vec<u8> {
+    let mut payload = vec![0xff, 0x6a, 0x04];
+    payload.extend_from_slice(message);
+    mysql_packet(&payload)
+}
+
 /// A MySQL packet: 3-byte length, sequence 0, payload.
-pub fn mysql_packet(payload: &[u8]) -> Vec<u8> {
+fn mysql_packet(payload: &[u8]) -> Vec<u8> {
     let len = payload.len() as u32;
     let mut out = vec![len as u8, (len >> 8) as u8, (len >> 16) as u8, 0];
     out.extend_from_slice(payload);

@@ -1,12 +1,12 @@
-//! Helpers: the binary, custom profiles, loopback listeners, network namespaces.
+//! Helpers: the binary and its JSON report, custom profiles, loopback listeners, network
+//! namespaces and the helper scripts run in them.
 
-#![allow(dead_code)]
-
-use std::io::Write as _;
+use std::io::{BufRead as _, Write as _};
 use std::net::{SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc::Receiver;
 use std::time::Duration;
 
 use assert_cmd::cargo::CommandCargoExt;
@@ -24,7 +24,7 @@ pub fn bin() -> assert_cmd::Command {
 }
 
 /// Reports follow the locale; tests read English unless they ask for German.
-pub fn english(cmd: &mut assert_cmd::Command) {
+fn english(cmd: &mut assert_cmd::Command) {
     cmd.env_remove("LC_ALL")
         .env_remove("LC_MESSAGES")
         .env_remove("LANG");
@@ -68,24 +68,68 @@ pub fn check_block(id: &str, protocol: &str, ports: &str, required: bool) -> Str
     )
 }
 
-/// Runs `check --profile … --target box=HOST --format json` and returns (exit code, report).
-pub fn check_json(profile: &ProfileFile, host: &str, extra: &[&str]) -> (i32, Value) {
-    let out = bin()
-        .arg("check")
-        .arg("--profile")
-        .arg(&profile.path)
-        .args(["--target", &format!("box={host}"), "--format", "json"])
-        .args(extra)
+/// Runs `cmd`, which prints a JSON report on stdout; returns (exit code, report, stderr).
+/// Panics with stderr when stdout is not JSON. Every test that reads a report from stdout
+/// goes through here (most through [`run_json`]).
+pub fn run_json_with_stderr(cmd: &mut assert_cmd::Command) -> (i32, Value, String) {
+    let out = cmd
         .output()
-        .expect("runs");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let report: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        .unwrap_or_else(|e| panic!("cannot run {}: {e}", describe(cmd)));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
-            "not JSON ({e}): {stdout}\nstderr: {}",
-            String::from_utf8_lossy(&out.stderr)
+            "{}: not JSON ({e}): {}\nstderr: {stderr}",
+            describe(cmd),
+            String::from_utf8_lossy(&out.stdout)
         )
     });
-    (out.status.code().expect("exit code"), report)
+    (out.status.code().expect("exit code"), report, stderr)
+}
+
+/// Runs `cmd`, which prints a JSON report on stdout; returns (exit code, report).
+pub fn run_json(cmd: &mut assert_cmd::Command) -> (i32, Value) {
+    let (code, report, _) = run_json_with_stderr(cmd);
+    (code, report)
+}
+
+/// The program and its arguments, for failure messages (the environment, with keys, left out).
+fn describe(cmd: &assert_cmd::Command) -> String {
+    let args: Vec<_> = cmd.get_args().map(|a| a.to_string_lossy()).collect();
+    format!("{} {}", cmd.get_program().to_string_lossy(), args.join(" "))
+}
+
+/// `check ARGS --format json` through the binary under test, to add to and pass to
+/// [`run_json`].
+pub fn check_cmd(args: &[&str]) -> assert_cmd::Command {
+    let mut cmd = bin();
+    cmd.arg("check").args(args).args(["--format", "json"]);
+    cmd
+}
+
+/// `check --role agent --server SERVER` (table output), to add to.
+pub fn check_agent(server: &str) -> assert_cmd::Command {
+    let mut cmd = bin();
+    cmd.args(["check", "--role", "agent", "--server", server]);
+    cmd
+}
+
+/// `check --profile … --target box=HOST` (table output), to add to.
+pub fn check_box(profile: &ProfileFile, host: &str) -> assert_cmd::Command {
+    let mut cmd = bin();
+    cmd.arg("check")
+        .arg("--profile")
+        .arg(&profile.path)
+        .args(["--target", &format!("box={host}")]);
+    cmd
+}
+
+/// Runs `check --profile … --target box=HOST --format json` and returns (exit code, report).
+pub fn check_json(profile: &ProfileFile, host: &str, extra: &[&str]) -> (i32, Value) {
+    run_json(
+        check_box(profile, host)
+            .args(["--format", "json"])
+            .args(extra),
+    )
 }
 
 /// The check results with this id.
@@ -181,6 +225,13 @@ impl Netns {
         run_ok("ip", &all);
     }
 
+    /// A firewall rule in this namespace: `tool` (`iptables`, `ip6tables` or `nft`) with the
+    /// words of `rule` as its arguments.
+    pub fn rule(&self, tool: &str, rule: &str) {
+        let args: Vec<&str> = rule.split_whitespace().collect();
+        self.exec_ok(tool, &args);
+    }
+
     /// The binary under test, run inside this namespace.
     pub fn bin(&self) -> assert_cmd::Command {
         let mut cmd = assert_cmd::Command::new("ip");
@@ -209,12 +260,29 @@ pub fn run_ok(program: &str, args: &[&str]) {
     );
 }
 
+/// The lines a child prints on stdout, read in a thread as they come.
+fn stdout_lines(child: &mut Child) -> Receiver<String> {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// A running `automate-ports serve`, killed on drop.
 pub struct Served {
-    pub child: std::process::Child,
+    pub child: Child,
     /// Lines printed up to "ready".
     pub startup: Vec<String>,
-    lines: std::sync::mpsc::Receiver<String>,
+    lines: Receiver<String>,
 }
 
 impl Served {
@@ -241,7 +309,6 @@ impl Drop for Served {
 /// Starts `serve` with `args` (through `prefix`, e.g. `ip netns exec NS`) and waits, at most
 /// 20 s, for its "ready" line.
 pub fn serve(prefix: &[&str], args: &[&str], key: &str) -> Served {
-    use std::io::BufRead as _;
     let mut cmd = if prefix.is_empty() {
         Command::new(bin_path())
     } else {
@@ -253,23 +320,14 @@ pub fn serve(prefix: &[&str], args: &[&str], key: &str) -> Served {
         .args(args)
         .env("AUTOMATE_PORTS_KEY", key)
         .env_remove("RUST_LOG")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().expect("spawn serve");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stdout).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let lines = stdout_lines(&mut child);
     let mut served = Served {
         child,
         startup: Vec::new(),
-        lines: rx,
+        lines,
     };
     while let Ok(line) = served.lines.recv_timeout(Duration::from_secs(20)) {
         let ready = line.starts_with("ready:");
@@ -284,6 +342,57 @@ pub fn serve(prefix: &[&str], args: &[&str], key: &str) -> Served {
         let _ = std::io::Read::read_to_string(&mut e, &mut err);
     }
     panic!("serve did not get ready: {:?} {err}", served.startup);
+}
+
+/// Where the helper scripts run in namespaces live (python3, each with its usage at the top).
+const SCRIPTS: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/it/scripts");
+
+/// A script from tests/it/scripts running in a namespace, with its output lines. Killed on
+/// drop.
+pub struct Script {
+    child: Child,
+    lines: Receiver<String>,
+}
+
+impl Script {
+    /// Starts `script` with `args` in `ns` and waits (at most 20 s) for its first line, which
+    /// must be `ready`.
+    pub fn start(ns: &Netns, script: &str, args: &[&str], ready: &str) -> Script {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &ns.name, "python3"])
+            .arg(format!("{SCRIPTS}/{script}"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 runs");
+        let lines = stdout_lines(&mut child);
+        let started = Script { child, lines };
+        // Ends early, with nothing, when python failed (its error is on stderr).
+        let first = started
+            .lines
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_default();
+        assert_eq!(first, ready, "{script} {args:?} did not start");
+        started
+    }
+
+    /// Waits for it to end (at most 60 s) and returns its last line.
+    pub fn finish(mut self) -> String {
+        let last = self
+            .lines
+            .recv_timeout(Duration::from_secs(60))
+            .unwrap_or_default();
+        let status = self.child.wait().expect("waits");
+        assert!(status.success(), "script failed: {status}");
+        last
+    }
+}
+
+impl Drop for Script {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Two namespaces, `client` and `server`, joined by a veth pair with IPv4 and IPv6
@@ -351,17 +460,6 @@ impl Lab {
         serve(&["ip", "netns", "exec", &self.server.name], args, LAB_KEY)
     }
 
-    /// A firewall rule in the server namespace (`iptables` or `ip6tables` arguments).
-    pub fn server_rule(&self, tool: &str, rule: &str) {
-        let args: Vec<&str> = rule.split_whitespace().collect();
-        self.server.exec_ok(tool, &args);
-    }
-
-    pub fn client_rule(&self, tool: &str, rule: &str) {
-        let args: Vec<&str> = rule.split_whitespace().collect();
-        self.client.exec_ok(tool, &args);
-    }
-
     /// Runs `check` in the client namespace with JSON output; returns (exit code, report).
     pub fn check(&self, args: &[&str], key: bool) -> (i32, Value) {
         let mut cmd = self.client.bin();
@@ -371,14 +469,37 @@ impl Lab {
         } else {
             cmd.env_remove("AUTOMATE_PORTS_KEY");
         }
-        let out = cmd.output().expect("check runs");
-        let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-            panic!(
-                "not JSON ({e}); stderr: {}",
-                String::from_utf8_lossy(&out.stderr)
-            )
-        });
-        (out.status.code().expect("exit code"), report)
+        run_json(&mut cmd)
+    }
+
+    /// Points the client's resolver at its own loopback, where nothing answers: a name
+    /// outside the hosts file (the public mediator) fails at once, and no query leaves
+    /// the lab. Removed with the hosts file on drop.
+    pub fn offline_dns(&self) {
+        std::fs::write(self.hosts_dir.join("resolv.conf"), "nameserver 127.0.0.1\n")
+            .expect("resolv.conf");
+    }
+
+    /// Random loss: each namespace drops `probability` (e.g. "0.02") of every packet it
+    /// receives, IPv4 and IPv6, in both directions of the lab. Like a lossy WAN: the link's
+    /// own neighbour discovery is spared (ARP is never seen by iptables; a lost IPv6
+    /// neighbour solicitation would cut the veth for a second, which no WAN does).
+    pub fn add_loss(&self, probability: &str) {
+        let drop =
+            format!("-A INPUT -m statistic --mode random --probability {probability} -j DROP");
+        for ns in [&self.server, &self.client] {
+            for kind in ["neighbour-solicitation", "neighbour-advertisement"] {
+                ns.rule(
+                    "ip6tables",
+                    &format!("-A INPUT -p icmpv6 --icmpv6-type {kind} -j ACCEPT"),
+                );
+            }
+        }
+        for tool in ["iptables", "ip6tables"] {
+            for ns in [&self.server, &self.client] {
+                ns.rule(tool, &drop);
+            }
+        }
     }
 }
 
@@ -398,132 +519,26 @@ pub fn result_at<'a>(report: &'a Value, id: &str, address: &str) -> &'a Value {
 }
 
 /// A plain TCP listener (not serve) inside a namespace: accepts and holds connections,
-/// never answers. Killed on drop.
-pub struct PlainListener(std::process::Child);
+/// never answers (scripts/plain_listener.py). Killed on drop.
+pub struct PlainListener {
+    _script: Script,
+}
 
 impl PlainListener {
     pub fn start(ns: &Netns, addr: &str, port: u16) -> PlainListener {
-        use std::io::BufRead as _;
-        let script = format!(
-            "import socket,time\n\
-             s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n\
-             s.bind(('{addr}', {port})); s.listen(512); print('up', flush=True)\n\
-             conns=[]\n\
-             end=time.time()+60\n\
-             while time.time()<end:\n    c,_=s.accept(); conns.append(c)\n"
-        );
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "python3", "-c", &script])
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().expect("stdout"))
-            .read_line(&mut line)
-            .expect("listener says up");
-        assert_eq!(line.trim(), "up");
-        PlainListener(child)
-    }
-}
-
-impl Drop for PlainListener {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-impl Lab {
-    /// Points the client's resolver at its own loopback, where nothing answers: a name
-    /// outside the hosts file (the public mediator) fails at once, and no query leaves
-    /// the lab. Removed with the hosts file on drop.
-    pub fn offline_dns(&self) {
-        std::fs::write(self.hosts_dir.join("resolv.conf"), "nameserver 127.0.0.1\n")
-            .expect("resolv.conf");
-    }
-
-    /// Random loss: each namespace drops `probability` (e.g. "0.02") of every packet it
-    /// receives, IPv4 and IPv6, in both directions of the lab. Like a lossy WAN: the link's
-    /// own neighbour discovery is spared (ARP is never seen by iptables; a lost IPv6
-    /// neighbour solicitation would cut the veth for a second, which no WAN does).
-    pub fn add_loss(&self, probability: &str) {
-        for ns in [&self.server, &self.client] {
-            for kind in ["neighbour-solicitation", "neighbour-advertisement"] {
-                ns.exec_ok(
-                    "ip6tables",
-                    &[
-                        "-A",
-                        "INPUT",
-                        "-p",
-                        "icmpv6",
-                        "--icmpv6-type",
-                        kind,
-                        "-j",
-                        "ACCEPT",
-                    ],
-                );
-            }
-        }
-        let rule =
-            format!("-A INPUT -m statistic --mode random --probability {probability} -j DROP");
-        for tool in ["iptables", "ip6tables"] {
-            self.server_rule(tool, &rule);
-            self.client_rule(tool, &rule);
+        let port = port.to_string();
+        PlainListener {
+            _script: Script::start(ns, "plain_listener.py", &[addr, &port], "up"),
         }
     }
 }
 
-/// A small TCP server in python inside a namespace, on `[::]` with IPv4 too (one
-/// dual-stack socket, IPV6_V6ONLY off), for the real services `serve` stands in for.
-/// Each connection in its own thread; it stops accepting after two minutes. Killed on drop.
-pub struct NsTcpServer(std::process::Child);
-
-const NS_TCP_SERVER: &str = r"
-import socket, ssl, sys, threading, time
-mode, port, payload = sys.argv[1], int(sys.argv[2]), bytes.fromhex(sys.argv[3])
-ctx = None
-if mode == 'https':
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(sys.argv[4], sys.argv[5])
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-s.bind(('::', port))
-s.listen(512)
-s.settimeout(0.5)
-held = []
-def handle(c):
-    try:
-        c.settimeout(10)
-        if mode == 'hold':
-            held.append(c)
-            return
-        if ctx is not None:
-            c = ctx.wrap_socket(c, server_side=True)
-        if mode in ('https', 'http'):
-            request = b''
-            while b'\r\n\r\n' not in request and len(request) < 65536:
-                chunk = c.recv(4096)
-                if not chunk:
-                    return
-                request += chunk
-        c.sendall(payload)
-        if mode == 'greet':
-            time.sleep(0.2)
-        if ctx is not None:
-            c.settimeout(2)
-            c = c.unwrap()
-        c.close()
-    except Exception:
-        pass
-print('up', flush=True)
-end = time.time() + 120
-while time.time() < end:
-    try:
-        c, _ = s.accept()
-    except socket.timeout:
-        continue
-    threading.Thread(target=handle, args=(c,), daemon=True).start()
-";
+/// A small TCP server inside a namespace, on `[::]` with IPv4 too, for the real services
+/// `serve` stands in for (scripts/ns_tcp_server.py). It stops accepting after two minutes.
+/// Killed on drop.
+pub struct NsTcpServer {
+    _script: Script,
+}
 
 impl NsTcpServer {
     /// HTTPS with this certificate chain and key (PEM files): reads a request, answers
@@ -550,35 +565,15 @@ impl NsTcpServer {
 
     fn start(ns: &Netns, mode: &str, port: u16, payload: &[u8], files: &[&str]) -> Self {
         use std::fmt::Write as _;
-        use std::io::BufRead as _;
         let hex = payload.iter().fold(String::new(), |mut hex, b| {
             let _ = write!(hex, "{b:02x}");
             hex
         });
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &ns.name, "python3", "-c", NS_TCP_SERVER])
-            .args([mode, &port.to_string(), &hex])
-            .args(files)
-            .stdout(std::process::Stdio::piped())
-            .spawn()
-            .expect("python3 runs");
-        let mut line = String::new();
-        // Ends with "up", or at EOF when python failed (its error is on stderr).
-        let _ =
-            std::io::BufReader::new(child.stdout.as_mut().expect("stdout")).read_line(&mut line);
-        let server = NsTcpServer(child);
-        assert_eq!(
-            line.trim(),
-            "up",
-            "python {mode} server on port {port} did not start"
-        );
-        server
-    }
-}
-
-impl Drop for NsTcpServer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        let port = port.to_string();
+        let mut args = vec![mode, &port, &hex];
+        args.extend_from_slice(files);
+        NsTcpServer {
+            _script: Script::start(ns, "ns_tcp_server.py", &args, "up"),
+        }
     }
 }
