@@ -76,7 +76,7 @@ pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
     };
     let prober = NetProber::new(
         Some(key),
-        AppConfig::new(false, crate::probe::app::CERT_WARN_DAYS, None, lang)?,
+        AppConfig::new(false, crate::probe::app::CERT_WARN_DAYS, None)?,
     );
     let report = pipeline::run(&profile, &options, Arc::new(prober), &()).await;
     running.stop().await;

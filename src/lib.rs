@@ -25,3 +25,4 @@ pub mod resolve;
 pub mod serve;
 pub mod sys;
 pub mod verdict;
+pub mod words;

@@ -284,6 +284,85 @@ pub struct AppResult {
     /// The certificate's trust was not checked (`--insecure`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
+    /// What was found, as data; `summary` is its sentence, written by the words stage.
+    #[serde(skip)]
+    pub finding: Finding,
+}
+
+/// What an application probe found, as data (the rest is in [`AppResult`]'s fields):
+/// `crate::words::app` says it in the user's language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// Connected, then nothing answered the probe within the timeout.
+    NoAnswer {
+        timeout: std::time::Duration,
+    },
+    /// MySQL: closed without a greeting, or a short broken one.
+    MysqlClosed,
+    MysqlBroken,
+    /// A greeting from MySQL or MariaDB (`product`); the version is in `server`.
+    MysqlGreeting {
+        product: &'static str,
+    },
+    /// Error 1130: the database refuses this host.
+    MysqlRefusesHost {
+        message: String,
+    },
+    MysqlError {
+        code: u16,
+        message: String,
+    },
+    NotMysql,
+    HttpFailed {
+        error: String,
+    },
+    /// A status line (the status is in `http_status`, the `Server` header in `server`).
+    HttpStatus {
+        reason: String,
+    },
+    NotHttp,
+    TlsSetup {
+        error: String,
+    },
+    TlsHandshake {
+        error: String,
+    },
+    NoCertificate,
+    CertificateUnreadable,
+    /// The certificate (described by `tls`) and its first problem, if any.
+    Certificate(CertificateFinding),
+    /// Automate answered (its version in `automate_version`); `tls` is what the TLS probe
+    /// before it found.
+    Automate {
+        tls: Box<Finding>,
+    },
+    /// Something answered on the Automate port, but not Automate (status and `Server`, if any).
+    NotAutomate,
+    AutomateFailed {
+        error: String,
+    },
+}
+
+/// The first problem with a certificate, in order of what a user must fix first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateFinding {
+    /// Not for `host`, the name asked for; the names it is for are in `tls`.
+    WrongName {
+        host: String,
+    },
+    Expired {
+        days: i64,
+    },
+    NotYetValid,
+    /// Trusted by this machine's store alone: TLS inspection or a private CA.
+    TrustedOnlyHere,
+    TrustedNowhere,
+    ExpiresSoon {
+        days: i64,
+    },
+    /// `--insecure`, and trusted nowhere: trust was not checked.
+    Unchecked,
+    Fine,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -313,12 +392,13 @@ pub struct TlsInfo {
 }
 
 impl AppResult {
-    /// A finding with only a verdict and a summary; probes fill in the rest.
-    pub fn new(probe: AppProbe, verdict: AppVerdict, summary: impl Into<String>) -> AppResult {
+    /// A finding with only a verdict; probes fill in the rest, the words stage the summary.
+    pub fn new(probe: AppProbe, verdict: AppVerdict, finding: Finding) -> AppResult {
         AppResult {
             probe,
             verdict,
-            summary: summary.into(),
+            finding,
+            summary: String::new(),
             tls: None,
             automate_version: None,
             server: None,

@@ -9,9 +9,6 @@ use tokio::task::JoinSet;
 
 use crate::model::Family;
 
-use crate::lang::Lang;
-use crate::tr;
-
 /// What the resolver found for each host: its addresses, or why there are none.
 pub type Resolved = HashMap<String, Result<Vec<IpAddr>, Unresolved>>;
 
@@ -45,41 +42,6 @@ pub enum Unresolved {
     },
     /// Addresses exist, but none of the family `-4`/`-6` asked for.
     NoFamily { host: String, v6: bool },
-}
-
-impl Unresolved {
-    pub fn text(&self, lang: Lang) -> String {
-        match self {
-            Unresolved::NoAnswer { host, timeout } => {
-                let t = lang.duration(*timeout);
-                tr!(
-                    lang,
-                    "DNS lookup of {host} got no answer in {t}",
-                    "die DNS-Abfrage von {host} blieb {t} lang ohne Antwort"
-                )
-            }
-            Unresolved::Failed {
-                host,
-                detail,
-                after,
-            } => {
-                let after = lang.duration(*after);
-                tr!(
-                    lang,
-                    "{host} does not resolve ({detail}, after {after})",
-                    "{host} lässt sich nicht auflösen ({detail}, nach {after})"
-                )
-            }
-            Unresolved::NoFamily { host, v6 } => {
-                let (asked, flag) = if *v6 { ("IPv6", "-6") } else { ("IPv4", "-4") };
-                tr!(
-                    lang,
-                    "{host} has no {asked} address ({flag} was given)",
-                    "{host} hat keine {asked}-Adresse ({flag} wurde angegeben)"
-                )
-            }
-        }
-    }
 }
 
 /// A link-local IPv6 literal with its zone, `fe80::1%eth0` or `fe80::1%7`: the address and
@@ -182,6 +144,7 @@ fn plain_resolver_error(e: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lang::Lang;
 
     #[tokio::test]
     async fn literals_skip_the_resolver_and_honour_the_family() {

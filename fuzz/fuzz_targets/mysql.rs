@@ -5,6 +5,7 @@
 
 use automate_ports::lang::Lang;
 use automate_ports::probe::app::{parse_mysql_greeting, untrusted};
+use automate_ports::words::app::summary;
 use libfuzzer_sys::fuzz_target;
 
 fn unsafe_char(c: char) -> bool {
@@ -12,14 +13,11 @@ fn unsafe_char(c: char) -> bool {
 }
 
 fuzz_target!(|data: &[u8]| {
+    let r = parse_mysql_greeting(data);
     for lang in [Lang::En, Lang::De] {
-        let r = parse_mysql_greeting(data, lang);
-        assert!(!untrusted(&r.summary).chars().any(char::is_control));
-        assert!(
-            !r.summary.chars().any(unsafe_char),
-            "unsanitised summary: {:?}",
-            r.summary
-        );
+        let said = summary(&r, lang);
+        assert!(!untrusted(&said).chars().any(char::is_control));
+        assert!(!said.chars().any(unsafe_char), "unsanitised summary: {said:?}");
         if let Some(server) = &r.server {
             assert!(!server.chars().any(unsafe_char), "unsanitised server: {server:?}");
         }

@@ -36,12 +36,7 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         lang,
     )?;
     let options = options(targets, &args.probe, args.strict, lang);
-    let app = AppConfig::new(
-        args.insecure,
-        args.cert_warn_days,
-        args.ca_file.as_deref(),
-        lang,
-    )?;
+    let app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
     let prober = NetProber::new(key(&args.key)?, app);
     // Before any probe: a report that cannot be written is known now, not after a sweep.
     let files = crate::outputs::open_all(&args.outputs, args.profile.as_deref())?;

@@ -35,13 +35,7 @@ impl Default for NetProber {
     fn default() -> NetProber {
         NetProber::new(
             None,
-            AppConfig::new(
-                false,
-                super::app::CERT_WARN_DAYS,
-                None,
-                crate::lang::Lang::En,
-            )
-            .expect("no CA file to read"),
+            AppConfig::new(false, super::app::CERT_WARN_DAYS, None).expect("no CA file to read"),
         )
     }
 }
@@ -81,14 +75,8 @@ async fn app_probe(
     )
     .await;
     let result = found.unwrap_or_else(|_| {
-        super::app::AppResult::new(probe, super::app::AppVerdict::Fail, {
-            let (name, t) = (probe.as_str(), config.lang.duration(timeout));
-            crate::tr!(
-                config.lang,
-                "the port is open but nothing answered the {name} probe in {t}",
-                "der Port ist offen, aber auf die {name}-Probe kam in {t} keine Antwort"
-            )
-        })
+        let silent = super::app::Finding::NoAnswer { timeout };
+        super::app::AppResult::new(probe, super::app::AppVerdict::Fail, silent)
     });
     Attempt::Answer(State::Open, Why::App(Box::new(result)))
 }

@@ -133,7 +133,7 @@ fn what(
             ));
         }
         (Expect::Reachable, _, Why::App(found) | Why::RealService(found)) => {
-            let summary = &found.summary;
+            let summary = crate::words::app::summary(found, lang);
             tr!(
                 lang,
                 "On {place}, {proto} {ports}: {summary}.",
@@ -146,7 +146,7 @@ fn what(
             "Auf {proto} {ports} bei {place} antwortet etwas anderes als automate-ports serve: ein Proxy, SYN-Proxy oder eine Portweiterleitung auf einen anderen Host. Die Weiterleitung muss auf den Rechner zeigen, auf dem serve läuft."
         ),
         (_, _, Why::Stale { offset_ms }) => {
-            let clocks = crate::probe::clock_difference(*offset_ms, lang);
+            let clocks = crate::words::reasons::clock_difference(*offset_ms, lang);
             return Err(tr!(
                 lang,
                 "{proto} {ports} at {place} reaches automate-ports serve, which refused the probe as stale: {clocks}. Set both clocks from the same time source (Windows: w32tm /resync; Linux: timedatectl set-ntp true) and check again.",

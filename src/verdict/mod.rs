@@ -164,7 +164,7 @@ fn judge_port(
     let judgement = judge_outcome(outcome, check.expect);
     result.verified = outcome.verified();
     if let Why::App(found) | Why::RealService(found) = &outcome.why {
-        result.app = Some((**found).clone());
+        result.app = Some(crate::words::app::with_summary(found, run.lang));
     }
     result.state = Some(outcome.state);
     result.verdict = verdict_of(judgement, check.required, run.strict);

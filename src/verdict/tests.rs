@@ -63,7 +63,9 @@ fn every_why() -> Vec<(State, Why)> {
             Why::RealService(Box::new(crate::probe::app::AppResult::new(
                 crate::model::AppProbe::Tls,
                 AppVerdict::Warn,
-                "TLS 1.3",
+                crate::model::Finding::TlsHandshake {
+                    error: "reset".into(),
+                },
             ))),
         ),
         (State::Error, Why::Local(Local::NoRoute(addr.ip()))),

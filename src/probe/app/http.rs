@@ -3,59 +3,37 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{untrusted, AppResult, AppVerdict};
-use crate::lang::Lang;
-use crate::model::AppProbe;
-use crate::tr;
-
-// ---------------------------------------------------------------- HTTP
+use crate::model::{AppProbe, Finding};
 
 pub(super) async fn http<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
     host: &str,
     path: &str,
-    lang: Lang,
 ) -> AppResult {
     let response = match request(stream, host, path, 16 * 1024).await {
         Ok(bytes) => bytes,
         Err(e) => {
+            let error = e.to_string();
             return AppResult::new(
                 AppProbe::Http,
                 AppVerdict::Fail,
-                tr!(
-                    lang,
-                    "the port is open but no HTTP answered ({e})",
-                    "der Port ist offen, aber kein HTTP hat geantwortet ({e})"
-                ),
-            )
+                Finding::HttpFailed { error },
+            );
         }
     };
     let head = parse_http_head(&response);
-    match head.status {
-        Some(status) => {
-            let server = head.server.clone();
-            let summary = match &server {
-                Some(s) => format!("HTTP {status} {} (Server: {s})", head.reason),
-                None => format!("HTTP {status} {}", head.reason),
-            };
-            let mut r = AppResult::new(
-                AppProbe::Http,
-                AppVerdict::Pass,
-                summary.trim_end().to_string(),
-            );
-            r.http_status = Some(status);
-            r.server = server;
-            r
-        }
-        None => AppResult::new(
-            AppProbe::Http,
-            AppVerdict::Fail,
-            tr!(
-                lang,
-                "the port is open but no HTTP answered",
-                "der Port ist offen, aber kein HTTP hat geantwortet"
-            ),
-        ),
-    }
+    let Some(status) = head.status else {
+        return AppResult::new(AppProbe::Http, AppVerdict::Fail, Finding::NotHttp);
+    };
+    let reason = head.reason.clone();
+    let mut r = AppResult::new(
+        AppProbe::Http,
+        AppVerdict::Pass,
+        Finding::HttpStatus { reason },
+    );
+    r.http_status = Some(status);
+    r.server = head.server;
+    r
 }
 
 /// Sends a GET and reads the response until the peer closes or `limit` bytes arrived.

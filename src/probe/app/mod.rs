@@ -13,9 +13,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 use tokio::net::TcpStream;
 
-use crate::lang::Lang;
 use crate::model::AppProbe;
-pub use crate::model::{AppResult, AppVerdict, TlsInfo};
+pub use crate::model::{AppResult, AppVerdict, Finding, TlsInfo};
 
 mod automate;
 mod certificate;
@@ -36,8 +35,6 @@ pub const CERT_WARN_DAYS: u32 = 14;
 #[derive(Debug)]
 pub struct AppConfig {
     pub insecure: bool,
-    /// The language of the summaries.
-    pub lang: Lang,
     pub cert_warn_days: u32,
     extra_roots: Vec<CertificateDer<'static>>,
     verifiers: OnceLock<Verifiers>,
@@ -58,7 +55,6 @@ impl AppConfig {
         insecure: bool,
         cert_warn_days: u32,
         ca_file: Option<&Path>,
-        lang: Lang,
     ) -> anyhow::Result<AppConfig> {
         let mut extra_roots = Vec::new();
         if let Some(path) = ca_file {
@@ -78,7 +74,6 @@ impl AppConfig {
         }
         Ok(AppConfig {
             insecure,
-            lang,
             cert_warn_days,
             extra_roots,
             verifiers: OnceLock::new(),
@@ -126,10 +121,10 @@ pub async fn run(
     config: &AppConfig,
 ) -> AppResult {
     match probe {
-        AppProbe::Mysql => mysql(stream, config.lang).await,
+        AppProbe::Mysql => mysql(stream).await,
         AppProbe::Http => {
             let mut stream = stream;
-            http(&mut stream, host, "/", config.lang).await
+            http(&mut stream, host, "/").await
         }
         AppProbe::Tls | AppProbe::Automate => {
             tls_and_maybe_automate(probe, stream, host, ip, config).await

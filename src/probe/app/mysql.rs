@@ -4,37 +4,25 @@ use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 
 use super::{untrusted, AppResult, AppVerdict};
-use crate::lang::Lang;
-use crate::model::AppProbe;
-use crate::tr;
-
-// ---------------------------------------------------------------- MySQL
+use crate::model::{AppProbe, Finding};
 
 /// Reads the server's first packet; never sends anything (no credentials, no handshake).
-pub(super) async fn mysql(mut stream: TcpStream, lang: Lang) -> AppResult {
-    let fail = |summary: String| AppResult::new(AppProbe::Mysql, AppVerdict::Fail, summary);
+pub(super) async fn mysql(mut stream: TcpStream) -> AppResult {
+    let fail = |finding| AppResult::new(AppProbe::Mysql, AppVerdict::Fail, finding);
     let mut header = [0u8; 4];
     if stream.read_exact(&mut header).await.is_err() {
-        return fail(tr!(
-            lang,
-            "the port is open but no MySQL answered (it closed without a greeting)",
-            "der Port ist offen, aber kein MySQL hat geantwortet (Verbindung ohne Begrüßung geschlossen)"
-        ));
+        return fail(Finding::MysqlClosed);
     }
     let len = usize::from(header[0]) | usize::from(header[1]) << 8 | usize::from(header[2]) << 16;
     let mut payload = vec![0u8; len.min(16 * 1024)];
     if stream.read_exact(&mut payload).await.is_err() || payload.is_empty() {
-        return fail(tr!(
-            lang,
-            "the port is open but no MySQL answered (a short, broken greeting)",
-            "der Port ist offen, aber kein MySQL hat geantwortet (kurze, kaputte Begrüßung)"
-        ));
+        return fail(Finding::MysqlBroken);
     }
-    parse_mysql_greeting(&payload, lang)
+    parse_mysql_greeting(&payload)
 }
 
 /// The first packet of a MySQL/MariaDB server: a protocol-10 handshake or an error.
-pub fn parse_mysql_greeting(payload: &[u8], lang: Lang) -> AppResult {
+pub fn parse_mysql_greeting(payload: &[u8]) -> AppResult {
     match payload.first() {
         Some(10) => {
             let end = payload[1..]
@@ -55,11 +43,7 @@ pub fn parse_mysql_greeting(payload: &[u8], lang: Lang) -> AppResult {
             let mut r = AppResult::new(
                 AppProbe::Mysql,
                 AppVerdict::Pass,
-                tr!(
-                    lang,
-                    "{product} {version} answered",
-                    "{product} {version} hat geantwortet"
-                ),
+                Finding::MysqlGreeting { product },
             );
             r.server = Some(version);
             r
@@ -72,70 +56,51 @@ pub fn parse_mysql_greeting(payload: &[u8], lang: Lang) -> AppResult {
                 message = &message[6..];
             }
             let message = untrusted(String::from_utf8_lossy(message).trim());
-            let summary = if code == 1130 {
-                tr!(
-                    lang,
-                    "MySQL refuses this host (error 1130: {message}): grant this host access on the database server",
-                    "MySQL weist diesen Host ab (Fehler 1130: {message}): diesem Host auf dem Datenbankserver Zugriff gewähren"
-                )
+            let finding = if code == 1130 {
+                Finding::MysqlRefusesHost { message }
             } else {
-                tr!(
-                    lang,
-                    "MySQL answered with error {code}: {message}",
-                    "MySQL hat mit Fehler {code} geantwortet: {message}"
-                )
+                Finding::MysqlError { code, message }
             };
-            let mut r = AppResult::new(AppProbe::Mysql, AppVerdict::Fail, summary);
+            let mut r = AppResult::new(AppProbe::Mysql, AppVerdict::Fail, finding);
             r.mysql_error = Some(code);
             r
         }
-        _ => AppResult::new(
-            AppProbe::Mysql,
-            AppVerdict::Fail,
-            tr!(
-                lang,
-                "the port is open but what answered is not MySQL",
-                "der Port ist offen, aber was geantwortet hat, ist kein MySQL"
-            ),
-        ),
+        _ => AppResult::new(AppProbe::Mysql, AppVerdict::Fail, Finding::NotMysql),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::lang::Lang;
+
+    fn said(payload: &[u8], lang: Lang) -> String {
+        crate::words::app::summary(&parse_mysql_greeting(payload), lang)
+    }
 
     #[test]
     fn mysql_greetings_and_errors() {
         let mut greeting = vec![10];
         greeting.extend_from_slice(b"8.0.36\0rest");
-        assert_eq!(
-            parse_mysql_greeting(&greeting, Lang::En).summary,
-            "MySQL 8.0.36 answered"
-        );
+        assert_eq!(said(&greeting, Lang::En), "MySQL 8.0.36 answered");
         let mut maria = vec![10];
         maria.extend_from_slice(b"5.5.5-10.11.6-MariaDB-0+deb12u1\0");
         assert_eq!(
-            parse_mysql_greeting(&maria, Lang::En).summary,
+            said(&maria, Lang::En),
             "MariaDB 10.11.6-MariaDB-0+deb12u1 answered"
         );
         let mut refused = vec![0xff, 0x6a, 0x04];
         refused
             .extend_from_slice(b"Host '192.0.2.1' is not allowed to connect to this MySQL server");
-        let r = parse_mysql_greeting(&refused, Lang::En);
+        let r = parse_mysql_greeting(&refused);
         assert_eq!((r.verdict, r.mysql_error), (AppVerdict::Fail, Some(1130)));
-        assert!(
-            r.summary.contains("grant this host access"),
-            "{}",
-            r.summary
-        );
+        let summary = said(&refused, Lang::En);
+        assert!(summary.contains("grant this host access"), "{summary}");
         let mut sqlstate = vec![0xff, 0x15, 0x04, b'#'];
         sqlstate.extend_from_slice(b"28000Access denied");
-        assert!(parse_mysql_greeting(&sqlstate, Lang::En)
-            .summary
-            .ends_with("error 1045: Access denied"));
+        assert!(said(&sqlstate, Lang::En).ends_with("error 1045: Access denied"));
         assert_eq!(
-            parse_mysql_greeting(b"SSH-2.0-OpenSSH", Lang::En).verdict,
+            parse_mysql_greeting(b"SSH-2.0-OpenSSH").verdict,
             AppVerdict::Fail
         );
     }
@@ -144,15 +109,11 @@ mod tests {
     fn mysql_findings_in_german() {
         let mut greeting = vec![10];
         greeting.extend_from_slice(b"8.0.36\0rest");
-        assert_eq!(
-            parse_mysql_greeting(&greeting, Lang::De).summary,
-            "MySQL 8.0.36 hat geantwortet"
-        );
+        assert_eq!(said(&greeting, Lang::De), "MySQL 8.0.36 hat geantwortet");
         let mut refused = vec![0xff, 0x6a, 0x04];
         refused.extend_from_slice(b"Host '192.0.2.1' is not allowed");
-        let r = parse_mysql_greeting(&refused, Lang::De);
         assert_eq!(
-            r.summary,
+            said(&refused, Lang::De),
             "MySQL weist diesen Host ab (Fehler 1130: Host '192.0.2.1' is not allowed): diesem Host auf dem Datenbankserver Zugriff gewähren"
         );
     }

@@ -15,9 +15,7 @@ use super::automate::automate_answer;
 use super::certificate::Certificate;
 use super::http::request;
 use super::{AppConfig, AppResult, AppVerdict, TlsInfo, Verifiers};
-use crate::lang::Lang;
-use crate::model::AppProbe;
-use crate::tr;
+use crate::model::{AppProbe, CertificateFinding, Finding};
 
 // ---------------------------------------------------------------- TLS
 
@@ -81,7 +79,7 @@ pub(super) async fn tls_and_maybe_automate(
 ) -> AppResult {
     let verifiers = config.verifiers();
     let name = server_name(host, ip);
-    let mut tls = match handshake(probe, stream, &name, verifiers, config.lang).await {
+    let mut tls = match handshake(probe, stream, &name, verifiers).await {
         Ok(tls) => tls,
         Err(failed) => return *failed,
     };
@@ -91,7 +89,7 @@ pub(super) async fn tls_and_maybe_automate(
         return tls_result;
     }
     let response = request(&mut tls, host, "/LabTech/agent.aspx", 64 * 1024).await;
-    let mut r = automate_answer(response, &tls_result, config.lang);
+    let mut r = automate_answer(response, &tls_result);
     r.tls = info;
     r.insecure = tls_result.insecure;
     r
@@ -112,30 +110,29 @@ async fn handshake(
     stream: TcpStream,
     name: &ServerName<'static>,
     verifiers: &Verifiers,
-    lang: Lang,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Box<AppResult>> {
     let provider = Arc::clone(&verifiers.provider);
     let client = rustls::ClientConfig::builder_with_provider(Arc::clone(&provider))
         .with_safe_default_protocol_versions()
         .map_err(|e| {
-            let summary = tr!(
-                lang,
-                "cannot set up TLS: {e}",
-                "TLS lässt sich nicht einrichten: {e}"
-            );
-            Box::new(AppResult::new(probe, AppVerdict::Fail, summary))
+            let error = e.to_string();
+            Box::new(AppResult::new(
+                probe,
+                AppVerdict::Fail,
+                Finding::TlsSetup { error },
+            ))
         })?
         .dangerous()
         .with_custom_certificate_verifier(Arc::new(Examine(provider)))
         .with_no_client_auth();
     let connector = tokio_rustls::TlsConnector::from(Arc::new(client));
     connector.connect(name.clone(), stream).await.map_err(|e| {
-        let summary = tr!(
-            lang,
-            "the port is open but the TLS handshake failed ({e}): not a TLS server, or a proxy that breaks TLS",
-            "der Port ist offen, aber der TLS-Handshake schlug fehl ({e}): kein TLS-Server, oder ein Proxy, der TLS bricht"
-        );
-        Box::new(AppResult::new(probe, AppVerdict::Fail, summary))
+        let error = e.to_string();
+        Box::new(AppResult::new(
+            probe,
+            AppVerdict::Fail,
+            Finding::TlsHandshake { error },
+        ))
     })
 }
 
@@ -167,25 +164,6 @@ impl Session {
             name,
         }
     }
-}
-
-fn tls_summary(info: &TlsInfo, lang: Lang) -> String {
-    let days = info.days_left.abs();
-    let expiry = if info.days_left >= 0 {
-        tr!(lang, "expires in {days} days", "läuft in {days} Tagen ab")
-    } else {
-        tr!(
-            lang,
-            "expired {days} days ago",
-            "vor {days} Tagen abgelaufen"
-        )
-    };
-    let (version, subject, issuer) = (&info.version, &info.subject, &info.issuer);
-    tr!(
-        lang,
-        "{version}, certificate for {subject} by {issuer}, {expiry}",
-        "{version}, Zertifikat für {subject} von {issuer}, {expiry}"
-    )
 }
 
 /// Whether a trust store accepts the chain. Errors that say the chain is trusted but the
@@ -221,24 +199,17 @@ fn judge_certificate(
     config: &AppConfig,
     verifiers: &Verifiers,
 ) -> (AppResult, Option<TlsInfo>) {
-    let lang = config.lang;
-    let fail = |summary: &str| {
+    let fail = |finding| {
         (
-            AppResult::new(AppProbe::Tls, AppVerdict::Fail, summary),
+            AppResult::new(AppProbe::Tls, AppVerdict::Fail, finding),
             None,
         )
     };
     let Some(end_entity) = session.chain.first() else {
-        return fail(lang.pick(
-            "the server sent no certificate",
-            "der Server hat kein Zertifikat geschickt",
-        ));
+        return fail(Finding::NoCertificate);
     };
     let Some(cert) = Certificate::read(end_entity) else {
-        return fail(lang.pick(
-            "the server's certificate does not parse",
-            "das Zertifikat des Servers ist nicht lesbar",
-        ));
+        return fail(Finding::CertificateUnreadable);
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -273,91 +244,30 @@ fn certificate_verdict(
     now: i64,
     config: &AppConfig,
 ) -> AppResult {
-    let lang = config.lang;
-    let described = tls_summary(info, lang);
     let trusted_somewhere = info.trusted_public || info.trusted_ca_file == Some(true);
-    let (verdict, summary) = if !cert.is_for(host) {
-        let names = if cert.sans.is_empty() {
-            info.subject.clone()
-        } else {
-            cert.sans.join(", ")
-        };
-        (
-            AppVerdict::Fail,
-            tr!(
-                lang,
-                "the certificate is for {names}, not {host} ({described})",
-                "das Zertifikat gilt für {names}, nicht für {host} ({described})"
-            ),
-        )
+    let (verdict, finding) = if !cert.is_for(host) {
+        let host = host.to_string();
+        (AppVerdict::Fail, CertificateFinding::WrongName { host })
     } else if now > cert.not_after {
         let days = (now - cert.not_after) / 86_400;
-        (
-            AppVerdict::Fail,
-            tr!(
-                lang,
-                "the certificate expired {days} days ago ({described})",
-                "das Zertifikat ist vor {days} Tagen abgelaufen ({described})"
-            ),
-        )
+        (AppVerdict::Fail, CertificateFinding::Expired { days })
     } else if now < cert.not_before {
-        (
-            AppVerdict::Fail,
-            tr!(
-                lang,
-                "the certificate is not valid yet ({described})",
-                "das Zertifikat ist noch nicht gültig ({described})"
-            ),
-        )
+        (AppVerdict::Fail, CertificateFinding::NotYetValid)
     } else if !trusted_somewhere && !config.insecure {
-        untrusted_verdict(info.trusted_system, &described, lang)
+        if info.trusted_system {
+            (AppVerdict::Warn, CertificateFinding::TrustedOnlyHere)
+        } else {
+            (AppVerdict::Fail, CertificateFinding::TrustedNowhere)
+        }
     } else if info.days_left < i64::from(config.cert_warn_days) {
         let days = info.days_left;
-        (
-            AppVerdict::Warn,
-            tr!(
-                lang,
-                "the certificate expires in {days} days ({described})",
-                "das Zertifikat läuft in {days} Tagen ab ({described})"
-            ),
-        )
+        (AppVerdict::Warn, CertificateFinding::ExpiresSoon { days })
     } else if config.insecure && !trusted_somewhere {
-        (
-            AppVerdict::Pass,
-            tr!(
-                lang,
-                "{described}; insecure: trust not checked",
-                "{described}; insecure: Vertrauen nicht geprüft"
-            ),
-        )
+        (AppVerdict::Pass, CertificateFinding::Unchecked)
     } else {
-        (AppVerdict::Pass, described)
+        (AppVerdict::Pass, CertificateFinding::Fine)
     };
-    let mut r = AppResult::new(AppProbe::Tls, verdict, summary);
+    let mut r = AppResult::new(AppProbe::Tls, verdict, Finding::Certificate(finding));
     r.insecure = config.insecure;
     r
-}
-
-/// Trusted by neither the public roots nor `--ca-file`: by this machine alone (TLS inspection
-/// or a private CA, a warning), or by nothing (a failure).
-fn untrusted_verdict(trusted_system: bool, described: &str, lang: Lang) -> (AppVerdict, String) {
-    if trusted_system {
-        (
-            AppVerdict::Warn,
-            tr!(
-                lang,
-                "trusted by this machine but not by public roots: likely TLS inspection or a private CA ({described})",
-                "von diesem Rechner vertraut, aber nicht von öffentlichen Stammzertifikaten: wahrscheinlich TLS-Inspektion oder eine private CA ({described})"
-            ),
-        )
-    } else {
-        (
-            AppVerdict::Fail,
-            tr!(
-                lang,
-                "not trusted by this machine or public roots (self-signed or unknown CA): likely TLS inspection or a private CA ({described})",
-                "weder von diesem Rechner noch von öffentlichen Stammzertifikaten vertraut (selbstsigniert oder unbekannte CA): wahrscheinlich TLS-Inspektion oder eine private CA ({described})"
-            ),
-        )
-    }
 }
