@@ -46,7 +46,7 @@ pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
     // A one-off key: the demo's responder answers only this run's checks.
     let key = Key::derive(&format!("demo-{}", hex(&Probe::new(0, 0).nonce))).expect("long enough");
     let mut notes = Vec::new();
-    let options = serve::Options {
+    let options = serve::ServeConfig {
         key: key.clone(),
         binds: vec![HOST],
         duration: Duration::from_secs(60),

@@ -35,7 +35,7 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         crate::agentconfig::read,
         lang,
     )?;
-    let options = options(targets, &args.probe, args.strict, lang);
+    let options = pipeline_options(targets, &args.probe, args.strict, lang);
     let app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
     let prober = NetProber::new(key(&args.key)?, app);
     // Before any probe: a report that cannot be written is known now, not after a sweep.
@@ -67,7 +67,7 @@ pub(super) fn key(arg: &KeyArg) -> anyhow::Result<Option<Key>> {
         .map_err(|e| anyhow::anyhow!("{e} (--key or AUTOMATE_PORTS_KEY)"))
 }
 
-fn options(
+fn pipeline_options(
     targets: crate::plan::Targets,
     probe: &ProbeArgs,
     strict: bool,

@@ -29,7 +29,7 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
             crate::model::push_new(&mut binds, addr.ip());
         }
     }
-    let options = serve::Options {
+    let options = serve::ServeConfig {
         key,
         binds,
         duration: args.duration,

@@ -31,7 +31,7 @@ pub use tcp::PER_SOURCE_WAITING;
 const FD_RESERVE: u64 = 64 + 256;
 
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct ServeConfig {
     pub key: Key,
     /// Addresses to listen on; empty means every address, IPv4 and IPv6.
     pub binds: Vec<IpAddr>,
@@ -70,13 +70,13 @@ pub fn ports(profile: &Profile, full_ranges: bool) -> (Vec<u16>, Vec<u16>) {
 /// the counters. `status` receives the ready line.
 pub async fn run(
     bound: Bound,
-    options: &Options,
+    config: &ServeConfig,
     status: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Arc<Stats>> {
     let stop = shutdown_signal();
-    let running = start(bound, options, status)?;
+    let running = start(bound, config, status)?;
     tokio::select! {
-        () = tokio::time::sleep(options.duration) => {}
+        () = tokio::time::sleep(config.duration) => {}
         () = stop => {}
     }
     Ok(running.stop().await)
@@ -110,16 +110,16 @@ impl Running {
 /// human start-up lines (listening, skipped and why, privileges).
 pub fn bind(
     profile: &Profile,
-    options: &Options,
+    config: &ServeConfig,
     status: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Bound> {
-    let (tcp, udp) = ports(profile, options.full_ranges);
+    let (tcp, udp) = ports(profile, config.full_ranges);
     anyhow::ensure!(
         !tcp.is_empty() || !udp.is_empty(),
         "role '{}' aims no checks at a machine that serve could be: nothing to listen on",
         profile.role
     );
-    let (addresses, dual) = bind_addresses(&options.binds);
+    let (addresses, dual) = bind_addresses(&config.binds);
     let needed = (tcp.len() + udp.len()) * addresses.len();
     let limit = rlimit::increase_nofile_limit(u64::MAX).unwrap_or(u64::MAX);
     anyhow::ensure!(
@@ -131,7 +131,7 @@ pub fn bind(
     let mut bound = 0usize;
     let mut all_listening = Vec::new();
     for &ip in &addresses {
-        let where_ = match (ip, dual) {
+        let listen_on = match (ip, dual) {
             (IpAddr::V6(v6), true) if v6.is_unspecified() => "[::] (IPv4 and IPv6)".to_string(),
             (IpAddr::V6(_), _) => format!("[{ip}]"),
             (IpAddr::V4(_), _) => ip.to_string(),
@@ -163,7 +163,7 @@ pub fn bind(
             bound += ok.len();
             for (why, ports) in skipped {
                 status(&format!(
-                    "skipped {}/{protocol} on {where_}: {why}",
+                    "skipped {}/{protocol} on {listen_on}: {why}",
                     compact_ports(&ports, 12, Lang::En)
                 ));
             }
@@ -175,15 +175,15 @@ pub fn bind(
             .map(|(protocol, ports)| format!("{protocol} {}", compact_ports(ports, 12, Lang::En)))
             .collect();
         if !parts.is_empty() {
-            status(&format!("listening on {where_}: {}", parts.join("; ")));
+            status(&format!("listening on {listen_on}: {}", parts.join("; ")));
         }
     }
     anyhow::ensure!(
         bound > 0,
         "every port was skipped: nothing to serve (see the lines above)"
     );
-    if options.drop_privileges {
-        if let Some(line) = privileges::drop(options.user.as_deref())? {
+    if config.drop_privileges {
+        if let Some(line) = privileges::drop(config.user.as_deref())? {
             status(&line);
         }
     }
@@ -197,10 +197,10 @@ pub fn bind(
 /// runtime: the listeners register with it.
 pub fn start(
     bound: Bound,
-    options: &Options,
+    config: &ServeConfig,
     status: &mut dyn FnMut(&str),
 ) -> anyhow::Result<Running> {
-    let responder = Arc::new(Responder::new(options.key.clone(), now_ms()));
+    let responder = Arc::new(Responder::new(config.key.clone(), now_ms()));
     let mut tasks = JoinSet::new();
     let count = bound.sockets.len();
     for (socket, port) in bound.sockets {
@@ -208,7 +208,7 @@ pub fn start(
     }
     status(&format!(
         "ready: {count} sockets, answering only probes with the key, for {} (Ctrl-C stops)",
-        humantime::format_duration(options.duration)
+        humantime::format_duration(config.duration)
     ));
     Ok(Running {
         tasks,
