@@ -1,3 +1,5 @@
+//! The `automate-ports` binary: everything is in the library (`automate_ports::cli::run`).
+
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
