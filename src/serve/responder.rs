@@ -140,6 +140,15 @@ impl Responder {
         }
     }
 
+    /// Whether `source` sent a valid probe lately (it is in the rate table, which only keyed
+    /// sources enter). TCP can't be spoofed, so a stranger cannot borrow this.
+    pub(super) fn has_proved_the_key(&self, source: Source) -> bool {
+        self.buckets
+            .lock()
+            .expect("no panics while held")
+            .contains(&source)
+    }
+
     /// Token bucket per keyed source.
     pub(super) fn allow(&self, source: Source) -> bool {
         let now = Instant::now();
@@ -177,10 +186,12 @@ mod tests {
         let r = Responder::new(key(), now_ms() - 1000);
         let probe = probe(now_ms());
         let source: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(!r.has_proved_the_key(Source::of(source)));
         assert!(matches!(
             r.answer(&probe, source, 443),
             Ok(Answer::Fresh(_))
         ));
+        assert!(r.has_proved_the_key(Source::of(source)), "its TCP waits get the keyed cap");
         assert!(matches!(
             r.answer(&probe, source, 443),
             Err(Reject::Replayed)
@@ -215,6 +226,7 @@ mod tests {
             0,
             "strangers are forgotten"
         );
+        assert!(!r.has_proved_the_key(Source::of("198.18.0.1".parse().unwrap())));
         assert!(r
             .answer(&probe(now_ms()), "192.0.2.9".parse().unwrap(), 75)
             .is_ok());

@@ -27,6 +27,11 @@ pub(super) const WAITING_GRACE: Duration = Duration::from_millis(100);
 /// probe, at most; a newer one closes the oldest. A keyed sweep's probes arrive with the
 /// connection, so only slow or lossy ones ever wait.
 pub const PER_SOURCE_WAITING: usize = 32;
+/// The same for a source that has proved the key in this run: on a lossy link a wide keyed
+/// sweep has tens of connections waiting for a retransmitted probe at any moment, and
+/// closing them would only make the sweep send them again.
+pub const PER_KEYED_SOURCE_WAITING: usize = 1024;
+
 /// Why a waiting connection was closed by another.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Evicted {
@@ -46,12 +51,12 @@ pub(super) struct Waiting {
 
 impl Waiting {
     /// Registers a waiting connection; closes its source's oldest if that is over the cap.
-    pub(super) fn add(&mut self, source: Source) -> (u64, oneshot::Receiver<Evicted>) {
+    pub(super) fn add(&mut self, source: Source, cap: usize) -> (u64, oneshot::Receiver<Evicted>) {
         let id = self.next;
         self.next += 1;
         let (tx, rx) = oneshot::channel();
         let queue = self.by_source.entry(source).or_default();
-        if queue.len() >= PER_SOURCE_WAITING {
+        if queue.len() >= cap {
             if let Some(oldest) = queue.pop_front() {
                 if let Some((_, tx)) = self.all.remove(&oldest) {
                     let _ = tx.send(Evicted::PerSource);
@@ -146,11 +151,16 @@ pub(super) async fn read_challenge(
         return Some(filled);
     }
     let source = Source::of(peer);
+    let cap = if responder.has_proved_the_key(source) {
+        PER_KEYED_SOURCE_WAITING
+    } else {
+        PER_SOURCE_WAITING
+    };
     let (id, evicted) = responder
         .waiting
         .lock()
         .expect("no panics while held")
-        .add(source);
+        .add(source, cap);
     let outcome = tokio::select! {
         read = read_until(stream, buf, &mut filled, deadline) => Some(read),
         why = evicted => {
@@ -226,13 +236,13 @@ mod tests {
         let mut w = Waiting::default();
         let a = Source::V4(Ipv4Addr::new(192, 0, 2, 1));
         let b = Source::V4(Ipv4Addr::new(192, 0, 2, 2));
-        let (first_b, mut rx_b) = w.add(b);
+        let (first_b, mut rx_b) = w.add(b, PER_SOURCE_WAITING);
         let mut receivers = Vec::new();
         for _ in 0..PER_SOURCE_WAITING {
-            receivers.push(w.add(a));
+            receivers.push(w.add(a, PER_SOURCE_WAITING));
         }
         assert!(receivers.iter_mut().all(|(_, rx)| rx.try_recv().is_err()));
-        let _newest = w.add(a);
+        let _newest = w.add(a, PER_SOURCE_WAITING);
         assert!(matches!(receivers[0].1.try_recv(), Ok(Evicted::PerSource)));
         assert!(receivers[1].1.try_recv().is_err());
         assert!(
