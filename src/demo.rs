@@ -124,11 +124,11 @@ fn describe(notes: &[String], lang: Lang) -> String {
         .pick(
             "Demo: a pretend Automate server on 127.0.0.1, answered by automate-ports serve with a one-off key. \
              Listening: 443, 8484, 8002 and 30 of the 32 sampled relay ports (TCP), 75 (UDP). \
-             Left closed on purpose: 80, 70 and two relay ports. Exposed on purpose: 3306 (the database must not be reachable). \
+             Left closed on purpose: 80 (which may be closed: a note, not a warning) and two relay ports. Exposed on purpose: 3306 (the database must not be reachable). \
              Running: automate-ports check --role server --server 127.0.0.1 --key ...",
             "Demo: ein nachgestellter Automate-Server auf 127.0.0.1, beantwortet von automate-ports serve mit einem Einmal-Schlüssel. \
              Offen: 443, 8484, 8002 und 30 der 32 geprüften Relay-Ports (TCP), 75 (UDP). \
-             Absichtlich geschlossen: 80, 70 und zwei Relay-Ports. Absichtlich offen: 3306 (die Datenbank darf nicht erreichbar sein). \
+             Absichtlich geschlossen: 80 (darf geschlossen sein: ein Hinweis, keine Warnung) und zwei Relay-Ports. Absichtlich offen: 3306 (die Datenbank darf nicht erreichbar sein). \
              Ausgeführt wird: automate-ports check --role server --server 127.0.0.1 --key ...",
         )
         .to_string();

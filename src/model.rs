@@ -89,6 +89,9 @@ pub enum Expect {
     Reachable,
     /// The path must be closed or dropped (for example a database port seen from outside).
     Blocked,
+    /// Either is right (80 beside 443): the state is reported, and the check's `fix` is added
+    /// as a note when the path is not open.
+    Either,
 }
 
 /// How a check is probed.

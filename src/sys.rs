@@ -15,3 +15,98 @@ pub fn now_ms() -> u64 {
 pub const EMFILE: i32 = 24;
 #[cfg(windows)]
 pub const EMFILE: i32 = 10024; // WSAEMFILE
+
+/// A process holding a local port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    /// The process name (Linux: `comm`).
+    pub name: String,
+}
+
+impl Holder {
+    /// The Automate agent's own processes: the service, its monitor and tray on Windows
+    /// (`LTSVC.exe`, `LTSvcMon.exe`, `LTTray.exe`), `ltechagent` on Linux and macOS.
+    pub fn is_automate_agent(&self) -> bool {
+        let name = self.name.to_ascii_lowercase();
+        ["ltsvc", "lttray", "ltechagent"]
+            .iter()
+            .any(|agent| name.starts_with(agent))
+    }
+}
+
+/// Which process holds UDP `addr` on this machine, where the OS tells (Linux: /proc, within
+/// this network namespace). `None`: free, or not readable here.
+#[cfg(target_os = "linux")]
+pub fn udp_holder(addr: std::net::SocketAddr) -> Option<Holder> {
+    let inode = udp_inode(addr)?;
+    let wanted = format!("socket:[{inode}]");
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str())
+        });
+        if holds {
+            let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            return Some(Holder {
+                pid,
+                name: name.trim().to_string(),
+            });
+        }
+    }
+    None
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn udp_holder(_addr: std::net::SocketAddr) -> Option<Holder> {
+    None
+}
+
+/// The inode of the UDP socket bound to `addr`'s port on its address or the wildcard, from
+/// /proc/net/udp or udp6 (addresses as the kernel prints them: hex, host byte order per word).
+#[cfg(target_os = "linux")]
+fn udp_inode(addr: std::net::SocketAddr) -> Option<u64> {
+    let port = format!("{:04X}", addr.port());
+    let table = if addr.is_ipv4() {
+        "/proc/net/udp"
+    } else {
+        "/proc/net/udp6"
+    };
+    let text = std::fs::read_to_string(table).ok()?;
+    let ours = kernel_hex(addr.ip());
+    let any = kernel_hex(match addr.ip() {
+        std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
+        std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
+    });
+    text.lines().skip(1).find_map(|line| {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let (ip, p) = fields.get(1)?.split_once(':')?;
+        ((ip == ours || ip == any) && p == port).then(|| fields.get(9)?.parse().ok())?
+    })
+}
+
+#[cfg(target_os = "linux")]
+fn kernel_hex(ip: std::net::IpAddr) -> String {
+    let bytes: Vec<u8> = match ip {
+        std::net::IpAddr::V4(v4) => v4.octets().to_vec(),
+        std::net::IpAddr::V6(v6) => v6.octets().to_vec(),
+    };
+    // Each 32-bit word in the kernel's (little-endian) byte order.
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for word in bytes.chunks(4) {
+        for b in word.iter().rev() {
+            use std::fmt::Write as _;
+            let _ = write!(hex, "{b:02X}");
+        }
+    }
+    hex
+}

@@ -27,8 +27,9 @@ pub enum Why {
     Reply,
     /// Loopback probe: the port was bound here and traffic went through.
     Exchanged,
-    /// Loopback probe: something on this machine already holds the port.
-    InUse,
+    /// Loopback probe: something on this machine already holds the port; which process, where
+    /// the OS tells.
+    InUse(Option<crate::sys::Holder>),
     /// TCP RST.
     Refused,
     /// ICMP port unreachable (UDP).

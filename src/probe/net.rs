@@ -323,7 +323,8 @@ async fn udp_loopback(addr: SocketAddr) -> Attempt {
     let listener = match UdpSocket::bind(addr).await {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            return Attempt::Answer(State::Open, Why::InUse)
+            let holder = crate::sys::udp_holder(addr);
+            return Attempt::Answer(State::Open, Why::InUse(holder));
         }
         Err(e) => return bind_error(&e, addr),
     };
@@ -352,7 +353,7 @@ async fn tcp_loopback(addr: SocketAddr) -> Attempt {
     let listener = match TcpListener::bind(addr).await {
         Ok(l) => l,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            return Attempt::Answer(State::Open, Why::InUse)
+            return Attempt::Answer(State::Open, Why::InUse(None))
         }
         Err(e) => return bind_error(&e, addr),
     };

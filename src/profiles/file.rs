@@ -60,6 +60,7 @@ pub(super) enum ExpectFile {
     #[default]
     Reachable,
     Blocked,
+    Either,
 }
 
 #[derive(Deserialize, Clone, Copy)]

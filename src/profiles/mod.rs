@@ -187,6 +187,18 @@ mod tests {
             .unwrap();
         assert_eq!(db.expect, Expect::Blocked);
         assert!(db.required);
+        // "When 443 is open, 80 inbound may be closed": either state is right.
+        let http = server
+            .checks
+            .iter()
+            .find(|c| c.id == "server-http")
+            .unwrap();
+        assert_eq!(http.expect, Expect::Either);
+        // Redirectors use the relay ports; 70 is legacy and stays closed.
+        assert!(server
+            .checks
+            .iter()
+            .all(|c| c.ports != PortRange::single(70).unwrap()));
         let tunnel = builtin("tunnel").unwrap();
         assert!(
             tunnel.checks.iter().all(|c| !c.required),
@@ -196,6 +208,13 @@ mod tests {
         let tray = agent.checks.iter().find(|c| c.id == "agent-tray").unwrap();
         assert_eq!(tray.probe, ProbeKind::Loopback);
         assert!(agent.target("peer").unwrap().optional);
+        // "The local firewall must allow 42000 UDP between agents": required once --peer names one.
+        let wakeup = agent
+            .checks
+            .iter()
+            .find(|c| c.id == "agent-wakeup")
+            .unwrap();
+        assert!(wakeup.required);
     }
 
     const MINIMAL: &str = r#"role = "custom"

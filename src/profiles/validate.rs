@@ -177,6 +177,7 @@ fn check(
         expect: match c.expect {
             ExpectFile::Reachable => Expect::Reachable,
             ExpectFile::Blocked => Expect::Blocked,
+            ExpectFile::Either => Expect::Either,
         },
         probe,
         source: c.source.clone(),

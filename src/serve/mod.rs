@@ -254,13 +254,13 @@ mod tests {
     #[test]
     fn serve_listens_where_check_aims() {
         let (tcp, udp) = ports(&profiles::builtin("server").unwrap(), false);
-        for port in [443, 80, 8484, 8002, 70, 3306, 49152, 65535] {
+        for port in [443, 80, 8484, 8002, 3306, 49152, 65535] {
             assert!(tcp.contains(&port), "{port}");
         }
-        assert_eq!(tcp.len(), 6 + 32);
+        assert_eq!(tcp.len(), 5 + 32);
         assert_eq!(udp, vec![75]);
         let (tcp, _) = ports(&profiles::builtin("server").unwrap(), true);
-        assert_eq!(tcp.len(), 6 + 16384);
+        assert_eq!(tcp.len(), 5 + 16384);
         // The tunnel role's far side is the server and the peer, never the public mediator.
         let (tcp, udp) = ports(&profiles::builtin("tunnel").unwrap(), false);
         assert!(tcp.contains(&8002) && udp.len() == 32 && !udp.contains(&8002));

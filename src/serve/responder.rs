@@ -191,7 +191,10 @@ mod tests {
             r.answer(&probe, source, 443),
             Ok(Answer::Fresh(_))
         ));
-        assert!(r.has_proved_the_key(Source::of(source)), "its TCP waits get the keyed cap");
+        assert!(
+            r.has_proved_the_key(Source::of(source)),
+            "its TCP waits get the keyed cap"
+        );
         assert!(matches!(
             r.answer(&probe, source, 443),
             Err(Reject::Replayed)

@@ -65,6 +65,12 @@ pub(super) fn hint(
     }
 }
 
+/// For a check where either state is right, what the state means: its `fix` text.
+pub(super) fn note(check: &Check, result: &CheckResult, run: &RunInfo) -> String {
+    let subject = Subject::of(check, result, &[], run.lang);
+    fix(check, &subject, run.lang)
+}
+
 /// The change to make: the check's own `fix` (or `fix-de`) template, else allow or block.
 fn fix(check: &Check, subject: &Subject<'_>, lang: Lang) -> String {
     let Subject {
@@ -89,6 +95,11 @@ fn fix(check: &Check, subject: &Subject<'_>, lang: Lang) -> String {
                 lang,
                 "Block {proto} {ports} to {place} from this machine's network.",
                 "{proto} {ports} zu {place} aus dem Netz dieses Rechners sperren."
+            ),
+            Expect::Either => tr!(
+                lang,
+                "{proto} {ports} to {place} may be open or closed.",
+                "{proto} {ports} zu {place} darf offen oder geschlossen sein."
             ),
         };
     };
@@ -158,7 +169,15 @@ fn what(
             "{proto} {ports} at {place} reaches automate-ports serve, but on port {port}: the port forward maps it to the wrong internal port.",
             "{proto} {ports} bei {place} erreicht automate-ports serve, aber auf Port {port}: die Portweiterleitung zeigt auf den falschen internen Port."
         ),
-        (_, _, Why::InUse) => {
+        (_, _, Why::InUse(Some(holder))) => {
+            let (name, pid) = (&holder.name, holder.pid);
+            return Err(tr!(
+                lang,
+                "{name} (PID {pid}) holds {proto} {ports} on this machine, so the agent's tray cannot use it: stop or reconfigure {name}, or give the agent another tray port.",
+                "{name} (PID {pid}) belegt {proto} {ports} auf diesem Rechner, daher kann das Tray des Agenten ihn nicht nutzen: {name} beenden oder umstellen, oder dem Agenten einen anderen Tray-Port geben."
+            ));
+        }
+        (_, _, Why::InUse(None)) => {
             return Err(lang
                 .pick(
                     "The port is taken on this machine; if the Automate agent is not installed, find the program holding it.",

@@ -36,6 +36,8 @@ enum Judgement {
 fn judge(state: State, expect: Expect, proven: Option<bool>) -> Judgement {
     let unproven = proven == Some(false);
     match (expect, state) {
+        (Expect::Either, State::Error) => Judgement::Unmet,
+        (Expect::Either, _) => Judgement::Met,
         (_, State::OpenFiltered) => Judgement::Unsure,
         (Expect::Blocked, State::Open) if unproven => Judgement::Unsure,
         (Expect::Reachable, State::Open) if unproven => Judgement::Unmet,
@@ -56,6 +58,8 @@ fn judge_outcome(outcome: &Outcome, expect: Expect) -> Judgement {
             AppVerdict::Warn => base.max(Judgement::Unsure),
             AppVerdict::Fail => Judgement::Unmet,
         },
+        // The port is taken by a program that is not the agent: the tray cannot work.
+        (Why::InUse(Some(holder)), _) if !holder.is_automate_agent() => Judgement::Unmet,
         // The path is proven open (the answer is bound to the key, nonce and port), but the
         // check itself could not complete: doubtful, not a firewall's fault.
         (Why::Stale { .. }, _) => Judgement::Unsure,
@@ -169,6 +173,10 @@ fn judge_port(
     result.state = Some(outcome.state);
     result.verdict = verdict_of(judgement, check.required, run.strict);
     result.reason = outcome.reason(run.lang);
+    if check.expect == Expect::Either && !matches!(outcome.state, State::Open | State::Error) {
+        let note = hints::note(check, result, run);
+        result.reason = format!("{}; {note}", result.reason);
+    }
     if matches!(outcome.state, State::Open)
         || matches!(outcome.why, Why::Refused | Why::PortUnreachable)
     {

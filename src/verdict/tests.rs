@@ -33,7 +33,14 @@ fn every_why() -> Vec<(State, Why)> {
         (State::Open, Why::Connected),
         (State::Open, Why::Reply),
         (State::Open, Why::Exchanged),
-        (State::Open, Why::InUse),
+        (State::Open, Why::InUse(None)),
+        (
+            State::Open,
+            Why::InUse(Some(crate::sys::Holder {
+                pid: 4242,
+                name: "python3".into(),
+            })),
+        ),
         (State::Closed, Why::Refused),
         (State::Closed, Why::PortUnreachable),
         (State::Filtered, Why::HostUnreachable),

@@ -3,6 +3,7 @@
 
 use crate::lang::Lang;
 use crate::probe::{Local, NotServe, Outcome, Why};
+use crate::sys::Holder;
 use crate::tr;
 
 /// "clocks differ by 420 s (the server is ahead)", or, when they agree within serve's window,
@@ -128,11 +129,7 @@ impl Outcome {
                 "bound here and exchanged traffic over loopback in {after}",
                 "hier gebunden, Datenaustausch über Loopback in {after}"
             ),
-            Why::InUse => tr!(
-                lang,
-                "in use by another program on this machine (normally the Automate agent itself)",
-                "von einem anderen Programm auf diesem Rechner belegt (normalerweise vom Automate-Agenten selbst)"
-            ),
+            Why::InUse(holder) => in_use(holder.as_ref(), lang),
             Why::Refused => tr!(lang, "refused (RST) after {after}", "abgewiesen (RST) nach {after}"),
             Why::PortUnreachable => tr!(
                 lang,
@@ -155,31 +152,8 @@ impl Outcome {
                 "no answer in {after}, {tries}, though automate-ports serve answers every valid probe: dropped",
                 "keine Antwort in {after}, {tries}, obwohl automate-ports serve jede gültige Probe beantwortet: verworfen"
             ),
-            Why::Verified => tr!(
-                lang,
-                "automate-ports serve answered in {after} (verified)",
-                "automate-ports serve hat in {after} geantwortet (verifiziert)"
-            ),
-            Why::Redirected(port) => tr!(
-                lang,
-                "automate-ports serve answered, but for port {port}: a port forward or REDIRECT sends this port there",
-                "automate-ports serve hat geantwortet, aber für Port {port}: eine Portweiterleitung oder ein REDIRECT leitet diesen Port dorthin"
-            ),
-            Why::Stale { offset_ms } => {
-                let clocks = clock_difference(*offset_ms, lang);
-                tr!(
-                    lang,
-                    "automate-ports serve answered with the key, but refused the probe as stale: {clocks}",
-                    "automate-ports serve hat mit dem Schlüssel geantwortet, die Probe aber als veraltet abgelehnt: {clocks}"
-                )
-            }
-            Why::NotServe(detail) => {
-                let detail = detail.text(lang);
-                tr!(
-                    lang,
-                    "{detail}: not automate-ports serve with this key (a proxy, SYN proxy, port forward to another host, or serve running with another key?)",
-                    "{detail}: nicht automate-ports serve mit diesem Schlüssel (ein Proxy, SYN-Proxy, eine Portweiterleitung auf einen anderen Host, oder läuft serve mit einem anderen Schlüssel?)"
-                )
+            Why::Verified | Why::Redirected(_) | Why::Stale { .. } | Why::NotServe(_) => {
+                keyed(&self.why, &after, lang)
             }
             Why::Local(local) => local.text(lang),
             Why::App(found) => crate::words::app::summary(found, lang),
@@ -192,5 +166,63 @@ impl Outcome {
                 )
             }
         }
+    }
+}
+
+/// The port is taken on this machine: by whom, where the OS tells.
+fn in_use(holder: Option<&Holder>, lang: Lang) -> String {
+    let Some(holder) = holder else {
+        return tr!(
+            lang,
+            "in use by another program on this machine (normally the Automate agent itself)",
+            "von einem anderen Programm auf diesem Rechner belegt (normalerweise vom Automate-Agenten selbst)"
+        );
+    };
+    let (name, pid) = (&holder.name, holder.pid);
+    if holder.is_automate_agent() {
+        tr!(
+            lang,
+            "held by the Automate agent ({name}, PID {pid})",
+            "vom Automate-Agenten belegt ({name}, PID {pid})"
+        )
+    } else {
+        tr!(
+            lang,
+            "held by {name} (PID {pid}), not the Automate agent",
+            "von {name} (PID {pid}) belegt, nicht vom Automate-Agenten"
+        )
+    }
+}
+
+/// What a keyed probe heard from (or instead of) `serve`.
+fn keyed(why: &Why, after: &str, lang: Lang) -> String {
+    match why {
+        Why::Verified => tr!(
+            lang,
+            "automate-ports serve answered in {after} (verified)",
+            "automate-ports serve hat in {after} geantwortet (verifiziert)"
+            ),
+        Why::Redirected(port) => tr!(
+            lang,
+            "automate-ports serve answered, but for port {port}: a port forward or REDIRECT sends this port there",
+            "automate-ports serve hat geantwortet, aber für Port {port}: eine Portweiterleitung oder ein REDIRECT leitet diesen Port dorthin"
+            ),
+        Why::Stale { offset_ms } => {
+            let clocks = clock_difference(*offset_ms, lang);
+            tr!(
+                lang,
+                "automate-ports serve answered with the key, but refused the probe as stale: {clocks}",
+                "automate-ports serve hat mit dem Schlüssel geantwortet, die Probe aber als veraltet abgelehnt: {clocks}"
+            )
+            }
+        Why::NotServe(detail) => {
+            let detail = detail.text(lang);
+            tr!(
+                lang,
+                "{detail}: not automate-ports serve with this key (a proxy, SYN proxy, port forward to another host, or serve running with another key?)",
+                "{detail}: nicht automate-ports serve mit diesem Schlüssel (ein Proxy, SYN-Proxy, eine Portweiterleitung auf einen anderen Host, oder läuft serve mit einem anderen Schlüssel?)"
+            )
+            }
+        _ => String::new(),
     }
 }

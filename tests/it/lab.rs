@@ -379,3 +379,46 @@ fn progress_bar_only_on_a_terminal_for_slow_table_runs() {
     assert!(!String::from_utf8_lossy(&out.stderr).contains("probing"));
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// The tray port taken by another program: the agent's tray check fails and names the
+/// program and its PID; free again, it passes. In an empty namespace (nothing else can hold
+/// 42000 there), three runs each.
+#[test]
+fn a_foreign_program_on_the_tray_port_is_named() {
+    require_root!();
+    let lab = Lab::new("tray");
+    let tray = |run: usize| {
+        let (_, report) = lab.check(&["--role", "agent", "--server", "127.0.0.1"], false);
+        let r = results(&report, "agent-tray")[0].clone();
+        eprintln!("run {run}: {r}");
+        r
+    };
+    for run in 1..=3 {
+        let r = tray(run);
+        assert_eq!(
+            (r["state"].as_str(), r["verdict"].as_str()),
+            (Some("open"), Some("pass")),
+            "run {run}: {r}"
+        );
+    }
+    let holder = crate::util::Script::start(
+        &lab.client,
+        "hold_udp.py",
+        &["127.0.0.1", "42000"],
+        "holding",
+    );
+    for run in 1..=3 {
+        let r = tray(run);
+        let reason = r["reason"].as_str().unwrap();
+        assert_eq!(r["verdict"], "fail", "run {run}: {r}");
+        assert!(
+            reason.contains("held by python3 (PID ") && reason.contains("not the Automate agent"),
+            "run {run}: {reason}"
+        );
+        assert!(
+            r["hint"].as_str().unwrap().contains("python3 (PID"),
+            "run {run}: {r}"
+        );
+    }
+    drop(holder);
+}
