@@ -40,6 +40,14 @@ impl Holder {
 #[cfg(target_os = "linux")]
 pub fn udp_holder(addr: std::net::SocketAddr) -> Option<Holder> {
     let inode = udp_inode(addr)?;
+    // Reading /proc ends early when a process exits under the cursor (the directory iterator
+    // stops at its first error), so a miss on a busy machine is tried again.
+    (0..3).find_map(|_| socket_holder(inode))
+}
+
+/// The process with the socket `inode` open, from one pass over /proc.
+#[cfg(target_os = "linux")]
+fn socket_holder(inode: u64) -> Option<Holder> {
     let wanted = format!("socket:[{inode}]");
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
         let Some(pid) = entry

@@ -143,6 +143,10 @@ fn what(
                 "Dieser Rechner konnte es nicht prüfen: {message}."
             ));
         }
+        (Expect::Reachable, State::Open, Why::App(found) | Why::RealService(found)) => {
+            // The port is open: the firewall is not what stops it, so no firewall fix.
+            return Err(application(check, found, subject, lang));
+        }
         (Expect::Reachable, _, Why::App(found) | Why::RealService(found)) => {
             let summary = crate::words::app::summary(found, lang);
             tr!(
@@ -185,11 +189,18 @@ fn what(
                 )
                 .into())
         }
-        (_, _, Why::LocalFirewall) => tr!(
-            lang,
-            "This machine's own firewall blocks outgoing {proto} {ports}.",
-            "Die eigene Firewall dieses Rechners blockiert ausgehendes {proto} {ports}."
-        ),
+        (_, _, Why::LocalFirewall) => {
+            let rules = local_rule(check, subject, cfg!(windows));
+            let rule = match rules.as_slice() {
+                [first, other] => tr!(lang, "`{first}` (or: `{other}`)", "`{first}` (oder: `{other}`)"),
+                _ => format!("`{}`", rules.join("`, `")),
+            };
+            return Err(tr!(
+                lang,
+                "This machine's own firewall blocks outgoing {proto} {ports}. Allow it here, for example: {rule}",
+                "Die eigene Firewall dieses Rechners blockiert ausgehendes {proto} {ports}. Hier freigeben, zum Beispiel: {rule}"
+            ));
+        }
         _ => by_state(check, state, why, subject, lang),
     };
     Ok(what)
@@ -239,5 +250,104 @@ fn by_state(check: &Check, state: State, why: &Why, subject: &Subject<'_>, lang:
             "{proto} {ports} on {place} is {state}.",
             "{proto} {ports} auf {place} ist {state}."
         ),
+    }
+}
+
+/// An open port whose application did not answer as it should: the summary, then what to
+/// look at on the far side (the service, or its certificate), not the firewall.
+fn application(
+    check: &Check,
+    found: &crate::model::AppResult,
+    subject: &Subject<'_>,
+    lang: Lang,
+) -> String {
+    use crate::model::Finding;
+    let Subject {
+        proto,
+        ports,
+        place,
+        ..
+    } = subject;
+    let summary = crate::words::app::summary(found, lang);
+    let service = &check.description;
+    let certificate = matches!(
+        found.finding,
+        Finding::Certificate(_) | Finding::NoCertificate | Finding::CertificateUnreadable
+    ) || matches!(&found.finding, Finding::Automate { tls } if matches!(**tls, Finding::Certificate(_)));
+    if certificate {
+        tr!(
+            lang,
+            "On {place}, {proto} {ports}: {summary}. The port is open, so the firewall is fine: the certificate is what needs fixing (or, for TLS inspection, exempt {place} from it).",
+            "Auf {place}, {proto} {ports}: {summary}. Der Port ist offen, die Firewall ist also in Ordnung: das Zertifikat muss korrigiert werden (bei TLS-Inspektion {place} davon ausnehmen)."
+        )
+    } else {
+        tr!(
+            lang,
+            "On {place}, {proto} {ports}: {summary}. The port is open, so the firewall is not what stops it: make sure the service for \"{service}\" runs on {place} and listens on {proto} {ports} itself, with no other program or proxy answering in its place.",
+            "Auf {place}, {proto} {ports}: {summary}. Der Port ist offen, an der Firewall liegt es also nicht: prüfen, dass der Dienst für \"{service}\" auf {place} läuft und selbst auf {proto} {ports} lauscht, ohne dass ein anderes Programm oder ein Proxy an seiner Stelle antwortet."
+        )
+    }
+}
+
+/// Commands that let this machine send the check's traffic, for the platform it runs on
+/// (Linux: nftables, then ufw).
+fn local_rule(check: &Check, subject: &Subject<'_>, windows: bool) -> Vec<String> {
+    let ports = &subject.ports;
+    let proto = check.protocol.upper();
+    let address = subject
+        .address
+        .map_or_else(|| subject.host.to_string(), |a| a.to_string());
+    if windows {
+        vec![format!(
+            "New-NetFirewallRule -DisplayName 'Automate {proto} {ports} out' -Direction Outbound -Protocol {proto} -RemoteAddress {address} -RemotePort {ports} -Action Allow"
+        )]
+    } else {
+        let family = if subject.address.is_some_and(|a| a.is_ipv6()) {
+            "ip6"
+        } else {
+            "ip"
+        };
+        let proto = proto.to_lowercase();
+        vec![
+            format!("nft insert rule inet filter output {family} daddr {address} {proto} dport {{ {ports} }} accept"),
+            format!("ufw allow out to {address} port {} proto {proto}", ports.replace('-', ":")),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{PortRange, ProbeKind};
+
+    #[test]
+    fn local_rules_for_windows_and_linux() {
+        let check = Check {
+            id: "c".into(),
+            description: String::new(),
+            protocol: crate::model::Protocol::Tcp,
+            ports: PortRange::new(49152, 65535).unwrap(),
+            target: "server".into(),
+            required: true,
+            expect: Expect::Reachable,
+            probe: ProbeKind::Connect,
+            source: String::new(),
+            fix: None,
+            fix_de: None,
+        };
+        let mut result = CheckResult::new(&check, Some("automate.example.com".into()), None);
+        result.address = Some("192.0.2.10".parse().unwrap());
+        let subject = Subject::of(&check, &result, &[], Lang::En);
+        assert_eq!(
+            local_rule(&check, &subject, true)[0],
+            "New-NetFirewallRule -DisplayName 'Automate TCP 49152-65535 out' -Direction Outbound -Protocol TCP -RemoteAddress 192.0.2.10 -RemotePort 49152-65535 -Action Allow"
+        );
+        assert_eq!(
+            local_rule(&check, &subject, false),
+            [
+                "nft insert rule inet filter output ip daddr 192.0.2.10 tcp dport { 49152-65535 } accept",
+                "ufw allow out to 192.0.2.10 port 49152:65535 proto tcp"
+            ]
+        );
     }
 }

@@ -122,8 +122,10 @@ fn every_hint_and_reason_has_its_german() {
             }
             for text in texts {
                 assert!(!text.is_empty());
+                // Commands in backticks are the same in every language.
+                let words: String = text.split('`').step_by(2).collect();
                 if lang == Lang::De {
-                    let leak = english.iter().find(|w| text.contains(**w));
+                    let leak = english.iter().find(|w| words.contains(**w));
                     assert!(leak.is_none(), "English {leak:?} in German: {text}");
                     assert!(!text.contains("0.3 ms"), "decimal point in German: {text}");
                 }
