@@ -158,7 +158,13 @@ fn automate_answers_and_a_proxy_is_caught() {
         reason(&r).contains("Automate did not answer (HTTP 200, Server: nginx)"),
         "{r}"
     );
-    assert!(r["hint"].as_str().unwrap().contains("proxy"), "{r}");
+    // The port is open: the hint is about the service, never a firewall rule or forward.
+    let hint = r["hint"].as_str().unwrap();
+    assert!(hint.contains("proxy"), "{r}");
+    assert!(
+        hint.contains("the firewall is not what stops it") && !hint.contains("Forward"),
+        "{hint}"
+    );
     assert_eq!(code, 1);
     // Plain TCP that is not TLS at all.
     let plain = plain_server(b"hello\r\n".to_vec(), false);

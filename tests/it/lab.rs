@@ -174,6 +174,13 @@ fn client_egress_rule_is_blamed_on_this_machine() {
     assert_eq!(cc["verdict"], "fail");
     let hb = result_at(&report, "server-heartbeat", SERVER_V4);
     assert_ne!(hb["state"], "open", "{hb}");
+    // Refused by this machine's own firewall: a rule to run here, for this platform.
+    assert!(
+        hb["hint"].as_str().unwrap().contains(
+            "`nft insert rule inet filter output ip daddr 192.0.2.2 udp dport { 75 } accept` (or: `ufw allow out to 192.0.2.2 port 75 proto udp`)"
+        ),
+        "{hb}"
+    );
     assert_eq!(
         result_at(&report, "server-https", SERVER_V4)["verified"],
         true
