@@ -105,12 +105,15 @@ pub enum ProbeKind {
     Loopback,
     /// Connect, then ask the application what it is (TCP only).
     App(AppProbe),
+    /// On this machine: a service listens on the port (TCP: a loopback connect is accepted;
+    /// UDP: the port is bound), and which process holds it.
+    Listening,
 }
 
 impl ProbeKind {
     /// Whether the far side of this probe is a remote port (`serve` can stand in for it).
     pub fn is_remote(self) -> bool {
-        !matches!(self, ProbeKind::Loopback)
+        !matches!(self, ProbeKind::Loopback | ProbeKind::Listening)
     }
 }
 

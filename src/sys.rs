@@ -74,6 +74,30 @@ fn socket_holder(inode: u64) -> Option<Holder> {
     None
 }
 
+/// Which process listens on TCP `port` here (any local address; Linux: /proc, within this
+/// network namespace).
+#[cfg(target_os = "linux")]
+pub fn tcp_listener(port: u16) -> Option<Holder> {
+    let port = format!("{port:04X}");
+    let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
+        .iter()
+        .find_map(|table| {
+            let text = std::fs::read_to_string(table).ok()?;
+            text.lines().skip(1).find_map(|line| {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                let (_, p) = fields.get(1)?.split_once(':')?;
+                // 0A: LISTEN.
+                (p == port && fields.get(3) == Some(&"0A")).then(|| fields.get(9)?.parse().ok())?
+            })
+        })?;
+    (0..3).find_map(|_| socket_holder(inode))
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn tcp_listener(_port: u16) -> Option<Holder> {
+    None
+}
+
 #[cfg(not(target_os = "linux"))]
 pub fn udp_holder(_addr: std::net::SocketAddr) -> Option<Holder> {
     None

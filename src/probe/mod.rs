@@ -30,6 +30,10 @@ pub enum Why {
     /// Loopback probe: something on this machine already holds the port; which process, where
     /// the OS tells.
     InUse(Option<crate::sys::Holder>),
+    /// Listening probe: a service here holds the port (which process, where the OS tells).
+    Listens(Option<crate::sys::Holder>),
+    /// Listening probe: nothing on this machine holds the port.
+    NothingListens,
     /// TCP RST.
     Refused,
     /// ICMP port unreachable (UDP).

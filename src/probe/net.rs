@@ -104,6 +104,7 @@ impl Prober for NetProber {
             }
             (ProbeKind::Loopback, Protocol::Tcp) => Box::pin(tcp_loopback(job.addr)).await,
             (ProbeKind::Loopback, Protocol::Udp) => Box::pin(udp_loopback(job.addr)).await,
+            (ProbeKind::Listening, protocol) => Box::pin(listening(job.addr, protocol)).await,
             (ProbeKind::App(probe), _) => match key {
                 Some(key) => {
                     let work = serve_or_real_service(probe, &job, key, &self.app, timeout, &heard);
@@ -315,6 +316,31 @@ async fn udp_exchange(
             },
             Err(e) => return classify(&e, addr, Protocol::Udp),
         }
+    }
+}
+
+/// Whether a service on this machine holds the port: TCP accepts a connect on `addr`; UDP
+/// refuses our bind of `addr` (a free port is bound for a moment, then let go).
+async fn listening(addr: SocketAddr, protocol: Protocol) -> Attempt {
+    match protocol {
+        Protocol::Tcp => match TcpStream::connect(addr).await {
+            Ok(_) => {
+                let holder = crate::sys::tcp_listener(addr.port());
+                Attempt::Answer(State::Open, Why::Listens(holder))
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                Attempt::Answer(State::Closed, Why::NothingListens)
+            }
+            Err(e) => classify(&e, addr, Protocol::Tcp),
+        },
+        Protocol::Udp => match UdpSocket::bind(addr).await {
+            Ok(_) => Attempt::Answer(State::Closed, Why::NothingListens),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                let holder = crate::sys::udp_holder(addr);
+                Attempt::Answer(State::Open, Why::Listens(holder))
+            }
+            Err(e) => bind_error(&e, addr),
+        },
     }
 }
 

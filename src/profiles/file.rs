@@ -69,6 +69,7 @@ pub(super) enum ProbeFile {
     Tcp,
     Udp,
     Loopback,
+    Listening,
     Tls,
     Automate,
     Mysql,

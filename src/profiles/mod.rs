@@ -15,6 +15,10 @@ pub use validate::{parse, parse_port_spec};
 pub const BUILTIN: &[(&str, &str)] = &[
     ("agent", include_str!("../../profiles/agent.toml")),
     ("server", include_str!("../../profiles/server.toml")),
+    (
+        "server-local",
+        include_str!("../../profiles/server-local.toml"),
+    ),
     ("split-db", include_str!("../../profiles/split-db.toml")),
     ("tunnel", include_str!("../../profiles/tunnel.toml")),
     (

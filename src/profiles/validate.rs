@@ -192,6 +192,7 @@ fn probe_kind(probe: Option<ProbeFile>, protocol: Protocol) -> Option<ProbeKind>
     Some(match probe {
         None => ProbeKind::Connect,
         Some(ProbeFile::Loopback) => ProbeKind::Loopback,
+        Some(ProbeFile::Listening) => ProbeKind::Listening,
         Some(ProbeFile::Tcp) if tcp => ProbeKind::Connect,
         Some(ProbeFile::Udp) if !tcp => ProbeKind::Connect,
         Some(ProbeFile::Tls) if tcp => ProbeKind::App(AppProbe::Tls),

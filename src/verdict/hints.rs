@@ -215,6 +215,11 @@ fn by_state(check: &Check, state: State, why: &Why, subject: &Subject<'_>, lang:
         ..
     } = subject;
     match (check.expect, state, why) {
+        (_, _, Why::NothingListens) => tr!(
+            lang,
+            "Nothing listens on {proto} {ports} on this server.",
+            "Auf {proto} {ports} lauscht auf diesem Server nichts."
+        ),
         (_, State::Closed, _) if check.protocol == Protocol::Tcp => tr!(
             lang,
             "{place} refused TCP {ports}: nothing listens there, or a firewall rejects it.",

@@ -34,6 +34,8 @@ fn every_why() -> Vec<(State, Why)> {
         (State::Open, Why::Reply),
         (State::Open, Why::Exchanged),
         (State::Open, Why::InUse(None)),
+        (State::Closed, Why::NothingListens),
+        (State::Open, Why::Listens(None)),
         (
             State::Open,
             Why::InUse(Some(crate::sys::Holder {

@@ -130,6 +130,24 @@ impl Outcome {
                 "hier gebunden, Datenaustausch über Loopback in {after}"
             ),
             Why::InUse(holder) => in_use(holder.as_ref(), lang),
+            Why::Listens(Some(holder)) => {
+                let (name, pid) = (&holder.name, holder.pid);
+                tr!(
+                    lang,
+                    "listening here: {name} (PID {pid})",
+                    "lauscht hier: {name} (PID {pid})"
+                )
+            }
+            Why::Listens(None) => tr!(
+                lang,
+                "a service listens here",
+                "hier lauscht ein Dienst"
+            ),
+            Why::NothingListens => tr!(
+                lang,
+                "nothing listens on it on this machine",
+                "auf diesem Rechner lauscht nichts darauf"
+            ),
             Why::Refused => tr!(lang, "refused (RST) after {after}", "abgewiesen (RST) nach {after}"),
             Why::PortUnreachable => tr!(
                 lang,

@@ -429,3 +429,63 @@ fn a_foreign_program_on_the_tray_port_is_named() {
     }
     drop(holder);
 }
+
+/// `server-local` on a server whose services are down, then up (a python process holding
+/// 443, 8484 and 8002 TCP and 75 UDP on every address): named by process, three runs each.
+#[test]
+fn server_local_names_what_listens_and_what_does_not() {
+    require_root!();
+    let ns = crate::util::Netns::new("srvl");
+    let check = || {
+        crate::util::run_json(ns.bin().args([
+            "check",
+            "--role",
+            "server-local",
+            "--format",
+            "json",
+        ]))
+    };
+    for run in 1..=3 {
+        let (code, report) = check();
+        assert_eq!(
+            report["summary"],
+            serde_json::json!({"pass": 0, "fail": 2, "warn": 2, "skip": 0}),
+            "run {run}: {report}"
+        );
+        let https = &results(&report, "https-listens")[0];
+        assert_eq!(https["state"], "closed", "run {run}: {https}");
+        assert!(
+            https["hint"].as_str().unwrap().starts_with(
+                "Nothing listens on TCP 443 on this server. Start IIS and the ConnectWise Automate web site"
+            ),
+            "run {run}: {https}"
+        );
+        assert_eq!(code, 1);
+    }
+    let _services =
+        crate::util::Script::start(&ns, "hold_ports.py", &["443,8484,8002", "75"], "holding");
+    for run in 1..=3 {
+        let (code, report) = check();
+        for id in [
+            "https-listens",
+            "control-center-listens",
+            "heartbeat-listens",
+            "tunnel-relay-listens",
+        ] {
+            let r = &results(&report, id)[0];
+            assert_eq!(
+                (r["state"].as_str(), r["verdict"].as_str()),
+                (Some("open"), Some("pass")),
+                "run {run}: {r}"
+            );
+            assert!(
+                r["reason"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("listening here: python3 (PID "),
+                "run {run}: {r}"
+            );
+        }
+        assert_eq!(code, 0, "run {run}");
+    }
+}

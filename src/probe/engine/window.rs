@@ -196,10 +196,7 @@ impl<'a> Engine<'a> {
             // Connected tries are not silence (a keyed exchange or an application probe is
             // under way); loopback tries are local; narrow tries get their whole time.
             let connected = self.heard[index].load(Ordering::Relaxed);
-            if connected
-                || running.narrow
-                || self.jobs[index].kind == ProbeKind::Loopback
-                || waited <= quiet
+            if connected || running.narrow || !self.jobs[index].kind.is_remote() || waited <= quiet
             {
                 continue;
             }
