@@ -79,17 +79,10 @@ fn socket_holder(inode: u64) -> Option<Holder> {
 #[cfg(target_os = "linux")]
 pub fn tcp_listener(port: u16) -> Option<Holder> {
     let port = format!("{port:04X}");
+    // State 0A: LISTEN.
     let inode = ["/proc/net/tcp", "/proc/net/tcp6"]
         .iter()
-        .find_map(|table| {
-            let text = std::fs::read_to_string(table).ok()?;
-            text.lines().skip(1).find_map(|line| {
-                let fields: Vec<&str> = line.split_whitespace().collect();
-                let (_, p) = fields.get(1)?.split_once(':')?;
-                // 0A: LISTEN.
-                (p == port && fields.get(3) == Some(&"0A")).then(|| fields.get(9)?.parse().ok())?
-            })
-        })?;
+        .find_map(|table| table_inode(table, |_, p, state| p == port && state == "0A"))?;
     (0..3).find_map(|_| socket_holder(inode))
 }
 
@@ -113,16 +106,23 @@ fn udp_inode(addr: std::net::SocketAddr) -> Option<u64> {
     } else {
         "/proc/net/udp6"
     };
-    let text = std::fs::read_to_string(table).ok()?;
     let ours = kernel_hex(addr.ip());
     let any = kernel_hex(match addr.ip() {
         std::net::IpAddr::V4(_) => std::net::Ipv4Addr::UNSPECIFIED.into(),
         std::net::IpAddr::V6(_) => std::net::Ipv6Addr::UNSPECIFIED.into(),
     });
+    table_inode(table, |ip, p, _| (ip == ours || ip == any) && p == port)
+}
+
+/// The inode of the first socket in a /proc/net table whose local address, port (both as
+/// the kernel prints them) and state `wanted` accepts.
+#[cfg(target_os = "linux")]
+fn table_inode(table: &str, wanted: impl Fn(&str, &str, &str) -> bool) -> Option<u64> {
+    let text = std::fs::read_to_string(table).ok()?;
     text.lines().skip(1).find_map(|line| {
         let fields: Vec<&str> = line.split_whitespace().collect();
-        let (ip, p) = fields.get(1)?.split_once(':')?;
-        ((ip == ours || ip == any) && p == port).then(|| fields.get(9)?.parse().ok())?
+        let (ip, port) = fields.get(1)?.split_once(':')?;
+        wanted(ip, port, fields.get(3)?).then(|| fields.get(9)?.parse().ok())?
     })
 }
 
