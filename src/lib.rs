@@ -13,6 +13,7 @@ pub mod demo;
 pub mod exit;
 pub mod lang;
 pub mod model;
+pub mod nat;
 pub mod outputs;
 pub mod overrides;
 pub mod pipeline;

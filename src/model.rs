@@ -108,6 +108,10 @@ pub enum ProbeKind {
     /// On this machine: a service listens on the port (TCP: a loopback connect is accepted;
     /// UDP: the port is bound), and which process holds it.
     Listening,
+    /// UDP with the key: one socket sends a mapped probe to the check's port and to
+    /// `second` on the same host; the two source addresses `serve` saw tell how this
+    /// site's NAT maps (see `crate::nat`).
+    Nat { second: u16 },
 }
 
 impl ProbeKind {

@@ -88,10 +88,13 @@ pub async fn run<P: Prober>(
         lang: options.lang,
     };
     let mut report = verdict::report(&plan, &paths, &outcomes[..first_canary], &run);
+    // The run's own notes first; the verdict's conclusions (the tunnel path) last.
+    let conclusions = std::mem::take(&mut report.notes);
     report.notes = canary_notes(&canaries, &outcomes[first_canary..], options.lang);
     if keyed {
         report.notes.extend(unkeyed_note(&plan, options.lang));
     }
+    report.notes.extend(conclusions);
     Ok(report)
 }
 

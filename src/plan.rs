@@ -180,6 +180,17 @@ pub fn expand(plan: &Plan, resolved: &Resolved, keyed: bool) -> (Vec<PathPlan>, 
             });
             continue;
         };
+        if matches!(planned.check.probe, ProbeKind::Nat { .. }) && !(keyed && planned.served) {
+            // Only `serve` with the key can say which source it saw: nothing to probe.
+            paths.push(PathPlan {
+                check: index,
+                address: None,
+                work: Work::Skipped {
+                    flag: "--key".to_string(),
+                },
+            });
+            continue;
+        }
         match resolved.get(host) {
             Some(Ok(addresses)) => {
                 let name: Option<Arc<str>> = matches!(planned.check.probe, ProbeKind::App(_))
@@ -301,10 +312,27 @@ mod tests {
         let tunnel = profiles::builtin("tunnel").unwrap();
         let plan = build(&tunnel, &given(&[("server", "s")]), false).unwrap();
         assert_eq!(plan.hosts(), vec!["mediator.labtechsoftware.com", "s"]);
-        assert!(
-            plan.checks.iter().any(|c| c.host.is_none()),
-            "p2p skipped without --peer"
+        // The mapping check runs only with the key: without it, it is skipped and says so.
+        let mut resolved = Resolved::new();
+        resolved.insert("s".into(), Ok(vec!["192.0.2.1".parse().unwrap()]));
+        resolved.insert(
+            "mediator.labtechsoftware.com".into(),
+            Ok(vec!["192.0.2.9".parse().unwrap()]),
         );
+        let nat = plan
+            .checks
+            .iter()
+            .position(|c| matches!(c.check.probe, ProbeKind::Nat { second: 40000 }))
+            .expect("a mapping check");
+        let (paths, _) = expand(&plan, &resolved, false);
+        let skipped = paths.iter().find(|p| p.check == nat).unwrap();
+        assert!(matches!(&skipped.work, Work::Skipped { flag } if flag == "--key"));
+        let (paths, jobs) = expand(&plan, &resolved, true);
+        let Work::Probe(range) = &paths.iter().find(|p| p.check == nat).unwrap().work else {
+            panic!("not probed with the key");
+        };
+        assert_eq!(range.len(), 1, "one job compares both ports");
+        assert!(jobs[range.start].keyed);
     }
 
     #[test]

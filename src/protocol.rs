@@ -1,6 +1,7 @@
 //! The authenticated probe protocol between `check --key` and `serve` (spec: PROTOCOL.md).
 //! Pure byte handling: no sockets, no clocks read here (times are passed in).
 
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
 use std::time::Duration;
@@ -15,6 +16,9 @@ pub const VERSION: u8 = 2;
 const TYPE_PROBE: u8 = 1;
 const TYPE_REPLY: u8 = 2;
 const TYPE_STALE: u8 = 3;
+/// A probe that asks for the mapped reply: what source address and port `serve` saw.
+const TYPE_PROBE_MAPPED: u8 = 4;
+const TYPE_MAPPED: u8 = 5;
 
 /// magic 4, version 1, type 1, reserved 2, timestamp 8, nonce 16, port 2, mac 32.
 pub const PROBE_LEN: usize = 66;
@@ -22,6 +26,10 @@ pub const PROBE_LEN: usize = 66;
 pub const REPLY_LEN: usize = 56;
 /// A stale reply adds the responder's clock (8): still never larger than a probe.
 pub const STALE_LEN: usize = 64;
+/// A mapped reply: magic 4, version 1, type 1, port 2, the source port seen 2, family 1,
+/// reserved 1, the source address seen 16, mac 32. The nonce is not echoed (the prober
+/// knows it; the MAC covers it), which keeps it smaller than a probe.
+pub const MAPPED_LEN: usize = 60;
 /// The longest reply a prober has to read.
 pub const MAX_REPLY_LEN: usize = STALE_LEN;
 /// What a prober reads first: enough to know which reply it is and how long.
@@ -37,7 +45,8 @@ pub const KDF_ROUNDS: u32 = 100_000;
 /// shared one alone).
 const KDF_SALT: &[u8] = b"automate-ports/2 probe key";
 
-const _: () = assert!(REPLY_LEN <= PROBE_LEN && STALE_LEN <= PROBE_LEN);
+const _: () = assert!(REPLY_LEN <= PROBE_LEN && STALE_LEN <= PROBE_LEN && MAPPED_LEN <= PROBE_LEN);
+const _: () = assert!(MAPPED_LEN <= MAX_REPLY_LEN);
 
 /// The MAC key, derived from the shared key so the raw key never touches the wire. Kept
 /// as a keyed HMAC state: each MAC then clones it instead of hashing the key pads again.
@@ -92,6 +101,9 @@ pub struct Probe {
     pub nonce: [u8; 16],
     /// The port the sender aimed at.
     pub port: u16,
+    /// Asks for the mapped reply (the source address and port the responder saw), which
+    /// tells the prober how its NAT maps it.
+    pub mapped: bool,
 }
 
 impl Probe {
@@ -114,6 +126,15 @@ impl Probe {
             timestamp_ms,
             nonce,
             port,
+            mapped: false,
+        }
+    }
+
+    /// A probe that asks for the mapped reply.
+    pub fn new_mapped(port: u16, timestamp_ms: u64) -> Probe {
+        Probe {
+            mapped: true,
+            ..Probe::new(port, timestamp_ms)
         }
     }
 
@@ -121,7 +142,11 @@ impl Probe {
         let mut out = [0u8; PROBE_LEN];
         out[..4].copy_from_slice(&MAGIC);
         out[4] = VERSION;
-        out[5] = TYPE_PROBE;
+        out[5] = if self.mapped {
+            TYPE_PROBE_MAPPED
+        } else {
+            TYPE_PROBE
+        };
         out[8..16].copy_from_slice(&self.timestamp_ms.to_be_bytes());
         out[16..32].copy_from_slice(&self.nonce);
         out[32..34].copy_from_slice(&self.port.to_be_bytes());
@@ -198,7 +223,11 @@ pub fn authenticate(key: &Key, bytes: &[u8]) -> Result<Probe, Reject> {
     if bytes.len() > PROBE_LEN {
         return Err(Reject::Oversized);
     }
-    if bytes[..4] != MAGIC || bytes[4] != VERSION || bytes[5] != TYPE_PROBE || bytes[6..8] != [0, 0]
+    let kind = bytes[5];
+    if bytes[..4] != MAGIC
+        || bytes[4] != VERSION
+        || !matches!(kind, TYPE_PROBE | TYPE_PROBE_MAPPED)
+        || bytes[6..8] != [0, 0]
     {
         return Err(Reject::Malformed);
     }
@@ -211,6 +240,7 @@ pub fn authenticate(key: &Key, bytes: &[u8]) -> Result<Probe, Reject> {
         timestamp_ms: u64::from_be_bytes(bytes[8..16].try_into().expect("8 bytes")),
         nonce: bytes[16..32].try_into().expect("16 bytes"),
         port: u16::from_be_bytes([bytes[32], bytes[33]]),
+        mapped: kind == TYPE_PROBE_MAPPED,
     })
 }
 
@@ -225,6 +255,38 @@ pub fn encode_reply(key: &Key, nonce: &[u8; 16], arrived_on: u16) -> [u8; REPLY_
     let mut mac = key.mac();
     mac.update(&out[..24]);
     out[24..].copy_from_slice(&mac.finalize().into_bytes());
+    out
+}
+
+/// The reply to a valid probe that asked for its mapping: as [`encode_reply`], plus the
+/// source address and port the probe came from as the responder saw them (after every NAT
+/// on the way). IPv4 travels as such, not IPv4-mapped.
+pub fn encode_mapped(
+    key: &Key,
+    nonce: &[u8; 16],
+    arrived_on: u16,
+    seen: SocketAddr,
+) -> [u8; MAPPED_LEN] {
+    let mut out = [0u8; MAPPED_LEN];
+    out[..4].copy_from_slice(&MAGIC);
+    out[4] = VERSION;
+    out[5] = TYPE_MAPPED;
+    out[6..8].copy_from_slice(&arrived_on.to_be_bytes());
+    out[8..10].copy_from_slice(&seen.port().to_be_bytes());
+    match seen.ip().to_canonical() {
+        IpAddr::V4(v4) => {
+            out[10] = 4;
+            out[12..16].copy_from_slice(&v4.octets());
+        }
+        IpAddr::V6(v6) => {
+            out[10] = 6;
+            out[12..28].copy_from_slice(&v6.octets());
+        }
+    }
+    let mut mac = key.mac();
+    mac.update(&out[..28]);
+    mac.update(nonce);
+    out[28..].copy_from_slice(&mac.finalize().into_bytes());
     out
 }
 
@@ -253,6 +315,7 @@ pub fn reply_len(head: &[u8]) -> Option<usize> {
     match head[5] {
         TYPE_REPLY => Some(REPLY_LEN),
         TYPE_STALE => Some(STALE_LEN),
+        TYPE_MAPPED => Some(MAPPED_LEN),
         _ => None,
     }
 }
@@ -265,6 +328,9 @@ pub enum ReplyCheck {
     /// From a responder with the key, but the probe arrived on another port: a port forward
     /// or REDIRECT sends this port elsewhere.
     OtherPort(u16),
+    /// From a responder with the key, for this probe, on the port we aimed at, which saw it
+    /// come from this address and port.
+    Mapped(SocketAddr),
     /// From a responder with the key, which refused the probe as stale; its clock then.
     Stale { responder_ms: u64 },
     /// Not a reply to this probe from anyone with the key.
@@ -285,15 +351,39 @@ pub fn check_reply(key: &Key, bytes: &[u8], probe: &Probe) -> ReplyCheck {
             responder_ms: u64::from_be_bytes(bytes[24..32].try_into().expect("8 bytes")),
         };
     }
+    let seen = if bytes[5] == TYPE_MAPPED {
+        let Some(seen) = check_mapped(key, bytes, probe) else {
+            return ReplyCheck::Invalid;
+        };
+        Some(seen)
+    } else {
+        let mut mac = key.mac();
+        mac.update(&bytes[..24]);
+        if mac.verify_slice(&bytes[24..]).is_err() || bytes[8..24] != probe.nonce {
+            return ReplyCheck::Invalid;
+        }
+        None
+    };
+    match (u16::from_be_bytes([bytes[6], bytes[7]]), seen) {
+        (port, _) if port != probe.port => ReplyCheck::OtherPort(port),
+        (_, Some(seen)) => ReplyCheck::Mapped(seen),
+        (_, None) => ReplyCheck::Valid,
+    }
+}
+
+/// The address a mapped reply carries, if its MAC (over the probe's nonce) holds.
+fn check_mapped(key: &Key, bytes: &[u8], probe: &Probe) -> Option<SocketAddr> {
     let mut mac = key.mac();
-    mac.update(&bytes[..24]);
-    if mac.verify_slice(&bytes[24..]).is_err() || bytes[8..24] != probe.nonce {
-        return ReplyCheck::Invalid;
-    }
-    match u16::from_be_bytes([bytes[6], bytes[7]]) {
-        port if port == probe.port => ReplyCheck::Valid,
-        port => ReplyCheck::OtherPort(port),
-    }
+    mac.update(&bytes[..28]);
+    mac.update(&probe.nonce);
+    mac.verify_slice(&bytes[28..]).ok()?;
+    let port = u16::from_be_bytes([bytes[8], bytes[9]]);
+    let ip = match bytes[10] {
+        4 => IpAddr::from(<[u8; 4]>::try_from(&bytes[12..16]).expect("4 bytes")),
+        6 => IpAddr::from(<[u8; 16]>::try_from(&bytes[12..28]).expect("16 bytes")),
+        _ => return None,
+    };
+    Some(SocketAddr::new(ip, port))
 }
 
 #[cfg(test)]
@@ -345,6 +435,48 @@ mod tests {
             check_reply(&key(), &reply, &other),
             ReplyCheck::Invalid,
             "nonce is bound"
+        );
+    }
+
+    #[test]
+    fn mapped_replies_carry_what_the_responder_saw() {
+        for seen in ["198.51.100.7:40123", "[2001:db8::9]:8002"] {
+            let seen: SocketAddr = seen.parse().unwrap();
+            let probe = Probe::new_mapped(8002, NOW);
+            let bytes = probe.encode(&key());
+            assert_eq!(decode_probe(&key(), &bytes, NOW), Ok(probe));
+            let reply = encode_mapped(&key(), &probe.nonce, 8002, seen);
+            assert_eq!(reply_len(&reply), Some(MAPPED_LEN));
+            assert_eq!(
+                check_reply(&key(), &reply, &probe),
+                ReplyCheck::Mapped(seen)
+            );
+            let moved = encode_mapped(&key(), &probe.nonce, 40000, seen);
+            assert_eq!(
+                check_reply(&key(), &moved, &probe),
+                ReplyCheck::OtherPort(40000)
+            );
+            let other = Probe::new_mapped(8002, NOW);
+            assert_eq!(
+                check_reply(&key(), &reply, &other),
+                ReplyCheck::Invalid,
+                "nonce is bound"
+            );
+            for i in 0..MAPPED_LEN {
+                let mut forged = reply;
+                forged[i] ^= 0x10;
+                assert!(
+                    matches!(check_reply(&key(), &forged, &probe), ReplyCheck::Invalid),
+                    "byte {i}"
+                );
+            }
+        }
+        let mapped_v4: SocketAddr = "[::ffff:192.0.2.1]:9".parse().unwrap();
+        let probe = Probe::new_mapped(75, NOW);
+        let reply = encode_mapped(&key(), &probe.nonce, 75, mapped_v4);
+        assert_eq!(
+            check_reply(&key(), &reply, &probe),
+            ReplyCheck::Mapped("192.0.2.1:9".parse().unwrap())
         );
     }
 

@@ -33,6 +33,7 @@ fn fixture() -> &'static Fixture {
             timestamp_ms: NOW_MS,
             nonce: NONCE,
             port: PORT,
+            mapped: false,
         };
         let probe_bytes = probe.encode(&key);
         let reply_bytes = encode_reply(&key, &NONCE, PORT);

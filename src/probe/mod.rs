@@ -4,6 +4,7 @@
 
 pub mod app;
 mod engine;
+mod nat;
 pub mod net;
 
 pub use engine::{probe_width, run, EngineConfig, MAX_TRIES};
@@ -53,6 +54,8 @@ pub enum Why {
     /// Keyed: `serve` proved the key but refused the probe as stale: its clock differs from
     /// ours by `offset_ms` (positive: it is ahead), or it started after the probe was made.
     Stale { offset_ms: i64 },
+    /// Keyed NAT probe: `serve` answered at one or both ports with the source it saw.
+    Mapped(Box<crate::nat::NatMapping>),
     /// Keyed: something answered that is not `automate-ports serve`.
     NotServe(NotServe),
     /// An application probe ran on the open port.
@@ -84,6 +87,7 @@ impl Why {
                 | Why::PortUnreachable
                 | Why::HostUnreachable
                 | Why::Verified
+                | Why::Mapped(_)
                 | Why::Redirected(_)
                 | Why::Stale { .. }
                 | Why::NotServe(_)
@@ -118,6 +122,8 @@ pub enum Local {
     BindDenied(SocketAddr),
     NotOurs(IpAddr),
     Bind(SocketAddr, String),
+    /// A probe only `serve` with the key can answer, run without one.
+    NeedsKey,
 }
 
 /// What one try of a probe saw. Silence is the only outcome that is retried.
@@ -142,14 +148,17 @@ pub struct Outcome {
 impl Outcome {
     /// Whether `serve` proved itself: `None` when the probe went without a key.
     pub fn verified(&self) -> Option<bool> {
-        self.keyed.then_some(self.why == Why::Verified)
+        self.keyed
+            .then_some(matches!(self.why, Why::Verified | Why::Mapped(_)))
     }
 
     /// Whether what answered proved itself: `serve` with the key, or the real service
     /// through its application where serve left the port to it. `None` without a key.
     pub fn proven(&self) -> Option<bool> {
-        self.keyed
-            .then_some(matches!(self.why, Why::Verified | Why::RealService(_)))
+        self.keyed.then_some(matches!(
+            self.why,
+            Why::Verified | Why::Mapped(_) | Why::RealService(_)
+        ))
     }
 }
 

@@ -105,6 +105,13 @@ impl Prober for NetProber {
             (ProbeKind::Loopback, Protocol::Tcp) => Box::pin(tcp_loopback(job.addr)).await,
             (ProbeKind::Loopback, Protocol::Udp) => Box::pin(udp_loopback(job.addr)).await,
             (ProbeKind::Listening, protocol) => Box::pin(listening(job.addr, protocol)).await,
+            (ProbeKind::Nat { second }, _) => match key {
+                Some(key) => {
+                    Box::pin(super::nat::mapping(job.addr, second, key, timeout, &heard)).await
+                }
+                // The plan skips it without a key: only `serve` can say what it saw.
+                None => Attempt::Answer(State::Error, Why::Local(Local::NeedsKey)),
+            },
             (ProbeKind::App(probe), _) => match key {
                 Some(key) => {
                     let work = serve_or_real_service(probe, &job, key, &self.app, timeout, &heard);
@@ -124,6 +131,9 @@ impl Prober for NetProber {
             // TCP: connect, then the exchange. UDP: the exchange bounds itself, reading past
             // datagrams that do not prove the key until its own deadline.
             ProbeKind::Connect if keyed => 2,
+            // It waits out its own timeout for the second port's reply and then reports what
+            // the first saw: the engine must not cut that short at the same instant.
+            ProbeKind::Nat { .. } => 2,
             _ => 1,
         }
     }
@@ -181,7 +191,7 @@ async fn tcp_keyed(addr: SocketAddr, key: &Key, timeout: Duration, heard: &Heard
         Ok(Err(e)) if e.kind() == io::ErrorKind::UnexpectedEof => Why::NotServe(NotServe::Closed),
         Ok(Err(e)) => Why::NotServe(NotServe::Failed(e.to_string())),
         Ok(Ok((reply, len))) => match protocol::check_reply(key, &reply[..len], &probe) {
-            ReplyCheck::Valid => Why::Verified,
+            ReplyCheck::Valid | ReplyCheck::Mapped(_) => Why::Verified,
             ReplyCheck::OtherPort(port) => Why::Redirected(port),
             ReplyCheck::Stale { responder_ms } => stale(&probe, responder_ms),
             ReplyCheck::Invalid => Why::NotServe(NotServe::BadProof),
@@ -192,7 +202,7 @@ async fn tcp_keyed(addr: SocketAddr, key: &Key, timeout: Duration, heard: &Heard
 
 /// `serve` refused the probe as stale: by how much its clock differs from ours, taking
 /// its answer to have been made halfway between our send and now.
-fn stale(probe: &Probe, responder_ms: u64) -> Why {
+pub(super) fn stale(probe: &Probe, responder_ms: u64) -> Why {
     let midway = i128::from(probe.timestamp_ms)
         + (i128::from(crate::sys::now_ms()) - i128::from(probe.timestamp_ms)) / 2;
     let offset = i128::from(responder_ms) - midway;
@@ -296,7 +306,7 @@ async fn udp_exchange(
         };
         match received {
             Ok(n) => match protocol::check_reply(key, &buf[..n], &probe) {
-                ReplyCheck::Valid => {
+                ReplyCheck::Valid | ReplyCheck::Mapped(_) => {
                     if junk > 0 {
                         tracing::debug!(%addr, junk, "ignored datagrams ahead of the reply");
                     }
@@ -401,7 +411,7 @@ fn nonce() -> [u8; 16] {
     out
 }
 
-fn unspecified(ip: IpAddr) -> SocketAddr {
+pub(super) fn unspecified(ip: IpAddr) -> SocketAddr {
     match ip {
         IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
         IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0),
@@ -409,7 +419,7 @@ fn unspecified(ip: IpAddr) -> SocketAddr {
 }
 
 /// Maps a socket error to what it says about the path.
-fn classify(e: &io::Error, addr: SocketAddr, protocol: Protocol) -> Attempt {
+pub(super) fn classify(e: &io::Error, addr: SocketAddr, protocol: Protocol) -> Attempt {
     use io::ErrorKind as K;
     match e.kind() {
         K::ConnectionRefused => match protocol {
@@ -430,7 +440,7 @@ fn classify(e: &io::Error, addr: SocketAddr, protocol: Protocol) -> Attempt {
     }
 }
 
-fn local_error(e: &io::Error, addr: SocketAddr) -> Attempt {
+pub(super) fn local_error(e: &io::Error, addr: SocketAddr) -> Attempt {
     let local = match e.kind() {
         io::ErrorKind::NetworkUnreachable => Local::NoRoute(addr.ip()),
         _ if e.raw_os_error() == Some(crate::sys::EMFILE) => Local::NoDescriptors,

@@ -41,6 +41,8 @@ pub(super) struct CheckFile {
     pub(super) expect: ExpectFile,
     #[serde(default)]
     pub(super) probe: Option<Spanned<ProbeFile>>,
+    /// `probe = "nat"`: the second destination port the mapping is compared at.
+    pub(super) second_port: Option<Spanned<i64>>,
     pub(super) source: String,
     pub(super) fix: Option<String>,
     /// The fix in German, for `--lang de`.
@@ -70,6 +72,7 @@ pub(super) enum ProbeFile {
     Udp,
     Loopback,
     Listening,
+    Nat,
     Tls,
     Automate,
     Mysql,

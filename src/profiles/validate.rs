@@ -167,6 +167,7 @@ fn check(
                 format!("check '{id}': probe does not match protocol '{protocol}'"),
             )
         })?;
+    let probe = with_second_port(src, c, &id, probe, ports)?;
     Ok(Check {
         id,
         description: c.description.clone(),
@@ -186,6 +187,43 @@ fn check(
     })
 }
 
+/// `probe = "nat"` takes its second destination from `second-port`, which no other probe has.
+fn with_second_port(
+    src: &Source<'_>,
+    c: &CheckFile,
+    id: &str,
+    probe: ProbeKind,
+    ports: PortRange,
+) -> Result<ProbeKind, ProfileError> {
+    let is_nat = matches!(probe, ProbeKind::Nat { .. });
+    let probe_span = c.probe.as_ref().map(Spanned::span);
+    match (&c.second_port, is_nat) {
+        (None, false) => Ok(probe),
+        (Some(second), false) => Err(src.err(
+            Some(second.span()),
+            Some("second-port"),
+            format!("check '{id}': second-port only goes with probe = \"nat\": remove it"),
+        )),
+        (None, true) => Err(src.err(
+            probe_span,
+            Some("second-port"),
+            format!("check '{id}': probe = \"nat\" compares two ports: add second-port = 40000 (a port serve answers on the same host)"),
+        )),
+        (Some(second), true) => {
+            let port = port_number(&second.get_ref().to_string())
+                .map_err(|m| src.err(Some(second.span()), Some("second-port"), m))?;
+            if !ports.is_single() || ports.start() == port {
+                return Err(src.err(
+                    Some(c.ports.span()),
+                    Some("ports"),
+                    format!("check '{id}': probe = \"nat\" needs one port in ports and a different second-port"),
+                ));
+            }
+            Ok(ProbeKind::Nat { second: port })
+        }
+    }
+}
+
 /// The probe a check asks for, if it fits its protocol (application probes speak TCP).
 fn probe_kind(probe: Option<ProbeFile>, protocol: Protocol) -> Option<ProbeKind> {
     let tcp = protocol == Protocol::Tcp;
@@ -193,6 +231,8 @@ fn probe_kind(probe: Option<ProbeFile>, protocol: Protocol) -> Option<ProbeKind>
         None => ProbeKind::Connect,
         Some(ProbeFile::Loopback) => ProbeKind::Loopback,
         Some(ProbeFile::Listening) => ProbeKind::Listening,
+        // The second port is filled in by `with_second_port`.
+        Some(ProbeFile::Nat) if !tcp => ProbeKind::Nat { second: 0 },
         Some(ProbeFile::Tcp) if tcp => ProbeKind::Connect,
         Some(ProbeFile::Udp) if !tcp => ProbeKind::Connect,
         Some(ProbeFile::Tls) if tcp => ProbeKind::App(AppProbe::Tls),

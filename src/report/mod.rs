@@ -11,7 +11,7 @@ mod tests;
 
 mod schema;
 
-pub use schema::{CheckResult, Report, Summary, Verdict, Waited};
+pub use schema::{CheckResult, Report, Summary, TunnelPath, TunnelRoute, Verdict, Waited};
 
 /// Output formats of `check`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -7,7 +7,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::lang::Lang;
-use crate::model::{AppResult, Check, Expect, Protocol, State};
+use crate::model::{AppResult, Check, Expect, ProbeKind, Protocol, State};
+use crate::nat::{Mapping, NatMapping};
 
 /// The verdict on one check on one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -62,7 +63,31 @@ pub struct Report {
     /// With `--wait`: how long the checks were repeated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wait: Option<Waited>,
+    /// Roles with a NAT mapping check: which way tunnels will go from here, per address.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tunnels: Vec<TunnelPath>,
     pub checks: Vec<CheckResult>,
+}
+
+/// Which way tunnels will take from this machine towards `host` (`address`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TunnelPath {
+    pub host: Option<String>,
+    pub address: Option<IpAddr>,
+    pub route: TunnelRoute,
+    /// This site's NAT mapping, where the mapping check could tell.
+    pub mapping: Option<Mapping>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TunnelRoute {
+    /// Direct, UDP, once the mediator introduced both ends.
+    P2p,
+    /// Through the Automate server: TCP 8002, then 49152-65535.
+    Relay,
+    /// Neither works from here.
+    None,
 }
 
 impl Report {
@@ -144,6 +169,9 @@ pub struct CheckResult {
     /// What an application probe found on the open port.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub app: Option<AppResult>,
+    /// What the NAT mapping probe found (`probe = "nat"`, with the key).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nat: Option<NatMapping>,
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probed_ports: Option<usize>,
@@ -160,7 +188,10 @@ impl CheckResult {
             id: check.id.clone(),
             description: check.description.clone(),
             protocol: check.protocol,
-            ports: check.ports.to_string(),
+            ports: match check.probe {
+                ProbeKind::Nat { second } => format!("{},{second}", check.ports),
+                _ => check.ports.to_string(),
+            },
             target: check.target.clone(),
             host,
             address,
@@ -173,6 +204,7 @@ impl CheckResult {
             latency_ms: None,
             verified: None,
             app: None,
+            nat: None,
             source: check.source.clone(),
             probed_ports: None,
             counts: None,

@@ -16,7 +16,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::lang::Lang;
-use crate::model::{Profile, Protocol};
+use crate::model::{ProbeKind, Profile, Protocol};
 use crate::plan::ports_to_probe;
 use crate::protocol::Key;
 use crate::sys::now_ms;
@@ -58,6 +58,9 @@ pub fn ports(profile: &Profile, full_ranges: bool) -> (Vec<u16>, Vec<u16>) {
             Protocol::Udp => &mut udp,
         };
         list.extend(ports_to_probe(check.ports, full_ranges));
+        if let ProbeKind::Nat { second } = check.probe {
+            list.push(second);
+        }
     }
     for list in [&mut tcp, &mut udp] {
         list.sort_unstable();
@@ -261,9 +264,11 @@ mod tests {
         assert_eq!(udp, vec![75]);
         let (tcp, _) = ports(&profiles::builtin("server").unwrap(), true);
         assert_eq!(tcp.len(), 5 + 16384);
-        // The tunnel role's far side is the server and the peer, never the public mediator.
+        // The tunnel role's far side is the server, never the public mediator: the P2P
+        // sample and both ports of the mapping check.
         let (tcp, udp) = ports(&profiles::builtin("tunnel").unwrap(), false);
-        assert!(tcp.contains(&8002) && udp.len() == 32 && !udp.contains(&8002));
+        assert!(tcp.contains(&8002) && udp.len() == 33, "{udp:?}");
+        assert!(udp.contains(&8002) && udp.contains(&40000));
         // The agent's loopback check binds on this machine; serve has no part in it.
         let (_, udp) = ports(&profiles::builtin("agent").unwrap(), false);
         assert_eq!(udp, vec![75, 42000]);

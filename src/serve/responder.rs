@@ -2,7 +2,7 @@
 //! source. A stranger costs one HMAC and leaves no state behind.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -14,8 +14,8 @@ use tokio::sync::Notify;
 use super::stats::Stats;
 use super::tcp::Waiting;
 use crate::protocol::{
-    authenticate, encode_reply, encode_stale, is_fresh, Key, Reject, FRESH_WINDOW, REPLY_LEN,
-    STALE_LEN,
+    authenticate, encode_mapped, encode_reply, encode_stale, is_fresh, Key, Reject, FRESH_WINDOW,
+    MAPPED_LEN, REPLY_LEN, STALE_LEN,
 };
 use crate::sys::now_ms;
 
@@ -49,6 +49,8 @@ impl Source {
 /// What `serve` sends back to a probe with a valid MAC.
 pub(super) enum Answer {
     Fresh([u8; REPLY_LEN]),
+    /// A fresh probe that asked what source address and port serve saw.
+    Mapped([u8; MAPPED_LEN]),
     Stale([u8; STALE_LEN]),
 }
 
@@ -56,6 +58,7 @@ impl Answer {
     pub(super) fn bytes(&self) -> &[u8] {
         match self {
             Answer::Fresh(b) => b,
+            Answer::Mapped(b) => b,
             Answer::Stale(b) => b,
         }
     }
@@ -93,7 +96,12 @@ impl Responder {
     /// The reply to `bytes` from `source` arriving on `port`, or why there is none.
     /// The MAC comes first: a stranger costs one HMAC and leaves no state behind, so no
     /// number of spoofed sources can crowd out the ones with the key.
-    pub(super) fn answer(&self, bytes: &[u8], source: IpAddr, port: u16) -> Result<Answer, Reject> {
+    pub(super) fn answer(
+        &self,
+        bytes: &[u8],
+        from: SocketAddr,
+        port: u16,
+    ) -> Result<Answer, Reject> {
         let probe = authenticate(&self.key, bytes)?;
         let now = now_ms();
         let in_window = is_fresh(probe.timestamp_ms, now, 0);
@@ -104,10 +112,18 @@ impl Responder {
             return Err(Reject::BeforeStart);
         }
         self.first_sight(probe.nonce, now)?;
-        if !self.allow(Source::of(source)) {
+        if !self.allow(Source::of(from.ip())) {
             return Err(Reject::RateLimited);
         }
-        if in_window {
+        if in_window && probe.mapped {
+            self.stats.answered_mapped.fetch_add(1, Ordering::Relaxed);
+            Ok(Answer::Mapped(encode_mapped(
+                &self.key,
+                &probe.nonce,
+                port,
+                from,
+            )))
+        } else if in_window {
             Ok(Answer::Fresh(encode_reply(&self.key, &probe.nonce, port)))
         } else {
             // Proven with the key but outside the window: the clocks differ. Say so, once
@@ -177,6 +193,11 @@ mod tests {
             .clone()
     }
 
+    /// A client's address: the port does not matter to anything but a mapped reply.
+    fn at(ip: IpAddr) -> SocketAddr {
+        SocketAddr::new(ip, 40_001)
+    }
+
     fn probe(at: u64) -> [u8; PROBE_LEN] {
         crate::protocol::Probe::new(443, at).encode(&key())
     }
@@ -188,7 +209,7 @@ mod tests {
         let source: IpAddr = "192.0.2.7".parse().unwrap();
         assert!(!r.has_proved_the_key(Source::of(source)));
         assert!(matches!(
-            r.answer(&probe, source, 443),
+            r.answer(&probe, at(source), 443),
             Ok(Answer::Fresh(_))
         ));
         assert!(
@@ -196,21 +217,40 @@ mod tests {
             "its TCP waits get the keyed cap"
         );
         assert!(matches!(
-            r.answer(&probe, source, 443),
+            r.answer(&probe, at(source), 443),
             Err(Reject::Replayed)
         ));
         let mut answered = 0;
         for _ in 0..(RATE_BURST as usize + 10) {
-            if r.answer(&self::probe(now_ms()), source, 443).is_ok() {
+            if r.answer(&self::probe(now_ms()), at(source), 443).is_ok() {
                 answered += 1;
             }
         }
         assert!(answered <= RATE_BURST as usize + 1000, "{answered}");
         assert!(
-            r.answer(&self::probe(now_ms()), "192.0.2.8".parse().unwrap(), 443)
-                .is_ok(),
+            r.answer(
+                &self::probe(now_ms()),
+                at("192.0.2.8".parse().unwrap()),
+                443
+            )
+            .is_ok(),
             "other sources unaffected"
         );
+    }
+
+    #[test]
+    fn a_mapped_probe_learns_the_source_serve_saw() {
+        let r = Responder::new(key(), now_ms() - 1000);
+        let probe = crate::protocol::Probe::new_mapped(8002, now_ms());
+        let from: SocketAddr = "[::ffff:198.51.100.4]:61234".parse().unwrap();
+        let Ok(Answer::Mapped(bytes)) = r.answer(&probe.encode(&key()), from, 8002) else {
+            panic!("no mapped answer");
+        };
+        assert_eq!(
+            crate::protocol::check_reply(&key(), &bytes, &probe),
+            crate::protocol::ReplyCheck::Mapped("198.51.100.4:61234".parse().unwrap())
+        );
+        assert_eq!(r.stats.answered_mapped.load(Ordering::Relaxed), 1);
     }
 
     #[test]
@@ -221,8 +261,8 @@ mod tests {
         for i in 0..(MAX_SOURCES as u32 * 2) {
             let from = IpAddr::V4(Ipv4Addr::from(0xC612_0000 + i));
             let bytes = crate::protocol::Probe::new(75, now_ms()).encode(&wrong);
-            assert_eq!(r.answer(&bytes, from, 75).err(), Some(Reject::WrongKey));
-            assert_eq!(r.answer(&[1], from, 75).err(), Some(Reject::Truncated));
+            assert_eq!(r.answer(&bytes, at(from), 75).err(), Some(Reject::WrongKey));
+            assert_eq!(r.answer(&[1], at(from), 75).err(), Some(Reject::Truncated));
         }
         assert_eq!(
             r.buckets.lock().unwrap().len(),
@@ -231,7 +271,7 @@ mod tests {
         );
         assert!(!r.has_proved_the_key(Source::of("198.18.0.1".parse().unwrap())));
         assert!(r
-            .answer(&probe(now_ms()), "192.0.2.9".parse().unwrap(), 75)
+            .answer(&probe(now_ms()), at("192.0.2.9".parse().unwrap()), 75)
             .is_ok());
     }
 
@@ -274,7 +314,7 @@ mod tests {
         let r = Responder::new(key(), now - 10_000);
         let source: IpAddr = "192.0.2.7".parse().unwrap();
         let far = crate::protocol::Probe::new(443, now - 400_000);
-        match r.answer(&far.encode(&key()), source, 443) {
+        match r.answer(&far.encode(&key()), at(source), 443) {
             Ok(Answer::Stale(bytes)) => {
                 let crate::protocol::ReplyCheck::Stale { responder_ms } =
                     crate::protocol::check_reply(&key(), &bytes, &far)
@@ -286,13 +326,13 @@ mod tests {
             _ => panic!("no stale answer"),
         }
         assert_eq!(
-            r.answer(&far.encode(&key()), source, 443).err(),
+            r.answer(&far.encode(&key()), at(source), 443).err(),
             Some(Reject::Replayed),
             "one stale answer per nonce"
         );
         // Within the window, but made before serve started: a recording from an earlier run.
         assert_eq!(
-            r.answer(&probe(now - 20_000), source, 443).err(),
+            r.answer(&probe(now - 20_000), at(source), 443).err(),
             Some(Reject::BeforeStart)
         );
         assert_eq!(r.stats.answered_stale.load(Ordering::Relaxed), 1);

@@ -127,7 +127,7 @@ pub(super) fn spawn_listener(
                     };
                     let responder = Arc::clone(&responder);
                     tokio::spawn(async move {
-                        handle_tcp(&responder, stream, peer.ip(), port).await;
+                        handle_tcp(&responder, stream, peer, port).await;
                         responder.freed.notify_one();
                     });
                 }
@@ -143,7 +143,7 @@ pub(super) fn spawn_listener(
                         // ICMP errors from earlier replies surface here on some systems.
                         continue;
                     };
-                    match responder.answer(&buf[..n], from.ip(), port) {
+                    match responder.answer(&buf[..n], from, port) {
                         Ok(reply) => {
                             if socket.send_to(reply.bytes(), from).await.is_ok() {
                                 responder.stats.answered_udp.fetch_add(1, Ordering::Relaxed);

@@ -12,6 +12,8 @@ pub struct Stats {
     pub answered_udp: AtomicU64,
     /// Of those answered, refused as stale (MAC'd, with serve's clock).
     pub answered_stale: AtomicU64,
+    /// Of those answered, mapped replies (the source address and port serve saw).
+    pub answered_mapped: AtomicU64,
     rejected: [AtomicU64; Reject::ALL.len()],
     /// TCP connections closed without bytes within [`FIRST_BYTES_DEADLINE`].
     pub idle: AtomicU64,
@@ -38,6 +40,10 @@ impl Stats {
         let stale = match self.answered_stale.load(Ordering::Relaxed) {
             0 => String::new(),
             n => format!(" ({n} refused as stale: the prober's clock differs)"),
+        };
+        let stale = match self.answered_mapped.load(Ordering::Relaxed) {
+            0 => stale,
+            n => format!("{stale} ({n} with the source address seen, for NAT checks)"),
         };
         let closed: Vec<String> = [
             (&self.idle, "sent nothing within 1 s"),

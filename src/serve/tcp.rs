@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::io;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
@@ -97,7 +97,13 @@ impl Waiting {
 }
 
 /// Reads one challenge within the deadlines; answers it if valid, else closes silently.
-pub(super) async fn handle_tcp(responder: &Responder, stream: TcpStream, peer: IpAddr, port: u16) {
+pub(super) async fn handle_tcp(
+    responder: &Responder,
+    stream: TcpStream,
+    from: SocketAddr,
+    port: u16,
+) {
+    let peer = from.ip();
     let mut buf = [0u8; PROBE_LEN + 1];
     let Some(filled) = read_challenge(responder, &stream, peer, &mut buf).await else {
         return;
@@ -105,7 +111,7 @@ pub(super) async fn handle_tcp(responder: &Responder, stream: TcpStream, peer: I
     let result = if filled == 0 {
         Err(Reject::Truncated)
     } else {
-        responder.answer(&buf[..filled], peer, port)
+        responder.answer(&buf[..filled], from, port)
     };
     match result {
         Ok(reply) => {

@@ -168,27 +168,13 @@ fn what(
                 "{proto} {ports} bei {place} erreicht automate-ports serve, das die Probe aber als veraltet abgelehnt hat: {clocks}. Beide Uhren aus derselben Zeitquelle stellen (Windows: w32tm /resync; Linux: timedatectl set-ntp true) und erneut prüfen."
             ));
         }
+        (_, _, Why::Mapped(found)) => return Err(nat(found, subject, lang)),
         (_, _, Why::Redirected(port)) => tr!(
             lang,
             "{proto} {ports} at {place} reaches automate-ports serve, but on port {port}: the port forward maps it to the wrong internal port.",
             "{proto} {ports} bei {place} erreicht automate-ports serve, aber auf Port {port}: die Portweiterleitung zeigt auf den falschen internen Port."
         ),
-        (_, _, Why::InUse(Some(holder))) => {
-            let (name, pid) = (&holder.name, holder.pid);
-            return Err(tr!(
-                lang,
-                "{name} (PID {pid}) holds {proto} {ports} on this machine, so the agent's tray cannot use it: stop or reconfigure {name}, or give the agent another tray port.",
-                "{name} (PID {pid}) belegt {proto} {ports} auf diesem Rechner, daher kann das Tray des Agenten ihn nicht nutzen: {name} beenden oder umstellen, oder dem Agenten einen anderen Tray-Port geben."
-            ));
-        }
-        (_, _, Why::InUse(None)) => {
-            return Err(lang
-                .pick(
-                    "The port is taken on this machine; if the Automate agent is not installed, find the program holding it.",
-                    "Der Port ist auf diesem Rechner belegt; ist der Automate-Agent nicht installiert, das Programm suchen, das ihn belegt.",
-                )
-                .into())
-        }
+        (_, _, Why::InUse(holder)) => return Err(in_use(holder.as_ref(), subject, lang)),
         (_, _, Why::LocalFirewall) => {
             let rules = local_rule(check, subject, cfg!(windows));
             let rule = match rules.as_slice() {
@@ -256,6 +242,48 @@ fn by_state(check: &Check, state: State, why: &Why, subject: &Subject<'_>, lang:
             "{proto} {ports} auf {place} ist {state}."
         ),
     }
+}
+
+/// The tray port is taken on this machine: by whom, where the OS tells.
+fn in_use(holder: Option<&crate::sys::Holder>, subject: &Subject<'_>, lang: Lang) -> String {
+    let Subject { proto, ports, .. } = subject;
+    if let Some(holder) = holder {
+        let (name, pid) = (&holder.name, holder.pid);
+        return tr!(
+            lang,
+            "{name} (PID {pid}) holds {proto} {ports} on this machine, so the agent's tray cannot use it: stop or reconfigure {name}, or give the agent another tray port.",
+            "{name} (PID {pid}) belegt {proto} {ports} auf diesem Rechner, daher kann das Tray des Agenten ihn nicht nutzen: {name} beenden oder umstellen, oder dem Agenten einen anderen Tray-Port geben."
+        );
+    }
+    lang.pick(
+        "The port is taken on this machine; if the Automate agent is not installed, find the program holding it.",
+        "Der Port ist auf diesem Rechner belegt; ist der Automate-Agent nicht installiert, das Programm suchen, das ihn belegt.",
+    )
+    .into()
+}
+
+/// The NAT mapping was not one P2P can use, or could not be compared.
+fn nat(found: &crate::nat::NatMapping, subject: &Subject<'_>, lang: Lang) -> String {
+    let place = &subject.place;
+    if found.mapping == crate::nat::Mapping::Symmetric {
+        return tr!(
+            lang,
+            "This site's NAT gives each destination its own port, so P2P tunnels cannot be set up from here: tunnels will use the relay through {place}, so keep outbound TCP 8002 and 49152-65535 to it open. For P2P, make the site firewall keep the source port for outbound UDP (often called static port, no port randomization, or endpoint-independent mapping).",
+            "Das NAT dieses Standorts gibt jedem Ziel einen eigenen Port, P2P-Tunnel lassen sich von hier also nicht aufbauen: Tunnel laufen über das Relay über {place}, daher ausgehend TCP 8002 und 49152-65535 dorthin offen halten. Für P2P muss die Firewall des Standorts bei ausgehendem UDP den Quellport beibehalten (oft „Static Port“, „keine Port-Randomisierung“ oder endpunktunabhängiges Mapping genannt)."
+        );
+    }
+    let silent: Vec<String> = found
+        .seen
+        .iter()
+        .filter(|s| s.from.is_none())
+        .map(|s| s.port.to_string())
+        .collect();
+    let silent = silent.join(", ");
+    tr!(
+        lang,
+        "Allow outbound UDP {silent} from this site to {place}, then check again to compare the NAT mapping.",
+        "Ausgehend UDP {silent} von diesem Standort zu {place} freigeben, dann erneut prüfen, um das NAT-Mapping zu vergleichen."
+    )
 }
 
 /// An open port whose application did not answer as it should: the summary, then what to

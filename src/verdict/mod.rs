@@ -6,13 +6,14 @@ mod hints;
 mod ranges;
 #[cfg(test)]
 mod tests;
+mod tunnel;
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::lang::Lang;
-use crate::model::{Check, Expect, Protocol, State};
+use crate::model::{Check, Expect, ProbeKind, Protocol, State};
 use crate::plan::{PathPlan, Plan, Work};
 use crate::probe::app::AppVerdict;
 use crate::probe::{Outcome, Why};
@@ -63,6 +64,9 @@ fn judge_outcome(outcome: &Outcome, expect: Expect) -> Judgement {
         // The path is proven open (the answer is bound to the key, nonce and port), but the
         // check itself could not complete: doubtful, not a firewall's fault.
         (Why::Stale { .. }, _) => Judgement::Unsure,
+        // Proven with the key, but P2P cannot be set up (or it could not be compared):
+        // tunnels still work through the relay, so doubtful rather than failed.
+        (Why::Mapped(found), _) if !found.allows_p2p() => base.max(Judgement::Unsure),
         _ => base,
     }
 }
@@ -101,6 +105,11 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         .map(|path| path_result(plan, path, outcomes, run))
         .collect();
     note_shared_ports(&mut checks, run.lang);
+    let mapping: Vec<bool> = paths
+        .iter()
+        .map(|p| matches!(plan.checks[p.check].check.probe, ProbeKind::Nat { .. }))
+        .collect();
+    let (tunnels, notes) = tunnel::paths(&checks, &mapping, run.lang);
     Report {
         schema: 1,
         tool: "automate-ports",
@@ -114,8 +123,9 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         keyed: run.keyed,
         lang: run.lang,
         summary: Summary::of(&checks),
-        notes: Vec::new(),
+        notes,
         wait: None,
+        tunnels,
         checks,
     }
 }
@@ -169,6 +179,9 @@ fn judge_port(
     result.verified = outcome.verified();
     if let Why::App(found) | Why::RealService(found) = &outcome.why {
         result.app = Some(crate::words::app::with_summary(found, run.lang));
+    }
+    if let Why::Mapped(found) = &outcome.why {
+        result.nat = Some((**found).clone());
     }
     result.state = Some(outcome.state);
     result.verdict = verdict_of(judgement, check.required, run.strict);

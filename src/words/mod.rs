@@ -4,4 +4,5 @@
 
 pub mod app;
 mod dns;
+pub mod nat;
 pub mod reasons;

@@ -67,6 +67,11 @@ impl Local {
                 "{ip} is not an address of this machine: the loopback test binds it locally",
                 "{ip} ist keine Adresse dieses Rechners: der Loopback-Test bindet sie lokal"
             ),
+            Local::NeedsKey => tr!(
+                lang,
+                "needs --key and automate-ports serve on the target",
+                "braucht --key und automate-ports serve auf dem Ziel"
+            ),
             Local::Bind(addr, e) => tr!(
                 lang,
                 "cannot bind {addr} for the loopback test: {e}",
@@ -174,6 +179,7 @@ impl Outcome {
                 keyed(&self.why, &after, lang)
             }
             Why::Local(local) => local.text(lang),
+            Why::Mapped(found) => crate::words::nat::mapping(found, lang),
             Why::App(found) => crate::words::app::summary(found, lang),
             Why::RealService(found) => {
                 let summary = crate::words::app::summary(found, lang);

@@ -11,5 +11,6 @@ mod outputs;
 mod ranges;
 mod serve;
 mod servers;
+mod tunnels;
 mod util;
 mod workflows;

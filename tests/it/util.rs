@@ -577,3 +577,110 @@ impl NsTcpServer {
         }
     }
 }
+
+/// Three namespaces: `client` behind a `router` that masquerades (nft, IPv4 and IPv6) onto
+/// the server's link. `nat` is the masquerade statement's options: "" keeps the source port
+/// where it can (endpoint-independent mapping), "fully-random" picks a new one for every
+/// connection (symmetric). The client resolves `lab-server` as in [`Lab`].
+pub struct NatLab {
+    pub client: Netns,
+    pub router: Netns,
+    pub server: Netns,
+    hosts_dir: PathBuf,
+}
+
+/// The router's address on the server's link: what serve sees behind the NAT.
+pub const ROUTER_V4: &str = "192.0.2.1";
+pub const ROUTER_V6: &str = "2001:db8:77::1";
+
+impl NatLab {
+    pub fn new(tag: &str, nat: &str) -> NatLab {
+        let client = Netns::new(&format!("{tag}c"));
+        let router = Netns::new(&format!("{tag}r"));
+        let server = Netns::new(&format!("{tag}s"));
+        let n = NETNS_SEQ.fetch_add(1, Ordering::SeqCst);
+        let id = std::process::id() % 10000;
+        let names: Vec<String> = ["nc", "nr", "ns", "nq"]
+            .iter()
+            .map(|p| format!("{p}{id}x{n}"))
+            .collect();
+        let links = [
+            (&client, &names[0], &router, &names[1]),
+            (&router, &names[3], &server, &names[2]),
+        ];
+        for (a_ns, a, b_ns, b) in links {
+            run_ok("ip", &["link", "add", a, "type", "veth", "peer", "name", b]);
+            run_ok("ip", &["link", "set", a, "netns", &a_ns.name]);
+            run_ok("ip", &["link", "set", b, "netns", &b_ns.name]);
+        }
+        for (ns, dev, v4, v6) in [
+            (&client, &names[0], "10.77.0.2/24", "fd77::2/64"),
+            (&router, &names[1], "10.77.0.1/24", "fd77::1/64"),
+            (&router, &names[3], "192.0.2.1/24", "2001:db8:77::1/64"),
+            (&server, &names[2], "192.0.2.2/24", "2001:db8:77::2/64"),
+        ] {
+            ns.exec_ok("ip", &["addr", "add", v4, "dev", dev]);
+            ns.exec_ok("ip", &["addr", "add", v6, "dev", dev, "nodad"]);
+            ns.exec_ok("ip", &["link", "set", dev, "up"]);
+        }
+        client.exec_ok("ip", &["route", "add", "default", "via", "10.77.0.1"]);
+        client.exec_ok("ip", &["-6", "route", "add", "default", "via", "fd77::1"]);
+        for setting in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+            router.exec_ok("sysctl", &["-q", "-w", setting]);
+        }
+        router.exec_ok("nft", &["add", "table", "inet", "lab"]);
+        router.exec_ok(
+            "nft",
+            &["add chain inet lab post { type nat hook postrouting priority srcnat ; }"],
+        );
+        let mut rule = vec![
+            "add",
+            "rule",
+            "inet",
+            "lab",
+            "post",
+            "oifname",
+            &names[3],
+            "masquerade",
+        ];
+        rule.extend(nat.split_whitespace());
+        router.exec_ok("nft", &rule);
+        let hosts_dir = PathBuf::from(format!("/etc/netns/{}", client.name));
+        std::fs::create_dir_all(&hosts_dir).expect("hosts dir");
+        std::fs::write(
+            hosts_dir.join("hosts"),
+            format!("127.0.0.1 localhost\n{SERVER_V4} lab-server\n{SERVER_V6} lab-server\n"),
+        )
+        .expect("hosts file");
+        // The public mediator must fail at once, without a query leaving the lab.
+        std::fs::write(hosts_dir.join("resolv.conf"), "nameserver 127.0.0.1\n")
+            .expect("resolv.conf");
+        NatLab {
+            client,
+            router,
+            server,
+            hosts_dir,
+        }
+    }
+
+    pub fn serve(&self, args: &[&str]) -> Served {
+        serve(&["ip", "netns", "exec", &self.server.name], args, LAB_KEY)
+    }
+
+    pub fn check(&self, args: &[&str], key: bool) -> (i32, Value) {
+        let mut cmd = self.client.bin();
+        cmd.arg("check").args(args).args(["--format", "json"]);
+        if key {
+            cmd.env("AUTOMATE_PORTS_KEY", LAB_KEY);
+        } else {
+            cmd.env_remove("AUTOMATE_PORTS_KEY");
+        }
+        run_json(&mut cmd)
+    }
+}
+
+impl Drop for NatLab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.hosts_dir);
+    }
+}

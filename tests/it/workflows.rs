@@ -418,8 +418,6 @@ fn tunnel_full_sweep_names_exactly_the_dropped_p2p_ports_three_runs_in_a_row() {
                 "tunnel",
                 "--server",
                 "lab-server",
-                "--peer",
-                "lab-server",
                 "--full-ranges",
             ],
             true,
@@ -442,6 +440,17 @@ fn tunnel_full_sweep_names_exactly_the_dropped_p2p_ports_three_runs_in_a_row() {
                 (Some("filtered"), Some("warn")),
                 "run {run}: {}",
                 brief(p2p)
+            );
+            // P2P leaves each site outbound: the fix never asks for an inbound forward.
+            let hint = p2p["hint"].as_str().unwrap_or_default();
+            assert!(
+                hint.contains("outbound UDP 40100-40199 at both sites")
+                    && !hint.contains("forward it"),
+                "run {run}: {hint}"
+            );
+            assert_eq!(
+                result_at(&report, "nat-mapping", address)["nat"]["mapping"],
+                "none"
             );
             assert_range_verified(&report, "relay-range", address, 16_384, run);
             assert_verified_pass(&report, "relay-tcp", address, run);
@@ -469,7 +478,10 @@ fn tunnel_full_sweep_names_exactly_the_dropped_p2p_ports_three_runs_in_a_row() {
             "run {run}: {}",
             report["notes"]
         );
-        assert_summary(&report, 4, 4, 0, run);
+        assert_summary(&report, 6, 4, 0, run);
+        for tunnel in report["tunnels"].as_array().expect("tunnel paths") {
+            assert_eq!(tunnel["route"], "relay", "run {run}: {}", report["notes"]);
+        }
         assert_eq!(code, 0, "run {run}: every tunnel check is optional");
     }
 }

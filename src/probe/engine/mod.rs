@@ -195,7 +195,9 @@ pub(super) struct Finished {
 /// (`serve` answers every valid probe).
 pub(super) fn silence(job: &ProbeJob, waited: Duration, tries: u8) -> Outcome {
     let (state, why) = match (job.kind, job.protocol) {
-        (ProbeKind::Connect, Protocol::Udp) if job.keyed => (State::Filtered, Why::NoAnswerKeyed),
+        (ProbeKind::Connect, Protocol::Udp) | (ProbeKind::Nat { .. }, _) if job.keyed => {
+            (State::Filtered, Why::NoAnswerKeyed)
+        }
         (ProbeKind::Connect, Protocol::Udp) => (State::OpenFiltered, Why::NoAnswer),
         _ => (State::Filtered, Why::NoAnswer),
     };

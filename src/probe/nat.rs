@@ -1,0 +1,117 @@
+//! The NAT mapping probe: one UDP socket sends a mapped probe (the key's, see PROTOCOL.md)
+//! to two ports of `serve` on one host, and compares the source address and port `serve`
+//! saw at each. Both probes leave at once, so one try takes one timeout.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::UdpSocket;
+
+use super::net::{classify, local_error, unspecified};
+use super::{Attempt, Heard, Why};
+use crate::model::{Protocol, State};
+use crate::nat::{NatMapping, Seen};
+use crate::protocol::{self, Key, Probe, ReplyCheck, MAX_REPLY_LEN};
+
+pub(super) async fn mapping(
+    addr: SocketAddr,
+    second: u16,
+    key: &Key,
+    timeout: Duration,
+    heard: &Heard,
+) -> Attempt {
+    let socket = match UdpSocket::bind(unspecified(addr.ip())).await {
+        Ok(s) => s,
+        Err(e) => return local_error(&e, addr),
+    };
+    let mut other = addr;
+    other.set_port(second);
+    let targets = [addr, other];
+    let mut sent: [Vec<Probe>; 2] = [Vec::new(), Vec::new()];
+    for (i, target) in targets.iter().enumerate() {
+        if let Some(failed) = send(&socket, key, *target, &mut sent[i]).await {
+            return failed;
+        }
+    }
+    let mut seen = targets.map(|t| Seen {
+        port: t.port(),
+        from: None,
+    });
+    let start = tokio::time::Instant::now();
+    let deadline = start + timeout;
+    // One reply lost on a lossy link would leave nothing to compare: halfway through, the
+    // port still silent gets a fresh probe from the same socket (the same mapping).
+    let mut resend_at = Some(start + timeout / 2);
+    let mut buf = [0u8; MAX_REPLY_LEN + 1];
+    while seen.iter().any(|s| s.from.is_none()) {
+        let wake = resend_at.map_or(deadline, |r| r.min(deadline));
+        let Ok(received) = tokio::time::timeout_at(wake, socket.recv_from(&mut buf)).await else {
+            if wake == deadline {
+                break;
+            }
+            resend_at = None;
+            for i in (0..2).filter(|&i| seen[i].from.is_none()) {
+                if let Some(failed) = send(&socket, key, targets[i], &mut sent[i]).await {
+                    return failed;
+                }
+            }
+            continue;
+        };
+        // An unconnected socket hears anyone, and Windows reports an earlier ICMP error
+        // here: only a reply that proves the key for one of our probes counts.
+        let Ok((n, from)) = received else { continue };
+        let Some(i) = targets.iter().position(|t| *t == from) else {
+            continue;
+        };
+        for probe in &sent[i] {
+            match protocol::check_reply(key, &buf[..n], probe) {
+                ReplyCheck::Mapped(source) => {
+                    seen[i].from = Some(source);
+                    heard.mark();
+                }
+                ReplyCheck::Stale { responder_ms } => {
+                    return Attempt::Answer(State::Open, super::net::stale(probe, responder_ms))
+                }
+                ReplyCheck::OtherPort(port) => {
+                    return Attempt::Answer(State::Open, Why::Redirected(port))
+                }
+                ReplyCheck::Valid | ReplyCheck::Invalid => continue,
+            }
+            break;
+        }
+    }
+    if seen.iter().all(|s| s.from.is_none()) {
+        return Attempt::Silent;
+    }
+    let local = SocketAddr::new(
+        source_ip(addr).await.unwrap_or(addr.ip()),
+        socket.local_addr().map_or(0, |l| l.port()),
+    );
+    Attempt::Answer(
+        State::Open,
+        Why::Mapped(Box::new(NatMapping::new(local, seen))),
+    )
+}
+
+/// Sends a new mapped probe to `target` and keeps it in `sent`; `Some` when sending failed.
+async fn send(
+    socket: &UdpSocket,
+    key: &Key,
+    target: SocketAddr,
+    sent: &mut Vec<Probe>,
+) -> Option<Attempt> {
+    let probe = Probe::new_mapped(target.port(), crate::sys::now_ms());
+    sent.push(probe);
+    match socket.send_to(&probe.encode(key), target).await {
+        Ok(_) => None,
+        Err(e) => Some(classify(&e, target, Protocol::Udp)),
+    }
+}
+
+/// The address this machine sends from towards `addr`: a connected UDP socket learns the
+/// route's source without sending anything.
+async fn source_ip(addr: SocketAddr) -> Option<std::net::IpAddr> {
+    let probe = UdpSocket::bind(unspecified(addr.ip())).await.ok()?;
+    probe.connect(addr).await.ok()?;
+    probe.local_addr().ok().map(|l| l.ip())
+}
