@@ -127,13 +127,12 @@ impl Prober for NetProber {
         match job.kind {
             // The keyed exchange, then the application probe on a new connection.
             ProbeKind::App(_) if keyed => 4,
-            ProbeKind::App(_) => 2,
-            // TCP: connect, then the exchange. UDP: the exchange bounds itself, reading past
-            // datagrams that do not prove the key until its own deadline.
+            // Connect, then the application. Keyed TCP: connect, then the exchange (keyed UDP
+            // bounds itself, reading past datagrams that do not prove the key until its own
+            // deadline). The NAT probe waits out its own timeout for the second port's reply,
+            // then reports what the first saw: the engine must not cut that short.
+            ProbeKind::App(_) | ProbeKind::Nat { .. } => 2,
             ProbeKind::Connect if keyed => 2,
-            // It waits out its own timeout for the second port's reply and then reports what
-            // the first saw: the engine must not cut that short at the same instant.
-            ProbeKind::Nat { .. } => 2,
             _ => 1,
         }
     }
