@@ -353,6 +353,23 @@ pub enum Finding {
     },
 }
 
+impl Finding {
+    /// The service spoke its own protocol (a greeting, an error, a status line, a
+    /// certificate), as opposed to silence, a closed connection or bytes of another protocol.
+    pub fn is_an_application_answer(&self) -> bool {
+        matches!(
+            self,
+            Finding::MysqlGreeting { .. }
+                | Finding::MysqlRefusesHost { .. }
+                | Finding::MysqlError { .. }
+                | Finding::HttpStatus { .. }
+                | Finding::Certificate(_)
+                | Finding::Automate { .. }
+                | Finding::NotAutomate
+        )
+    }
+}
+
 /// The first problem with a certificate, in order of what a user must fix first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum CertificateFinding {

@@ -157,8 +157,13 @@ async fn serve_or_real_service(
     if !matches!(keyed, Attempt::Answer(State::Open, Why::NotServe(_))) {
         return keyed;
     }
+    // What answered instead of serve is reported by its own words when it spoke its
+    // protocol (a MySQL error, an HTTP 404, a certificate): that names the fix. Silence or
+    // bytes of another protocol stay "not serve".
     match app_probe(probe, job, config, timeout, heard).await {
-        Attempt::Answer(State::Open, Why::App(found)) if found.verdict != AppVerdict::Fail => {
+        Attempt::Answer(State::Open, Why::App(found))
+            if found.verdict != AppVerdict::Fail || found.finding.is_an_application_answer() =>
+        {
             Attempt::Answer(State::Open, Why::RealService(found))
         }
         _ => keyed,

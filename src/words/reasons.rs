@@ -183,11 +183,19 @@ impl Outcome {
             Why::App(found) => crate::words::app::summary(found, lang),
             Why::RealService(found) => {
                 let summary = crate::words::app::summary(found, lang);
-                tr!(
-                    lang,
-                    "the real service answered (serve does not hold this port): {summary}",
-                    "der echte Dienst hat geantwortet (serve belegt diesen Port nicht): {summary}"
-                )
+                if found.verdict == crate::model::AppVerdict::Fail {
+                    tr!(
+                        lang,
+                        "not automate-ports serve; what answers here says: {summary}",
+                        "nicht automate-ports serve; was hier antwortet, sagt: {summary}"
+                    )
+                } else {
+                    tr!(
+                        lang,
+                        "the real service answered (serve does not hold this port): {summary}",
+                        "der echte Dienst hat geantwortet (serve belegt diesen Port nicht): {summary}"
+                    )
+                }
             }
         }
     }

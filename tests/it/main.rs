@@ -9,6 +9,7 @@ mod lab;
 mod lang;
 mod outputs;
 mod ranges;
+mod realservers;
 mod serve;
 mod servers;
 mod tunnels;

@@ -122,15 +122,15 @@ pub(crate) fn block_database(lab: &Lab) {
 }
 
 /// A private CA and a certificate for `lab-server` from it, as PEM files.
-struct LabCert {
+pub(crate) struct LabCert {
     _dir: tempfile::TempDir,
     ca: PathBuf,
-    chain: PathBuf,
-    key: PathBuf,
+    pub(crate) chain: PathBuf,
+    pub(crate) key: PathBuf,
 }
 
 impl LabCert {
-    fn new() -> LabCert {
+    pub(crate) fn new() -> LabCert {
         let dir = tempfile::tempdir().expect("tempdir");
         let ca = Ca::new();
         let (chain, key) = ca.leaf_pem(&["lab-server"], days_from_now(-1), days_from_now(90));
@@ -142,7 +142,7 @@ impl LabCert {
         }
     }
 
-    fn ca_file(&self) -> &str {
+    pub(crate) fn ca_file(&self) -> &str {
         self.ca.to_str().expect("utf-8 path")
     }
 
