@@ -223,6 +223,8 @@ pub fn start(
 /// Resolves on Ctrl-C or SIGTERM. The handlers are installed when this is called, not when
 /// it is first polled: a SIGTERM right after the ready line must stop serve cleanly, not
 /// kill it with the default action.
+// Elsewhere there is nothing to install first, and the body is a bare async block.
+#[cfg_attr(not(unix), allow(clippy::manual_async_fn))]
 fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     {

@@ -27,6 +27,39 @@ fn result_for(check: &Check) -> CheckResult {
 }
 
 /// Every outcome a check can end in, with a state it comes with.
+/// A NAT probe's outcome from this machine (192.0.2.1:40001) to serve's 8002 and 40000.
+fn mapped(first: Option<&str>, second: Option<&str>) -> Why {
+    let seen = |port, from: Option<&str>| crate::nat::Seen {
+        port,
+        from: from.map(|f| f.parse().unwrap()),
+    };
+    Why::Mapped(Box::new(crate::nat::NatMapping::new(
+        "192.0.2.1:40001".parse().unwrap(),
+        [seen(8002, first), seen(40000, second)],
+    )))
+}
+
+#[test]
+fn the_tunnel_path_is_said_in_both_languages() {
+    use crate::nat::Mapping;
+    use crate::report::TunnelRoute;
+    for route in [TunnelRoute::P2p, TunnelRoute::Relay, TunnelRoute::None] {
+        for (mapping, blocked) in [
+            (Some(Mapping::Symmetric), false),
+            (None, true),
+            (None, false),
+        ] {
+            let en = crate::words::nat::why_not_p2p(mapping, blocked, Lang::En);
+            let de = crate::words::nat::why_not_p2p(mapping, blocked, Lang::De);
+            assert_ne!(en, de);
+            let note = crate::words::nat::path(route, "lab-server", &de, Lang::De);
+            for word in [" the ", " from ", " will ", "Tunnels "] {
+                assert!(!note.contains(word), "English {word:?} in German: {note}");
+            }
+        }
+    }
+}
+
 fn every_why() -> Vec<(State, Why)> {
     let addr: std::net::SocketAddr = ([192, 0, 2, 1], 443).into();
     vec![
@@ -51,6 +84,20 @@ fn every_why() -> Vec<(State, Why)> {
         (State::OpenFiltered, Why::NoAnswer),
         (State::Filtered, Why::NoAnswerKeyed),
         (State::Open, Why::Verified),
+        (State::Error, Why::Local(crate::probe::Local::NeedsKey)),
+        (
+            State::Open,
+            mapped(Some("198.51.100.1:40001"), Some("198.51.100.1:40001")),
+        ),
+        (
+            State::Open,
+            mapped(Some("198.51.100.1:40001"), Some("198.51.100.1:51000")),
+        ),
+        (
+            State::Open,
+            mapped(Some("192.0.2.1:40001"), Some("192.0.2.1:40001")),
+        ),
+        (State::Open, mapped(None, Some("198.51.100.1:40001"))),
         (State::Open, Why::Redirected(8443)),
         (State::Open, Why::Stale { offset_ms: 420_000 }),
         (

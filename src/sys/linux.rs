@@ -1,43 +1,10 @@
-//! What the operating system provides, in one place: the wall clock and its error codes.
+//! Port owners on Linux: /proc/net tables for the socket's inode, then /proc/PID/fd for the
+//! process that has it open (within this network namespace).
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// The wall clock in milliseconds since the Unix epoch (0 before 1970): the probe protocol's
-/// timestamps.
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// "Too many open files", as `raw_os_error` reports it.
-#[cfg(unix)]
-pub const EMFILE: i32 = 24;
-#[cfg(windows)]
-pub const EMFILE: i32 = 10024; // WSAEMFILE
-
-/// A process holding a local port.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Holder {
-    pub pid: u32,
-    /// The process name (Linux: `comm`).
-    pub name: String,
-}
-
-impl Holder {
-    /// The Automate agent's own processes: the service, its monitor and tray on Windows
-    /// (`LTSVC.exe`, `LTSvcMon.exe`, `LTTray.exe`), `ltechagent` on Linux and macOS.
-    pub fn is_automate_agent(&self) -> bool {
-        let name = self.name.to_ascii_lowercase();
-        ["ltsvc", "lttray", "ltechagent"]
-            .iter()
-            .any(|agent| name.starts_with(agent))
-    }
-}
+use super::Holder;
 
 /// Which process holds UDP `addr` on this machine, where the OS tells (Linux: /proc, within
 /// this network namespace). `None`: free, or not readable here.
-#[cfg(target_os = "linux")]
 pub fn udp_holder(addr: std::net::SocketAddr) -> Option<Holder> {
     let inode = udp_inode(addr)?;
     // Reading /proc ends early when a process exits under the cursor (the directory iterator
@@ -46,7 +13,6 @@ pub fn udp_holder(addr: std::net::SocketAddr) -> Option<Holder> {
 }
 
 /// The process with the socket `inode` open, from one pass over /proc.
-#[cfg(target_os = "linux")]
 fn socket_holder(inode: u64) -> Option<Holder> {
     let wanted = format!("socket:[{inode}]");
     for entry in std::fs::read_dir("/proc").ok()?.flatten() {
@@ -76,7 +42,6 @@ fn socket_holder(inode: u64) -> Option<Holder> {
 
 /// Which process listens on TCP `port` here (any local address; Linux: /proc, within this
 /// network namespace).
-#[cfg(target_os = "linux")]
 pub fn tcp_listener(port: u16) -> Option<Holder> {
     let port = format!("{port:04X}");
     // State 0A: LISTEN.
@@ -86,19 +51,8 @@ pub fn tcp_listener(port: u16) -> Option<Holder> {
     (0..3).find_map(|_| socket_holder(inode))
 }
 
-#[cfg(not(target_os = "linux"))]
-pub fn tcp_listener(_port: u16) -> Option<Holder> {
-    None
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn udp_holder(_addr: std::net::SocketAddr) -> Option<Holder> {
-    None
-}
-
 /// The inode of the UDP socket bound to `addr`'s port on its address or the wildcard, from
 /// /proc/net/udp or udp6 (addresses as the kernel prints them: hex, host byte order per word).
-#[cfg(target_os = "linux")]
 fn udp_inode(addr: std::net::SocketAddr) -> Option<u64> {
     let port = format!("{:04X}", addr.port());
     let table = if addr.is_ipv4() {
@@ -116,7 +70,6 @@ fn udp_inode(addr: std::net::SocketAddr) -> Option<u64> {
 
 /// The inode of the first socket in a /proc/net table whose local address, port (both as
 /// the kernel prints them) and state `wanted` accepts.
-#[cfg(target_os = "linux")]
 fn table_inode(table: &str, wanted: impl Fn(&str, &str, &str) -> bool) -> Option<u64> {
     let text = std::fs::read_to_string(table).ok()?;
     text.lines().skip(1).find_map(|line| {
@@ -126,7 +79,6 @@ fn table_inode(table: &str, wanted: impl Fn(&str, &str, &str) -> bool) -> Option
     })
 }
 
-#[cfg(target_os = "linux")]
 fn kernel_hex(ip: std::net::IpAddr) -> String {
     let bytes: Vec<u8> = match ip {
         std::net::IpAddr::V4(v4) => v4.octets().to_vec(),

@@ -1,0 +1,62 @@
+//! What the operating system provides, in one place: the wall clock, its error codes, and
+//! which process holds a local port (`linux.rs`: /proc; `windows.rs`: the IP Helper tables
+//! with owning PIDs and a process snapshot for their image names).
+
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(any(windows, test))]
+mod owners;
+#[cfg(windows)]
+#[allow(unsafe_code)]
+mod windows;
+
+#[cfg(target_os = "linux")]
+pub use linux::{tcp_listener, udp_holder};
+#[cfg(windows)]
+pub use windows::{tcp_listener, udp_holder};
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// The wall clock in milliseconds since the Unix epoch (0 before 1970): the probe protocol's
+/// timestamps.
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// "Too many open files", as `raw_os_error` reports it.
+#[cfg(unix)]
+pub const EMFILE: i32 = 24;
+#[cfg(windows)]
+pub const EMFILE: i32 = 10024; // WSAEMFILE
+
+/// A process holding a local port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Holder {
+    pub pid: u32,
+    /// The process name (Linux: `comm`).
+    pub name: String,
+}
+
+impl Holder {
+    /// The Automate agent's own processes: the service, its monitor and tray on Windows
+    /// (`LTSVC.exe`, `LTSvcMon.exe`, `LTTray.exe`), `ltechagent` on Linux and macOS.
+    pub fn is_automate_agent(&self) -> bool {
+        let name = self.name.to_ascii_lowercase();
+        ["ltsvc", "lttray", "ltechagent"]
+            .iter()
+            .any(|agent| name.starts_with(agent))
+    }
+}
+
+/// Elsewhere nobody reads the owner yet: the port's state is still reported.
+#[cfg(not(any(target_os = "linux", windows)))]
+pub fn tcp_listener(_port: u16) -> Option<Holder> {
+    None
+}
+
+#[cfg(not(any(target_os = "linux", windows)))]
+pub fn udp_holder(_addr: std::net::SocketAddr) -> Option<Holder> {
+    None
+}

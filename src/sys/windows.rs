@@ -1,0 +1,121 @@
+//! Port owners on Windows: the IP Helper tables with owning PIDs (`GetExtendedUdpTable`,
+//! `GetExtendedTcpTable`), and the image name from a process snapshot (Toolhelp), which,
+//! unlike opening the process, also names a service running as SYSTEM to a user who is not
+//! an administrator: the agent's `LTSVC.exe` is exactly that.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use windows_sys::Win32::Foundation::{CloseHandle, INVALID_HANDLE_VALUE, NO_ERROR};
+use windows_sys::Win32::NetworkManagement::IpHelper::{
+    GetExtendedTcpTable, GetExtendedUdpTable, TCP_TABLE_OWNER_PID_LISTENER, UDP_TABLE_OWNER_PID,
+};
+use windows_sys::Win32::Networking::WinSock::{AF_INET, AF_INET6};
+use windows_sys::Win32::System::Diagnostics::ToolHelp::{
+    CreateToolhelp32Snapshot, Process32FirstW, Process32NextW, PROCESSENTRY32W, TH32CS_SNAPPROCESS,
+};
+
+use super::owners::{parse, Table};
+use super::Holder;
+
+/// Which process holds UDP `addr` (its address or the wildcard).
+pub fn udp_holder(addr: SocketAddr) -> Option<Holder> {
+    let any: IpAddr = match addr {
+        SocketAddr::V4(_) => Ipv4Addr::UNSPECIFIED.into(),
+        SocketAddr::V6(_) => Ipv6Addr::UNSPECIFIED.into(),
+    };
+    let rows = if addr.is_ipv4() {
+        parse(&udp(AF_INET), Table::Udp4)
+    } else {
+        parse(&udp(AF_INET6), Table::Udp6)
+    };
+    let row = rows
+        .into_iter()
+        .find(|r| r.port == addr.port() && (r.addr == addr.ip() || r.addr == any))?;
+    Some(holder(row.pid))
+}
+
+/// Which process listens on TCP `port` (any local address, either family).
+pub fn tcp_listener(port: u16) -> Option<Holder> {
+    let row = parse(&tcp(AF_INET), Table::Tcp4)
+        .into_iter()
+        .chain(parse(&tcp(AF_INET6), Table::Tcp6))
+        .find(|r| r.port == port)?;
+    Some(holder(row.pid))
+}
+
+/// The table `fetch` fills: asked once for its size, then read (again if it grew between).
+fn fetch_table(fetch: impl Fn(*mut core::ffi::c_void, &mut u32) -> u32) -> Vec<u8> {
+    let mut size = 0u32;
+    fetch(std::ptr::null_mut(), &mut size);
+    for _ in 0..4 {
+        // u32-aligned storage: the tables are a u32 count, then rows of u32 fields.
+        let mut buf = vec![0u32; (size as usize).div_ceil(4) + 64];
+        let mut len = (buf.len() * 4) as u32;
+        if fetch(buf.as_mut_ptr().cast(), &mut len) == NO_ERROR {
+            return buf.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        }
+        size = len;
+    }
+    Vec::new()
+}
+
+fn udp(family: u16) -> Vec<u8> {
+    // SAFETY: the buffer and its length come from fetch_table, as the API asks.
+    fetch_table(|p, len| unsafe {
+        GetExtendedUdpTable(p, len, 0, u32::from(family), UDP_TABLE_OWNER_PID, 0)
+    })
+}
+
+fn tcp(family: u16) -> Vec<u8> {
+    // SAFETY: the buffer and its length come from fetch_table, as the API asks.
+    fetch_table(|p, len| unsafe {
+        GetExtendedTcpTable(
+            p,
+            len,
+            0,
+            u32::from(family),
+            TCP_TABLE_OWNER_PID_LISTENER,
+            0,
+        )
+    })
+}
+
+/// The process `pid` with its image name (`LTSVC.exe`); PID 4 is the kernel ("System"),
+/// which holds ports for HTTP.sys (IIS) among others.
+fn holder(pid: u32) -> Holder {
+    let name = image_name(pid).unwrap_or_else(|| match pid {
+        4 => "System".to_string(),
+        _ => "an unnamed process".to_string(),
+    });
+    Holder { pid, name }
+}
+
+fn image_name(pid: u32) -> Option<String> {
+    // SAFETY: a snapshot handle is closed on every path; the entry is sized as the API asks.
+    unsafe {
+        let snapshot = CreateToolhelp32Snapshot(TH32CS_SNAPPROCESS, 0);
+        if snapshot == INVALID_HANDLE_VALUE {
+            return None;
+        }
+        let mut entry = PROCESSENTRY32W {
+            dwSize: std::mem::size_of::<PROCESSENTRY32W>() as u32,
+            ..Default::default()
+        };
+        let mut found = None;
+        let mut more = Process32FirstW(snapshot, &raw mut entry) != 0;
+        while more {
+            if entry.th32ProcessID == pid {
+                let len = entry
+                    .szExeFile
+                    .iter()
+                    .position(|&c| c == 0)
+                    .unwrap_or(entry.szExeFile.len());
+                found = Some(String::from_utf16_lossy(&entry.szExeFile[..len]));
+                break;
+            }
+            more = Process32NextW(snapshot, &raw mut entry) != 0;
+        }
+        CloseHandle(snapshot);
+        found
+    }
+}
