@@ -157,5 +157,47 @@ if run "tray held by a Windows program" 1 check --role agent --server 127.0.0.1 
 fi
 sed 's/^/     serve: /' "$work/serve.out" | head -5
 
+# The installed agent's settings, written with `wine reg add` as the agent stores them (a `~`,
+# plain http with a custom port, https with another, TrayPort, the agent's IDs): with no
+# --server, the agent check finds both servers and checks each on its own port and scheme,
+# and the report carries the agent's identity and its services' states from the SCM.
+reg() { timeout "$T" wine reg add 'HKLM\SOFTWARE\LabTech\Service' /v "$1" /t "$2" /d "$3" /f >/dev/null 2>&1; }
+reg 'Server Address' REG_SZ '~http://127.0.0.1:18080|https://127.0.0.1:18443'
+reg TrayPort REG_DWORD 42002
+reg ID REG_DWORD 1234
+reg ClientID REG_DWORD 7
+reg LocationID REG_DWORD 12
+reg Version REG_SZ 240.150
+# A stopped LTSvcMon in Wine's service manager (the test's setup uses Wine's sc.exe; the tool
+# asks the manager through its API): reported as stopped, LTService as not installed.
+timeout "$T" wine sc create LTSvcMon binpath= 'C:\windows\system32\cmd.exe' >/dev/null 2>&1 || true
+automate_site() { # automate_site PORT [CERT]: answers GET /LabTech/agent.aspx as Automate does
+  timeout 300 python3 -c '
+import http.server, ssl, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"0|1|2|||||||240.150" if self.path == "/LabTech/agent.aspx" else b"no"
+        self.send_response(200 if body != b"no" else 404)
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+if len(sys.argv) > 2:
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2], sys.argv[3])
+    s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()' "$@" &
+  pids+=($!)
+}
+# Trust is not what this checks (--insecure): a throwaway self-signed certificate will do.
+openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj /CN=127.0.0.1 \
+  -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" >/dev/null 2>&1
+automate_site 18080
+automate_site 18443 "$work/cert.pem" "$work/key.pem"
+for p in 18080 18443; do
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
+done
+if run "agent settings from the registry" 0 check --role agent --format json --timeout 2s --insecure; then
+  want_json "agent settings from the registry" '[(c["ports"], c["verdict"], c["app"]["probe"], c["app"]["automate_version"]) for c in r["checks"] if c["id"] == "agent-https"] == [("18080", "pass", "automate-http", "240.150"), ("18443", "pass", "automate", "240.150")] and r["agent"] == {"id": 1234, "client_id": 7, "location_id": 12, "version": "240.150"} and by_id["agent-tray"]["ports"] == "42002" and any("LTService not installed, LTSvcMon stopped" in n for n in r["notes"]) and any("http://127.0.0.1:18080, https://127.0.0.1:18443" in n for n in r["notes"])'
+fi
+
 echo "wine smoke: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

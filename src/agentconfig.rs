@@ -1,42 +1,104 @@
 //! The installed Automate agent's own settings, so that on a customer PC
-//! `check --role agent` needs no `--server`: the registry key
-//! `HKLM\SOFTWARE\LabTech\Service` (or its `WOW6432Node` twin) holds `Server Address` (one
-//! or more servers, separated by `|` or `;`) and `TrayPort`. The parsing is plain text and
-//! tested everywhere; only reading the registry and the service states is Windows-only.
+//! `check --role agent` needs no `--server` and checks what the agent really uses: the
+//! registry key `HKLM\SOFTWARE\LabTech\Service` (or its `WOW6432Node` twin; `LabTechBackup`
+//! when those name no server) holds `Server Address` (servers separated by `|` or `;`, each
+//! with its scheme and port), `TrayPort`, the agent's `ID`, `ClientID`, `LocationID` and
+//! `Version`; its `Settings` subkey holds the proxy (`ProxyServerURL`, `ProxyUsername`). The
+//! parsing is plain text and tested everywhere; only the reading is Windows-only, and the
+//! service states come from the Service Control Manager (`crate::sys`), never from text.
+
+use serde::Serialize;
+
+use crate::endpoint::Endpoint;
 
 /// What the agent's settings say.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgentConfig {
+    /// Each server as the agent reaches it (`https://host`, `http://host:8080`), in order.
     pub servers: Vec<String>,
     pub tray_port: Option<u16>,
-    /// `LTService` and `LTSvcMon`, with their state ("RUNNING", "STOPPED", or why unknown).
-    pub services: Vec<(String, String)>,
+    /// `LTService` and `LTSvcMon`, with their state.
+    pub services: Vec<(String, ServiceState)>,
+    pub agent: AgentInfo,
+    /// The proxy the agent goes through, if set.
+    pub proxy: Option<AgentProxy>,
+    /// Where the settings were read (`HKLM\SOFTWARE\LabTech\Service`, or the backup key).
+    pub key: String,
+}
+
+/// The agent's identity in Automate, for joining fleet reports with Automate's own data.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct AgentInfo {
+    /// The computer's ID in Automate (`ID`).
+    pub id: Option<u64>,
+    pub client_id: Option<u64>,
+    pub location_id: Option<u64>,
+    pub version: Option<String>,
+}
+
+/// The agent's proxy: its URL, and whether the agent sends credentials to it (this tool
+/// does not: it cannot read the agent's encrypted password).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentProxy {
+    pub url: String,
+    pub credentials: bool,
+}
+
+/// A Windows service's state, from the Service Control Manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceState {
+    Running,
+    Stopped,
+    Starting,
+    Stopping,
+    Paused,
+    NotInstalled,
+    /// The manager could not be asked (no permission, no manager).
+    Unknown,
+}
+
+impl ServiceState {
+    /// From `SERVICE_STATUS.dwCurrentState`.
+    pub fn from_code(code: u32) -> ServiceState {
+        match code {
+            1 => ServiceState::Stopped,
+            2 => ServiceState::Starting,
+            3 => ServiceState::Stopping,
+            4 => ServiceState::Running,
+            5..=7 => ServiceState::Paused,
+            _ => ServiceState::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Running => "running",
+            ServiceState::Stopped => "stopped",
+            ServiceState::Starting => "starting",
+            ServiceState::Stopping => "stopping",
+            ServiceState::Paused => "paused",
+            ServiceState::NotInstalled => "not installed",
+            ServiceState::Unknown => "unknown",
+        }
+    }
 }
 
 /// The agent's service names: the agent itself and its monitor.
 pub const SERVICES: [&str; 2] = ["LTService", "LTSvcMon"];
 
-/// Host names from `Server Address`: `https://a.example.com|https://b.example.com/` gives
-/// `a.example.com` and `b.example.com`. Schemes, paths and ports are dropped; the tool
-/// checks the role's ports.
+/// The servers in `Server Address`, as the agent uses them: `https://a.example.com/|
+/// ~http://b.example.com:8080` gives `https://a.example.com` and `http://b.example.com:8080`.
+/// A `~` (seen in real settings) is dropped; entries that are no server are skipped.
 pub fn parse_server_address(raw: &str) -> Vec<String> {
     let mut servers: Vec<String> = Vec::new();
     for entry in raw.split(['|', ';']) {
-        let entry = entry.trim();
-        let without_scheme = entry.split_once("://").map_or(entry, |(_, rest)| rest);
-        let authority = without_scheme.split(['/', '?', '#']).next().unwrap_or("");
-        let host = if let Some(rest) = authority.strip_prefix('[') {
-            rest.split(']').next().unwrap_or("")
-        } else {
-            // "host:port", but not a bare IPv6 address.
-            match authority.matches(':').count() {
-                1 => authority.split(':').next().unwrap_or(""),
-                _ => authority,
-            }
+        let entry = entry.replace('~', "");
+        let Ok(endpoint) = Endpoint::parse(&entry) else {
+            continue;
         };
-        let host = host.trim().trim_end_matches('.').to_string();
-        if !host.is_empty() && !servers.iter().any(|s| s.eq_ignore_ascii_case(&host)) {
-            servers.push(host);
+        let server = endpoint.to_string();
+        if !servers.iter().any(|s| s.eq_ignore_ascii_case(&server)) {
+            servers.push(server);
         }
     }
     servers
@@ -51,13 +113,26 @@ pub fn parse_tray_port(raw: &str) -> Option<u16> {
         .filter(|&p| p != 0)
 }
 
-/// The state in `sc.exe query NAME` output: the word after the number on the STATE line.
-pub fn parse_sc_state(output: &str) -> Option<String> {
-    let line = output
-        .lines()
-        .find(|l| l.trim_start().starts_with("STATE"))?;
-    let after = line.split_once(':')?.1;
-    after.split_whitespace().nth(1).map(str::to_string)
+/// An ID value (REG_DWORD or text); empty or not a number is "not set".
+pub fn parse_id(raw: &str) -> Option<u64> {
+    raw.trim().parse().ok()
+}
+
+/// `ProxyServerURL` as agents store it (`http://proxy:8080`, or `proxy:8080`); empty is none.
+pub fn parse_proxy(url: &str, username: &str) -> Option<AgentProxy> {
+    let url = url.trim();
+    if url.is_empty() {
+        return None;
+    }
+    let url = if url.contains("://") {
+        url.to_string()
+    } else {
+        format!("http://{url}")
+    };
+    Some(AgentProxy {
+        url,
+        credentials: !username.trim().is_empty(),
+    })
 }
 
 /// Reads the installed agent's settings; `None` when no agent is installed here.
@@ -67,38 +142,47 @@ pub fn read() -> Option<AgentConfig> {
     use winreg::RegKey;
 
     let hklm = RegKey::predef(HKEY_LOCAL_MACHINE);
-    let key = [
+    let text = |key: &RegKey, name: &str| -> Option<String> {
+        key.get_value::<String, _>(name)
+            .or_else(|_| key.get_value::<u32, _>(name).map(|n| n.to_string()))
+            .ok()
+    };
+    let keys = [
         "SOFTWARE\\LabTech\\Service",
         "SOFTWARE\\WOW6432Node\\LabTech\\Service",
-    ]
-    .iter()
-    .find_map(|path| hklm.open_subkey(path).ok())?;
-    let servers = key
-        .get_value::<String, _>("Server Address")
-        .map(|raw| parse_server_address(&raw))
-        .unwrap_or_default();
-    let tray_port = key
-        .get_value::<u32, _>("TrayPort")
-        .map(|n| n.to_string())
-        .or_else(|_| key.get_value::<String, _>("TrayPort"))
-        .ok()
-        .and_then(|raw| parse_tray_port(&raw));
-    let services = SERVICES
+        "SOFTWARE\\LabTechBackup\\Service",
+        "SOFTWARE\\WOW6432Node\\LabTechBackup\\Service",
+    ];
+    let opened: Vec<(&str, RegKey)> = keys
         .iter()
-        .map(|name| {
-            let state = std::process::Command::new("sc.exe")
-                .args(["query", name])
-                .output()
-                .ok()
-                .and_then(|out| parse_sc_state(&String::from_utf8_lossy(&out.stdout)))
-                .unwrap_or_else(|| "not installed".to_string());
-            ((*name).to_string(), state)
-        })
+        .filter_map(|path| hklm.open_subkey(path).ok().map(|k| (*path, k)))
         .collect();
+    let (path, key) = opened
+        .iter()
+        .find(|(_, k)| text(k, "Server Address").is_some_and(|s| !s.trim().is_empty()))
+        .or_else(|| opened.first())?;
+    let settings = key.open_subkey("Settings").ok();
+    let setting = |name: &str| {
+        settings
+            .as_ref()
+            .and_then(|s| text(s, name))
+            .unwrap_or_default()
+    };
     Some(AgentConfig {
-        servers,
-        tray_port,
-        services,
+        servers: parse_server_address(&text(key, "Server Address").unwrap_or_default()),
+        tray_port: text(key, "TrayPort").and_then(|raw| parse_tray_port(&raw)),
+        services: SERVICES
+            .iter()
+            .map(|name| ((*name).to_string(), crate::sys::service_state(name)))
+            .collect(),
+        agent: AgentInfo {
+            id: text(key, "ID").and_then(|v| parse_id(&v)),
+            client_id: text(key, "ClientID").and_then(|v| parse_id(&v)),
+            location_id: text(key, "LocationID").and_then(|v| parse_id(&v)),
+            version: text(key, "Version").filter(|v| !v.trim().is_empty()),
+        },
+        proxy: parse_proxy(&setting("ProxyServerURL"), &setting("ProxyUsername")),
+        key: format!("HKLM\\{path}"),
     })
 }
 
@@ -112,40 +196,65 @@ pub fn read() -> Option<AgentConfig> {
 mod tests {
     use super::*;
 
+    /// `Server Address` values as agents of several versions stored them.
     #[test]
-    fn server_addresses_in_every_form() {
-        assert_eq!(
-            parse_server_address("https://automate.example.com"),
-            ["automate.example.com"]
-        );
-        assert_eq!(
-            parse_server_address("https://a.example.com/|https://b.example.com:443;c.example.com"),
-            ["a.example.com", "b.example.com", "c.example.com"]
-        );
-        assert_eq!(
-            parse_server_address(" 203.0.113.5 | https://[2001:db8::5]:443/ "),
-            ["203.0.113.5", "2001:db8::5"]
-        );
-        assert_eq!(parse_server_address("2001:db8::7"), ["2001:db8::7"]);
-        assert_eq!(
-            parse_server_address("https://A.example.com|https://a.example.com"),
-            ["A.example.com"]
-        );
-        assert!(parse_server_address(" | ; ").is_empty());
+    fn server_addresses_as_agents_store_them() {
+        for (raw, want) in [
+            // 10.5-era: a bare host.
+            ("automate.example.com", vec!["automate.example.com"]),
+            // 2019+: URLs, several, with a trailing slash.
+            (
+                "https://a.example.com/|https://b.example.com:443;c.example.com",
+                vec![
+                    "https://a.example.com",
+                    "https://b.example.com:443",
+                    "c.example.com",
+                ],
+            ),
+            // A leading ~ and plain http with a custom port.
+            (
+                "~http://127.0.0.1:18080|https://127.0.0.1:18443",
+                vec!["http://127.0.0.1:18080", "https://127.0.0.1:18443"],
+            ),
+            (
+                " 203.0.113.5 | https://[2001:db8::5]:443/ ",
+                vec!["203.0.113.5", "https://[2001:db8::5]:443"],
+            ),
+            ("2001:db8::7", vec!["2001:db8::7"]),
+            (
+                "https://A.example.com|https://a.example.com",
+                vec!["https://A.example.com"],
+            ),
+            ("ftp://x.example| | ; ", vec![]),
+        ] {
+            assert_eq!(parse_server_address(raw), want, "{raw}");
+        }
     }
 
     #[test]
-    fn tray_ports_and_service_states() {
+    fn tray_ports_ids_proxies_and_service_states() {
         assert_eq!(parse_tray_port("42000"), Some(42000));
         assert_eq!(parse_tray_port(" 42001 "), Some(42001));
         assert_eq!(parse_tray_port("0"), None);
         assert_eq!(parse_tray_port("70000"), None);
         assert_eq!(parse_tray_port("x"), None);
-        let sc = "SERVICE_NAME: LTService\r\n        TYPE               : 10  WIN32_OWN_PROCESS\r\n        STATE              : 4  RUNNING\r\n";
-        assert_eq!(parse_sc_state(sc).as_deref(), Some("RUNNING"));
+        assert_eq!(parse_id(" 1234 "), Some(1234));
+        assert_eq!(parse_id(""), None);
+        assert_eq!(parse_proxy("", "x"), None);
         assert_eq!(
-            parse_sc_state("[SC] EnumQueryServicesStatus:OpenService FAILED 1060"),
-            None
+            parse_proxy("proxy.example:3128", ""),
+            Some(AgentProxy {
+                url: "http://proxy.example:3128".into(),
+                credentials: false
+            })
         );
+        assert!(
+            parse_proxy("http://p:8080", "DOMAIN\\user")
+                .unwrap()
+                .credentials
+        );
+        assert_eq!(ServiceState::from_code(4), ServiceState::Running);
+        assert_eq!(ServiceState::from_code(1), ServiceState::Stopped);
+        assert_eq!(ServiceState::from_code(99).as_str(), "unknown");
     }
 }

@@ -10,6 +10,7 @@
 pub mod agentconfig;
 pub mod cli;
 pub mod demo;
+pub mod endpoint;
 pub mod exit;
 pub mod lang;
 pub mod model;

@@ -129,6 +129,9 @@ pub enum AppProbe {
     Tls,
     /// TLS, then `GET /LabTech/agent.aspx`: is ConnectWise Automate behind it?
     Automate,
+    /// The same request over plain HTTP, for an agent set to `http://`.
+    #[serde(rename = "automate-http")]
+    AutomateHttp,
     /// The MySQL/MariaDB greeting, or the error it sends this host.
     Mysql,
     /// Plain HTTP: status line and `Server` header.
@@ -140,6 +143,7 @@ impl AppProbe {
         match self {
             AppProbe::Tls => "tls",
             AppProbe::Automate => "automate",
+            AppProbe::AutomateHttp => "automate-http",
             AppProbe::Mysql => "mysql",
             AppProbe::Http => "http",
         }
@@ -348,6 +352,8 @@ pub enum Finding {
     },
     /// Something answered on the Automate port, but not Automate (status and `Server`, if any).
     NotAutomate,
+    /// Automate over plain HTTP (an agent set to `http://`): no TLS to judge.
+    PlainHttp,
     AutomateFailed {
         error: String,
     },

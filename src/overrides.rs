@@ -1,7 +1,7 @@
 //! Where each target's hosts come from, highest first: the command line, then the installed
 //! agent's own settings (Windows), then the profile's defaults (applied by [`crate::plan`]).
 
-use crate::agentconfig::AgentConfig;
+use crate::agentconfig::{AgentConfig, AgentInfo, AgentProxy, ServiceState};
 use crate::lang::Lang;
 use crate::model::{push_new, PortRange, ProbeKind, Profile, FLAG_TARGETS};
 use crate::plan::Targets;
@@ -22,33 +22,46 @@ pub fn from_command_line(flags: [Option<&String>; 5], named: &[(String, String)]
     targets
 }
 
-/// `check --role agent` without `--server` on a PC with the agent: its own settings name
-/// the servers and the tray port. Returns notes for the report (where the settings came
-/// from, and whether the agent's services run). Elsewhere nothing is found and the plan
-/// asks for `--server`.
+/// What the installed agent adds to a run: notes for the report, its identity for the JSON,
+/// and the proxy it goes through.
+#[derive(Debug, Default)]
+pub struct Installed {
+    pub notes: Vec<String>,
+    pub agent: Option<AgentInfo>,
+    pub proxy: Option<AgentProxy>,
+}
+
+/// `check --role agent` on a PC with the agent: its own settings name the servers (unless
+/// `--server` does), the tray port, its identity and proxy; the report notes where the
+/// servers came from and whether the agent's services run. Elsewhere nothing is found and
+/// the plan asks for `--server`.
 pub fn from_installed_agent(
     profile: &mut Profile,
     targets: &mut Targets,
     read: impl FnOnce() -> Option<AgentConfig>,
     lang: Lang,
-) -> anyhow::Result<Vec<String>> {
-    if profile.role != "agent" || targets.contains_key("server") {
-        return Ok(Vec::new());
+) -> anyhow::Result<Installed> {
+    if profile.role != "agent" {
+        return Ok(Installed::default());
     }
     let Some(found) = read() else {
-        return Ok(Vec::new());
+        return Ok(Installed::default());
     };
-    anyhow::ensure!(
-        !found.servers.is_empty(),
-        "the installed agent's settings (HKLM\\SOFTWARE\\LabTech\\Service) name no server: pass --server HOST"
-    );
-    let servers = found.servers.join(", ");
-    let mut notes = vec![tr!(
-        lang,
-        "servers from the installed agent's settings: {servers}",
-        "Server aus den Einstellungen des installierten Agenten: {servers}"
-    )];
-    targets.insert("server".into(), found.servers);
+    let mut notes = Vec::new();
+    if !targets.contains_key("server") {
+        let key = &found.key;
+        anyhow::ensure!(
+            !found.servers.is_empty(),
+            "the installed agent's settings ({key}) name no server: pass --server HOST"
+        );
+        let servers = found.servers.join(", ");
+        notes.push(tr!(
+            lang,
+            "servers from the installed agent's settings ({key}): {servers}",
+            "Server aus den Einstellungen des installierten Agenten ({key}): {servers}"
+        ));
+        targets.insert("server".into(), found.servers.clone());
+    }
     if let Some(port) = found.tray_port {
         for check in &mut profile.checks {
             if check.probe == ProbeKind::Loopback {
@@ -64,15 +77,34 @@ pub fn from_installed_agent(
     let services: Vec<String> = found
         .services
         .iter()
-        .map(|(name, state)| format!("{name} {}", state.to_lowercase()))
+        .map(|(name, state)| format!("{name} {}", state_word(*state, lang)))
         .collect();
-    let services = services.join(", ");
-    notes.push(tr!(
-        lang,
-        "agent services: {services}",
-        "Dienste des Agenten: {services}"
-    ));
-    Ok(notes)
+    if !services.is_empty() {
+        let services = services.join(", ");
+        notes.push(tr!(
+            lang,
+            "agent services: {services}",
+            "Dienste des Agenten: {services}"
+        ));
+    }
+    Ok(Installed {
+        notes,
+        agent: Some(found.agent),
+        proxy: found.proxy,
+    })
+}
+
+fn state_word(state: ServiceState, lang: Lang) -> &'static str {
+    match (state, lang) {
+        (_, Lang::En) => state.as_str(),
+        (ServiceState::Running, Lang::De) => "läuft",
+        (ServiceState::Stopped, Lang::De) => "gestoppt",
+        (ServiceState::Starting, Lang::De) => "startet",
+        (ServiceState::Stopping, Lang::De) => "stoppt",
+        (ServiceState::Paused, Lang::De) => "angehalten",
+        (ServiceState::NotInstalled, Lang::De) => "nicht installiert",
+        (ServiceState::Unknown, Lang::De) => "unbekannt",
+    }
 }
 
 #[cfg(test)]
@@ -82,9 +114,20 @@ mod tests {
 
     fn installed() -> AgentConfig {
         AgentConfig {
-            servers: vec!["automate.example.com".into(), "192.0.2.9".into()],
+            servers: vec!["https://automate.example.com".into(), "192.0.2.9".into()],
             tray_port: Some(42001),
-            services: vec![("LTService".into(), "Running".into())],
+            services: vec![
+                ("LTService".into(), ServiceState::Running),
+                ("LTSvcMon".into(), ServiceState::NotInstalled),
+            ],
+            agent: AgentInfo {
+                id: Some(1234),
+                client_id: Some(7),
+                location_id: Some(12),
+                version: Some("240.150".into()),
+            },
+            proxy: None,
+            key: "HKLM\\SOFTWARE\\LabTech\\Service".into(),
         }
     }
 
@@ -107,9 +150,14 @@ mod tests {
     fn the_installed_agent_fills_in_only_what_the_command_line_left_open() {
         let mut agent = profiles::builtin("agent").unwrap();
         let mut targets = Targets::new();
-        let notes =
+        let found =
             from_installed_agent(&mut agent, &mut targets, || Some(installed()), Lang::En).unwrap();
-        assert_eq!(targets["server"], ["automate.example.com", "192.0.2.9"]);
+        let notes = found.notes;
+        assert_eq!(
+            targets["server"],
+            ["https://automate.example.com", "192.0.2.9"]
+        );
+        assert_eq!(found.agent.unwrap().id, Some(1234));
         let tray = agent
             .checks
             .iter()
@@ -117,17 +165,31 @@ mod tests {
             .unwrap();
         assert_eq!(tray.ports, PortRange::single(42001).unwrap());
         assert_eq!(notes.len(), 3, "{notes:?}");
-        assert!(notes[2].contains("LTService running"), "{notes:?}");
+        assert!(
+            notes[2].contains("LTService running, LTSvcMon not installed"),
+            "{notes:?}"
+        );
 
-        // --server wins: the settings are not even read.
+        // --server wins over the settings' servers; the agent's identity is still reported.
         let mut agent = profiles::builtin("agent").unwrap();
         let mut targets = from_command_line(
             [Some(&"x.example".to_string()), None, None, None, None],
             &[],
         );
-        let notes = from_installed_agent(&mut agent, &mut targets, || panic!("read"), Lang::En);
-        assert!(notes.unwrap().is_empty());
+        let found =
+            from_installed_agent(&mut agent, &mut targets, || Some(installed()), Lang::De).unwrap();
         assert_eq!(targets["server"], ["x.example"]);
+        assert_eq!(found.agent.unwrap().client_id, Some(7));
+        assert!(
+            found.notes.iter().all(|n| !n.contains("Server aus")),
+            "{:?}",
+            found.notes
+        );
+        assert!(
+            found.notes.iter().any(|n| n.contains("LTService läuft")),
+            "{:?}",
+            found.notes
+        );
 
         // Other roles never look; an agent without settings asks for --server later.
         let mut server = profiles::builtin("server").unwrap();
@@ -137,13 +199,10 @@ mod tests {
             || panic!("read"),
             Lang::En,
         );
-        assert!(none.unwrap().is_empty());
+        assert!(none.unwrap().notes.is_empty());
         let mut agent = profiles::builtin("agent").unwrap();
-        assert!(
-            from_installed_agent(&mut agent, &mut Targets::new(), || None, Lang::En)
-                .unwrap()
-                .is_empty()
-        );
+        let nothing = from_installed_agent(&mut agent, &mut Targets::new(), || None, Lang::En);
+        assert!(nothing.unwrap().agent.is_none());
     }
 
     #[test]
@@ -151,12 +210,12 @@ mod tests {
         let mut agent = profiles::builtin("agent").unwrap();
         let empty = || {
             Some(AgentConfig {
-                servers: Vec::new(),
-                tray_port: None,
-                services: Vec::new(),
+                key: "HKLM\\SOFTWARE\\LabTechBackup\\Service".into(),
+                ..AgentConfig::default()
             })
         };
         let e = from_installed_agent(&mut agent, &mut Targets::new(), empty, Lang::En).unwrap_err();
         assert!(e.to_string().contains("pass --server HOST"), "{e}");
+        assert!(e.to_string().contains("LabTechBackup"), "{e}");
     }
 }

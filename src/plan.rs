@@ -9,7 +9,10 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
-use crate::model::{target_flag, Check, PortRange, ProbeKind, Profile, Protocol, FLAG_TARGETS};
+use crate::endpoint::Endpoint;
+use crate::model::{
+    target_flag, AppProbe, Check, PortRange, ProbeKind, Profile, Protocol, FLAG_TARGETS,
+};
 use crate::resolve::{Resolved, Unresolved};
 
 /// How many ports of a range are probed without `--full-ranges`.
@@ -100,14 +103,30 @@ pub fn build(profile: &Profile, given: &Targets, full_ranges: bool) -> anyhow::R
                 check.id
             );
         }
-        let ports = ports_to_probe(check.ports, full_ranges);
         let served = profile.serve_stands_in(check);
-        let skipped = hosts.is_empty().then_some(None);
-        for host in skipped.into_iter().chain(hosts.into_iter().map(Some)) {
+        if hosts.is_empty() {
             checks.push(PlannedCheck {
-                ports: ports.clone(),
+                ports: ports_to_probe(check.ports, full_ranges),
                 check: check.clone(),
-                host,
+                host: None,
+                served,
+            });
+        }
+        let first = checks.len();
+        for host in hosts {
+            let (check, host) = at_endpoint(check, &host);
+            // Two endpoints on one host (http:// and https:// of one server) differ only in
+            // the web check: the others are planned once.
+            let twin = checks[first..].iter().any(|c: &PlannedCheck| {
+                c.host.as_deref() == Some(host.as_str()) && c.check == check
+            });
+            if twin {
+                continue;
+            }
+            checks.push(PlannedCheck {
+                ports: ports_to_probe(check.ports, full_ranges),
+                check,
+                host: Some(host),
                 served,
             });
         }
@@ -116,6 +135,25 @@ pub fn build(profile: &Profile, given: &Targets, full_ranges: bool) -> anyhow::R
         role: profile.role.clone(),
         checks,
     })
+}
+
+/// A host given as the agent writes it (`http://server:8080`): the name to resolve, and the
+/// agent's web check (the Automate probe) on the endpoint's port, over plain HTTP for
+/// `http://`. The other checks on that host keep the role's ports.
+fn at_endpoint(check: &Check, host: &str) -> (Check, String) {
+    let mut check = check.clone();
+    let Ok(endpoint) = Endpoint::parse(host) else {
+        return (check, host.to_string());
+    };
+    if check.probe == ProbeKind::App(AppProbe::Automate) {
+        if let Some(port) = endpoint.web_port().and_then(PortRange::single) {
+            check.ports = port;
+        }
+        if endpoint.is_plain() {
+            check.probe = ProbeKind::App(AppProbe::AutomateHttp);
+        }
+    }
+    (check, endpoint.host)
 }
 
 /// The ports probed for a range: all of them with `full`, else both ends and evenly spread
@@ -333,6 +371,48 @@ mod tests {
         };
         assert_eq!(range.len(), 1, "one job compares both ports");
         assert!(jobs[range.start].keyed);
+    }
+
+    #[test]
+    fn an_agent_url_sets_the_web_checks_port_and_scheme() {
+        let agent = profiles::builtin("agent").unwrap();
+        let plan = build(
+            &agent,
+            &given(&[
+                ("server", "http://127.0.0.1:18080"),
+                ("server", "https://127.0.0.1:18443"),
+                ("server", "a.example"),
+            ]),
+            false,
+        )
+        .unwrap();
+        let web: Vec<(&str, Vec<u16>, ProbeKind)> = plan
+            .checks
+            .iter()
+            .filter(|c| c.check.id == "agent-https")
+            .map(|c| (c.host.as_deref().unwrap(), c.ports.clone(), c.check.probe))
+            .collect();
+        assert_eq!(
+            web,
+            [
+                (
+                    "127.0.0.1",
+                    vec![18080],
+                    ProbeKind::App(AppProbe::AutomateHttp)
+                ),
+                ("127.0.0.1", vec![18443], ProbeKind::App(AppProbe::Automate)),
+                ("a.example", vec![443], ProbeKind::App(AppProbe::Automate)),
+            ]
+        );
+        // The heartbeat keeps its port; the host is resolved once, by name.
+        let heartbeat: Vec<_> = plan
+            .checks
+            .iter()
+            .filter(|c| c.check.id == "agent-heartbeat")
+            .collect();
+        assert!(heartbeat.iter().all(|c| c.ports == [75]));
+        assert_eq!(heartbeat.len(), 2, "once per host, not per endpoint");
+        assert_eq!(plan.hosts(), ["127.0.0.1", "a.example"]);
     }
 
     #[test]

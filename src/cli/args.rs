@@ -80,8 +80,9 @@ pub struct CheckArgs {
     /// Role of this machine: agent, server, split-db, tunnel, screenconnect (or the role of --profile).
     #[arg(long, value_name = "ROLE")]
     pub role: Option<String>,
-    /// The Automate server (name or address).
-    #[arg(long, value_name = "HOST", value_parser = parse_host)]
+    /// The Automate server: a name or address, or the agent's URL form (https://host:8443,
+    /// http://host), whose scheme and port the agent check then uses.
+    #[arg(long, value_name = "HOST|URL", value_parser = parse_server)]
     pub server: Option<String>,
     /// The tunnel mediator [default: mediator.labtechsoftware.com].
     #[arg(long, value_name = "HOST", value_parser = parse_host)]
@@ -333,6 +334,17 @@ pub fn parse_host(s: &str) -> Result<String, String> {
     Ok(host.to_string())
 }
 
+/// The server: a host as [`parse_host`] takes it, or a URL the way the agent's
+/// `Server Address` writes it (`https://host:8443`), kept in that form for the plan.
+pub fn parse_server(s: &str) -> Result<String, String> {
+    if !s.contains("://") {
+        return parse_host(s);
+    }
+    let mut endpoint = crate::endpoint::Endpoint::parse(s)?;
+    endpoint.host = parse_host(&endpoint.host)?;
+    Ok(endpoint.to_string())
+}
+
 fn parse_target(s: &str) -> Result<(String, String), String> {
     let (name, host) = s.split_once('=').ok_or_else(|| {
         format!("'{s}' is not NAME=HOST, e.g. --target server=automate.example.com")
@@ -347,7 +359,12 @@ fn parse_target(s: &str) -> Result<(String, String), String> {
             "'{name}' is not a target name: use lower-case letters, digits and '-'"
         ));
     }
-    Ok((name.to_string(), parse_host(host)?))
+    let host = if name == "server" {
+        parse_server(host)?
+    } else {
+        parse_host(host)?
+    };
+    Ok((name.to_string(), host))
 }
 
 #[cfg(test)]
@@ -374,6 +391,18 @@ mod tests {
             .unwrap_err()
             .contains("host:port"));
         assert!(parse_host("a..b").is_err());
+        assert_eq!(
+            parse_server("HTTPS://Automate.example.com:8443/").unwrap(),
+            "https://Automate.example.com:8443"
+        );
+        assert_eq!(
+            parse_server("http://[::1]:18080").unwrap(),
+            "http://[::1]:18080"
+        );
+        assert!(parse_server("https://a..b").is_err());
+        assert!(parse_server("a.example:443")
+            .unwrap_err()
+            .contains("host:port"));
         assert!(parse_host("").is_err());
     }
 

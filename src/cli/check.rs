@@ -29,7 +29,7 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         &args.targets,
     );
     let lang = args.lang.resolve();
-    let notes = overrides::from_installed_agent(
+    let installed = overrides::from_installed_agent(
         &mut profile,
         &mut targets,
         crate::agentconfig::read,
@@ -49,7 +49,8 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         &bar,
         args.wait,
     ))?;
-    report.notes.splice(0..0, notes);
+    report.notes.splice(0..0, installed.notes);
+    report.agent = installed.agent;
     // The report on stdout first: a file that fails now (a full disk) loses nothing else.
     let code = write_report(&report, args.format.into())?;
     *reported = true;

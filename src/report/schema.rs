@@ -63,6 +63,10 @@ pub struct Report {
     /// With `--wait`: how long the checks were repeated.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub wait: Option<Waited>,
+    /// On a PC with the Automate agent: its ID, client, location and version, to join fleet
+    /// reports with Automate's own data.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<crate::agentconfig::AgentInfo>,
     /// Roles with a NAT mapping check: which way tunnels will go from here, per address.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tunnels: Vec<TunnelPath>,

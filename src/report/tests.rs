@@ -87,6 +87,7 @@ fn sample() -> Report {
         lang: Lang::En,
         notes: vec!["every port on 192.0.2.10 seems to answer.".into()],
         wait: None,
+        agent: None,
         tunnels: Vec::new(),
         summary: Summary {
             pass: 1,

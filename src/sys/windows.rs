@@ -119,3 +119,41 @@ fn image_name(pid: u32) -> Option<String> {
         found
     }
 }
+
+/// A service's state from the Service Control Manager (a number, the same on every Windows
+/// in every language; `sc.exe` prints translated text).
+pub fn service_state(name: &str) -> crate::agentconfig::ServiceState {
+    use crate::agentconfig::ServiceState;
+    use windows_sys::Win32::Foundation::{GetLastError, ERROR_SERVICE_DOES_NOT_EXIST};
+    use windows_sys::Win32::System::Services::{
+        CloseServiceHandle, OpenSCManagerW, OpenServiceW, QueryServiceStatus, SC_MANAGER_CONNECT,
+        SERVICE_QUERY_STATUS, SERVICE_STATUS,
+    };
+    let wide: Vec<u16> = name.encode_utf16().chain(std::iter::once(0)).collect();
+    // SAFETY: every handle opened here is closed on every path; the name is NUL-terminated.
+    unsafe {
+        let manager = OpenSCManagerW(std::ptr::null(), std::ptr::null(), SC_MANAGER_CONNECT);
+        if manager.is_null() {
+            return ServiceState::Unknown;
+        }
+        let service = OpenServiceW(manager, wide.as_ptr(), SERVICE_QUERY_STATUS);
+        let state = if service.is_null() {
+            if GetLastError() == ERROR_SERVICE_DOES_NOT_EXIST {
+                ServiceState::NotInstalled
+            } else {
+                ServiceState::Unknown
+            }
+        } else {
+            let mut status = SERVICE_STATUS::default();
+            let state = if QueryServiceStatus(service, &raw mut status) == 0 {
+                ServiceState::Unknown
+            } else {
+                ServiceState::from_code(status.dwCurrentState)
+            };
+            CloseServiceHandle(service);
+            state
+        };
+        CloseServiceHandle(manager);
+        state
+    }
+}

@@ -125,6 +125,7 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         summary: Summary::of(&checks),
         notes,
         wait: None,
+        agent: None,
         tunnels,
         checks,
     }

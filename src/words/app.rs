@@ -35,6 +35,11 @@ fn say(finding: &Finding, found: &AppResult, lang: Lang) -> String {
         Finding::HttpFailed { .. } | Finding::HttpStatus { .. } | Finding::NotHttp => {
             http(finding, found, lang)
         }
+        Finding::PlainHttp => tr!(
+            lang,
+            "plain HTTP, as the agent is set; unencrypted",
+            "einfaches HTTP, wie beim Agenten eingestellt; unverschlüsselt"
+        ),
         Finding::TlsSetup { error } => tr!(
             lang,
             "cannot set up TLS: {error}",

@@ -308,3 +308,59 @@ fn hostile_text_from_the_far_side_is_plain_in_the_table() {
         assert!(table.contains(shown), "{shown:?} not in {table}");
     }
 }
+
+/// `--server` as the agent writes it: each URL's scheme and port decide the web check, and
+/// the heartbeat still goes to the host's 75/udp. Plain HTTP answers as Automate does; the
+/// TLS endpoint on its own port is trusted through --ca-file.
+#[test]
+fn agent_urls_check_each_endpoint_on_its_own_port_and_scheme() {
+    let plain = plain_server(AUTOMATE_ANSWER.to_vec(), true);
+    let ca = Ca::new();
+    let tls = tls_server(
+        ca.leaf(&["127.0.0.1"], days_from_now(-1), days_from_now(90)),
+        AUTOMATE_ANSWER,
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = crate::util::write_file(dir.path(), "ca.pem", &ca.pem);
+    let http = format!("http://127.0.0.1:{plain}");
+    let https = format!("https://127.0.0.1:{tls}/");
+    let (_, report) = run_json(&mut crate::util::check_cmd(&[
+        "--role",
+        "agent",
+        "--server",
+        &http,
+        "--target",
+        &format!("server={https}"),
+        "--ca-file",
+        ca_file.to_str().unwrap(),
+        "--timeout",
+        "2s",
+    ]));
+    let web: Vec<(String, String, String)> = results(&report, "agent-https")
+        .iter()
+        .map(|r| {
+            (
+                r["ports"].as_str().unwrap().to_string(),
+                r["verdict"].as_str().unwrap().to_string(),
+                r["app"]["probe"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        web,
+        [
+            (plain.to_string(), "pass".into(), "automate-http".into()),
+            (tls.to_string(), "pass".into(), "automate".into()),
+        ],
+        "{report}"
+    );
+    let heartbeat = results(&report, "agent-heartbeat");
+    assert_eq!(heartbeat.len(), 1, "one host, one heartbeat: {report}");
+    assert_eq!(heartbeat[0]["ports"], "75");
+    // Not a URL form the agent uses: one line, exit 2.
+    let out = crate::util::check_cmd(&["--role", "agent", "--server", "ftp://127.0.0.1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("use http:// or https://"));
+}

@@ -22,8 +22,8 @@ mod http;
 mod mysql;
 mod tls;
 
-use http::http;
 pub use http::{automate_version, parse_http_head, HttpHead};
+use http::{http, request};
 use mysql::mysql;
 pub use mysql::parse_mysql_greeting;
 use tls::tls_and_maybe_automate;
@@ -128,6 +128,15 @@ pub async fn run(
         }
         AppProbe::Tls | AppProbe::Automate => {
             tls_and_maybe_automate(probe, stream, host, ip, config).await
+        }
+        AppProbe::AutomateHttp => {
+            let mut stream = stream;
+            let response = request(&mut stream, host, "/LabTech/agent.aspx", 64 * 1024).await;
+            let plain =
+                AppResult::new(AppProbe::AutomateHttp, AppVerdict::Pass, Finding::PlainHttp);
+            let mut r = automate::automate_answer(response, &plain);
+            r.probe = AppProbe::AutomateHttp;
+            r
         }
     }
 }
