@@ -4,6 +4,7 @@
 
 pub mod app;
 mod engine;
+mod local;
 mod nat;
 pub mod net;
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpSocket, TcpStream, UdpSocket};
+use tokio::net::{TcpSocket, TcpStream, UdpSocket};
 
 use super::app::{AppConfig, AppVerdict};
 use super::{Attempt, Heard, Local, NotServe, Prober, Why};
@@ -102,9 +102,9 @@ impl Prober for NetProber {
             (ProbeKind::Connect, Protocol::Udp) => {
                 Box::pin(udp_exchange(job.addr, key, timeout, &heard)).await
             }
-            (ProbeKind::Loopback, Protocol::Tcp) => Box::pin(tcp_loopback(job.addr)).await,
-            (ProbeKind::Loopback, Protocol::Udp) => Box::pin(udp_loopback(job.addr)).await,
-            (ProbeKind::Listening, protocol) => Box::pin(listening(job.addr, protocol)).await,
+            (ProbeKind::Loopback, Protocol::Tcp) => Box::pin(super::local::tcp_loopback(job.addr)).await,
+            (ProbeKind::Loopback, Protocol::Udp) => Box::pin(super::local::udp_loopback(job.addr)).await,
+            (ProbeKind::Listening, protocol) => Box::pin(super::local::listening(job.addr, protocol)).await,
             (ProbeKind::Nat { second }, _) => match key {
                 Some(key) => {
                     Box::pin(super::nat::mapping(job.addr, second, key, timeout, &heard)).await
@@ -333,88 +333,6 @@ async fn udp_exchange(
     }
 }
 
-/// Whether a service on this machine holds the port: TCP accepts a connect on `addr`; UDP
-/// refuses our bind of `addr` (a free port is bound for a moment, then let go).
-async fn listening(addr: SocketAddr, protocol: Protocol) -> Attempt {
-    match protocol {
-        Protocol::Tcp => match TcpStream::connect(addr).await {
-            Ok(_) => {
-                let holder = crate::sys::tcp_listener(addr.port());
-                Attempt::Answer(State::Open, Why::Listens(holder))
-            }
-            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
-                Attempt::Answer(State::Closed, Why::NothingListens)
-            }
-            Err(e) => classify(&e, addr, Protocol::Tcp),
-        },
-        Protocol::Udp => match UdpSocket::bind(addr).await {
-            Ok(_) => Attempt::Answer(State::Closed, Why::NothingListens),
-            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                let holder = crate::sys::udp_holder(addr);
-                Attempt::Answer(State::Open, Why::Listens(holder))
-            }
-            Err(e) => bind_error(&e, addr),
-        },
-    }
-}
-
-/// Binds the port on this machine's address and sends ourselves a datagram through it.
-async fn udp_loopback(addr: SocketAddr) -> Attempt {
-    let listener = match UdpSocket::bind(addr).await {
-        Ok(s) => s,
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            let holder = crate::sys::udp_holder(addr);
-            return Attempt::Answer(State::Open, Why::InUse(holder));
-        }
-        Err(e) => return bind_error(&e, addr),
-    };
-    let sender = match UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).await {
-        Ok(s) => s,
-        Err(e) => return local_error(&e, addr),
-    };
-    let token = nonce();
-    if let Err(e) = sender.send_to(&token, addr).await {
-        return classify(&e, addr, Protocol::Udp);
-    }
-    let mut buf = [0u8; 64];
-    loop {
-        match listener.recv_from(&mut buf).await {
-            Ok((n, from)) if from == sender.local_addr().unwrap_or(from) && buf[..n] == token => {
-                return Attempt::Answer(State::Open, Why::Exchanged)
-            }
-            // A stray datagram for the port (an agent waking up?) is not our proof; wait on.
-            Ok(_) => {}
-            Err(e) => return local_error(&e, addr),
-        }
-    }
-}
-
-async fn tcp_loopback(addr: SocketAddr) -> Attempt {
-    let listener = match TcpListener::bind(addr).await {
-        Ok(l) => l,
-        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            return Attempt::Answer(State::Open, Why::InUse(None))
-        }
-        Err(e) => return bind_error(&e, addr),
-    };
-    let (connected, _) = tokio::join!(TcpStream::connect(addr), listener.accept());
-    match connected {
-        Ok(_) => Attempt::Answer(State::Open, Why::Exchanged),
-        Err(e) => classify(&e, addr, Protocol::Tcp),
-    }
-}
-
-fn nonce() -> [u8; 16] {
-    use std::hash::{BuildHasher, RandomState};
-    let state = RandomState::new();
-    let a = state.hash_one(std::time::SystemTime::now()).to_le_bytes();
-    let b = state.hash_one(std::process::id()).to_le_bytes();
-    let mut out = [0u8; 16];
-    out[..8].copy_from_slice(&a);
-    out[8..].copy_from_slice(&b);
-    out
-}
-
 pub(super) fn unspecified(ip: IpAddr) -> SocketAddr {
     match ip {
         IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
@@ -453,7 +371,7 @@ pub(super) fn local_error(e: &io::Error, addr: SocketAddr) -> Attempt {
     Attempt::Answer(State::Error, Why::Local(local))
 }
 
-fn bind_error(e: &io::Error, addr: SocketAddr) -> Attempt {
+pub(super) fn bind_error(e: &io::Error, addr: SocketAddr) -> Attempt {
     let local = match e.kind() {
         io::ErrorKind::PermissionDenied => Local::BindDenied(addr),
         io::ErrorKind::AddrNotAvailable => Local::NotOurs(addr.ip()),

@@ -1,0 +1,180 @@
+//! What application probes find: data the report embeds, written by `probe::app` and put
+//! into words by `crate::words::app`.
+
+use serde::Serialize;
+
+use super::AppProbe;
+
+/// What an application probe found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AppResult {
+    pub probe: AppProbe,
+    pub verdict: AppVerdict,
+    /// One line for the report's reason.
+    pub summary: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsInfo>,
+    /// The Automate version from `/LabTech/agent.aspx`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub automate_version: Option<String>,
+    /// MySQL server version, or the HTTP `Server` header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub http_status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mysql_error: Option<u16>,
+    /// The certificate's trust was not checked (`--insecure`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub insecure: bool,
+    /// What was found, as data; `summary` is its sentence, written by the words stage.
+    #[serde(skip)]
+    pub finding: Finding,
+}
+
+/// What an application probe found, as data (the rest is in [`AppResult`]'s fields):
+/// `crate::words::app` says it in the user's language.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Finding {
+    /// Connected, then nothing answered the probe within the timeout.
+    NoAnswer {
+        timeout: std::time::Duration,
+    },
+    /// MySQL: closed without a greeting, or a short broken one.
+    MysqlClosed,
+    MysqlBroken,
+    /// A greeting from MySQL or MariaDB (`product`); the version is in `server`.
+    MysqlGreeting {
+        product: &'static str,
+    },
+    /// Error 1130: the database refuses this host.
+    MysqlRefusesHost {
+        message: String,
+    },
+    MysqlError {
+        code: u16,
+        message: String,
+    },
+    NotMysql,
+    HttpFailed {
+        error: String,
+    },
+    /// A status line (the status is in `http_status`, the `Server` header in `server`).
+    HttpStatus {
+        reason: String,
+    },
+    NotHttp,
+    TlsSetup {
+        error: String,
+    },
+    TlsHandshake {
+        error: String,
+    },
+    NoCertificate,
+    CertificateUnreadable,
+    /// The certificate (described by `tls`) and its first problem, if any.
+    Certificate(CertificateFinding),
+    /// Automate answered (its version in `automate_version`); `tls` is what the TLS probe
+    /// before it found.
+    Automate {
+        tls: Box<Finding>,
+    },
+    /// Something answered on the Automate port, but not Automate (status and `Server`, if any).
+    NotAutomate,
+    /// Automate over plain HTTP (an agent set to `http://`): no TLS to judge.
+    PlainHttp,
+    AutomateFailed {
+        error: String,
+    },
+}
+
+impl Finding {
+    /// The service spoke its own protocol (a greeting, an error, a status line, a
+    /// certificate), as opposed to silence, a closed connection or bytes of another protocol.
+    pub fn is_an_application_answer(&self) -> bool {
+        matches!(
+            self,
+            Finding::MysqlGreeting { .. }
+                | Finding::MysqlRefusesHost { .. }
+                | Finding::MysqlError { .. }
+                | Finding::HttpStatus { .. }
+                | Finding::Certificate(_)
+                | Finding::Automate { .. }
+                | Finding::NotAutomate
+        )
+    }
+}
+
+/// The first problem with a certificate, in order of what a user must fix first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertificateFinding {
+    /// Not for `host`, the name asked for; the names it is for are in `tls`.
+    WrongName {
+        host: String,
+    },
+    Expired {
+        days: i64,
+    },
+    NotYetValid,
+    /// Trusted by this machine's store alone: TLS inspection or a private CA.
+    TrustedOnlyHere,
+    TrustedNowhere,
+    ExpiresSoon {
+        days: i64,
+    },
+    /// `--insecure`, and trusted nowhere: trust was not checked.
+    Unchecked,
+    Fine,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppVerdict {
+    Pass,
+    Warn,
+    Fail,
+}
+
+/// The TLS session and certificate as seen from here.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TlsInfo {
+    pub version: String,
+    pub subject: String,
+    pub sans: Vec<String>,
+    pub issuer: String,
+    pub not_after: String,
+    pub days_left: i64,
+    /// Trusted by the public (webpki) roots.
+    pub trusted_public: bool,
+    /// Trusted by this machine's certificate store.
+    pub trusted_system: bool,
+    /// Trusted by `--ca-file`, when one was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trusted_ca_file: Option<bool>,
+}
+
+impl AppResult {
+    /// A finding with only a verdict; probes fill in the rest, the words stage the summary.
+    pub fn new(probe: AppProbe, verdict: AppVerdict, finding: Finding) -> AppResult {
+        AppResult {
+            probe,
+            verdict,
+            finding,
+            summary: String::new(),
+            tls: None,
+            automate_version: None,
+            server: None,
+            http_status: None,
+            mysql_error: None,
+            insecure: false,
+        }
+    }
+}
+
+/// Appends `item` unless the list has it: lists of hosts, addresses and targets keep the
+/// order in which they were first named.
+pub fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
+    }
+}

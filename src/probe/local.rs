@@ -1,0 +1,94 @@
+//! Probes of this machine itself: the loopback exchange (the agent's tray port) and whether
+//! a service here listens on a port, with the process that holds it where the OS tells.
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, TcpStream, UdpSocket};
+
+use super::net::{bind_error, classify, local_error};
+use super::{Attempt, Why};
+use crate::model::{Protocol, State};
+
+/// Whether a service on this machine holds the port: TCP accepts a connect on `addr`; UDP
+/// refuses our bind of `addr` (a free port is bound for a moment, then let go).
+pub(super) async fn listening(addr: SocketAddr, protocol: Protocol) -> Attempt {
+    match protocol {
+        Protocol::Tcp => match TcpStream::connect(addr).await {
+            Ok(_) => {
+                let holder = crate::sys::tcp_listener(addr.port());
+                Attempt::Answer(State::Open, Why::Listens(holder))
+            }
+            Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
+                Attempt::Answer(State::Closed, Why::NothingListens)
+            }
+            Err(e) => classify(&e, addr, Protocol::Tcp),
+        },
+        Protocol::Udp => match UdpSocket::bind(addr).await {
+            Ok(_) => Attempt::Answer(State::Closed, Why::NothingListens),
+            Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+                let holder = crate::sys::udp_holder(addr);
+                Attempt::Answer(State::Open, Why::Listens(holder))
+            }
+            Err(e) => bind_error(&e, addr),
+        },
+    }
+}
+
+/// Binds the port on this machine's address and sends ourselves a datagram through it.
+pub(super) async fn udp_loopback(addr: SocketAddr) -> Attempt {
+    let listener = match UdpSocket::bind(addr).await {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            let holder = crate::sys::udp_holder(addr);
+            return Attempt::Answer(State::Open, Why::InUse(holder));
+        }
+        Err(e) => return bind_error(&e, addr),
+    };
+    let sender = match UdpSocket::bind(SocketAddr::new(addr.ip(), 0)).await {
+        Ok(s) => s,
+        Err(e) => return local_error(&e, addr),
+    };
+    let token = nonce();
+    if let Err(e) = sender.send_to(&token, addr).await {
+        return classify(&e, addr, Protocol::Udp);
+    }
+    let mut buf = [0u8; 64];
+    loop {
+        match listener.recv_from(&mut buf).await {
+            Ok((n, from)) if from == sender.local_addr().unwrap_or(from) && buf[..n] == token => {
+                return Attempt::Answer(State::Open, Why::Exchanged)
+            }
+            // A stray datagram for the port (an agent waking up?) is not our proof; wait on.
+            Ok(_) => {}
+            Err(e) => return local_error(&e, addr),
+        }
+    }
+}
+
+pub(super) async fn tcp_loopback(addr: SocketAddr) -> Attempt {
+    let listener = match TcpListener::bind(addr).await {
+        Ok(l) => l,
+        Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
+            return Attempt::Answer(State::Open, Why::InUse(None))
+        }
+        Err(e) => return bind_error(&e, addr),
+    };
+    let (connected, _) = tokio::join!(TcpStream::connect(addr), listener.accept());
+    match connected {
+        Ok(_) => Attempt::Answer(State::Open, Why::Exchanged),
+        Err(e) => classify(&e, addr, Protocol::Tcp),
+    }
+}
+
+fn nonce() -> [u8; 16] {
+    use std::hash::{BuildHasher, RandomState};
+    let state = RandomState::new();
+    let a = state.hash_one(std::time::SystemTime::now()).to_le_bytes();
+    let b = state.hash_one(std::process::id()).to_le_bytes();
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&a);
+    out[8..].copy_from_slice(&b);
+    out
+}
+
