@@ -62,7 +62,7 @@ run() {
   timeout "$T" wine "$E" "$@" >"$work/out" 2>"$work/err" || rc=$?
   if [ "$rc" -ne "$want" ]; then
     bad "$name: exit $rc, wanted $want"
-    sed 's/^/     stdout: /' "$work/out" | head -20
+    sed 's/^/     stdout: /' "$work/out" | grep -E '"(id|state|verdict|reason|hint)"|^     stdout: [^ ]' | head -60
     sed 's/^/     stderr: /' "$work/err" | head -20
     return 1
   fi
@@ -195,8 +195,30 @@ automate_site 18443 "$work/cert.pem" "$work/key.pem"
 for p in 18080 18443; do
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null && break; sleep 0.1; done
 done
-if run "agent settings from the registry" 0 check --role agent --format json --timeout 2s --insecure; then
+if run "agent settings from the registry" 0 check --role agent --format json --timeout 5s --insecure; then
   want_json "agent settings from the registry" '[(c["ports"], c["verdict"], c["app"]["probe"], c["app"]["automate_version"]) for c in r["checks"] if c["id"] == "agent-https"] == [("18080", "pass", "automate-http", "240.150"), ("18443", "pass", "automate", "240.150")] and r["agent"] == {"id": 1234, "client_id": 7, "location_id": 12, "version": "240.150"} and by_id["agent-tray"]["ports"] == "42002" and any("LTService not installed, LTSvcMon stopped" in n for n in r["notes"]) and any("http://127.0.0.1:18080, https://127.0.0.1:18443" in n for n in r["notes"])'
+fi
+
+# The agent's proxy (Settings\ProxyServerURL, as agents store it, without a scheme): the agent
+# check goes through it by default and says so; --proxy to a proxy that refuses CONNECT gives a
+# proxy finding, not a firewall hint. The proxy is the lab's (tests/it/scripts), on loopback.
+proxy_script="$(dirname "$0")/../tests/it/scripts/connect_proxy.py"
+start_proxy() { # start_proxy PORT MODE
+  timeout 300 python3 "$proxy_script" "$1" "$2" >"$work/proxy-$2.log" 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do grep -q 'proxy ready' "$work/proxy-$2.log" 2>/dev/null && break; sleep 0.1; done
+}
+allow_port=$(free_port tcp)
+start_proxy "$allow_port" allow
+timeout "$T" wine reg add 'HKLM\SOFTWARE\LabTech\Service\Settings' /v ProxyServerURL /t REG_SZ /d "127.0.0.1:$allow_port" /f >/dev/null 2>&1
+if run "through the agent's proxy" 0 check --role agent --format json --timeout 5s --insecure; then
+  want_json "through the agent's proxy" 'all(c["verdict"] == "pass" and c["app"]["proxy"] == "http://127.0.0.1:'"$allow_port"'" for c in r["checks"] if c["id"] == "agent-https") and any("agent'"'"'s proxy http://127.0.0.1:'"$allow_port"'" in n for n in r["notes"])'
+fi
+grep -c '^CONNECT 127.0.0.1:18' "$work/proxy-allow.log" | grep -qx 2 && ok "the proxy saw both tunnels" || bad "the proxy saw both tunnels: $(cat "$work/proxy-allow.log")"
+deny_port=$(free_port tcp)
+start_proxy "$deny_port" deny
+if run "a proxy that refuses CONNECT" 1 check --role agent --format json --timeout 5s --insecure --proxy "http://127.0.0.1:$deny_port"; then
+  want_json "a proxy that refuses CONNECT" 'all(c["state"] == "error" and "refused the tunnel" in c["reason"] and "firewall" not in c["hint"] for c in r["checks"] if c["id"] == "agent-https")'
 fi
 
 echo "wine smoke: $passed passed, $failed failed"

@@ -121,6 +121,14 @@ pub struct CheckArgs {
     /// Application probes: also trust this CA (PEM), e.g. the private CA of an on-prem server.
     #[arg(long, value_name = "FILE")]
     pub ca_file: Option<PathBuf>,
+    /// HTTP and HTTPS checks go through this HTTP proxy (CONNECT), as agents on proxied
+    /// networks do: http://HOST:PORT. On Windows the agent role uses the agent's own proxy
+    /// unless this or --no-proxy is given.
+    #[arg(long, value_name = "URL", value_parser = parse_proxy, conflicts_with = "no_proxy")]
+    pub proxy: Option<String>,
+    /// Connect directly, even where the installed agent has a proxy set.
+    #[arg(long)]
+    pub no_proxy: bool,
     /// Repeat the checks until no required one fails or this much time has passed (CI: a lab server still booting).
     #[arg(long, value_name = "DURATION", value_parser = parse_lifetime)]
     pub wait: Option<Duration>,
@@ -332,6 +340,24 @@ pub fn parse_host(s: &str) -> Result<String, String> {
         return Err(format!("'{host}' is not a valid host name"));
     }
     Ok(host.to_string())
+}
+
+/// An HTTP proxy: `http://host:port` (or `host:port`); returned as a URL.
+pub fn parse_proxy(s: &str) -> Result<String, String> {
+    let text = s.trim();
+    if text.to_ascii_lowercase().starts_with("https://") {
+        return Err(format!(
+            "'{text}': a proxy reached over TLS is not supported; give its http:// address (CONNECT still carries HTTPS)"
+        ));
+    }
+    let url = if text.contains("://") {
+        text.to_string()
+    } else {
+        format!("http://{text}")
+    };
+    let mut endpoint = crate::endpoint::Endpoint::parse(&url)?;
+    endpoint.host = parse_host(&endpoint.host)?;
+    Ok(endpoint.to_string())
 }
 
 /// The server: a host as [`parse_host`] takes it, or a URL the way the agent's

@@ -9,6 +9,7 @@ use super::args::{CheckArgs, FormatArg, KeyArg, ProbeArgs};
 use super::output::{runtime, write_report};
 use crate::model::Family;
 use crate::pipeline::{self, Options};
+use crate::probe::app::proxy::Proxy;
 use crate::probe::app::AppConfig;
 use crate::probe::net::NetProber;
 use crate::protocol::Key;
@@ -36,7 +37,9 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         lang,
     )?;
     let options = pipeline_options(targets, &args.probe, args.strict, lang);
-    let app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
+    let mut app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
+    let (proxy, proxy_notes) = proxy(args, installed.proxy.as_ref(), lang)?;
+    app.proxy = proxy;
     let prober = NetProber::new(key(&args.key)?, app);
     // Before any probe: a report that cannot be written is known now, not after a sweep.
     let files = crate::outputs::open_all(&args.outputs, args.profile.as_deref())?;
@@ -49,7 +52,9 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         &bar,
         args.wait,
     ))?;
-    report.notes.splice(0..0, installed.notes);
+    report
+        .notes
+        .splice(0..0, installed.notes.into_iter().chain(proxy_notes));
     report.agent = installed.agent;
     // The report on stdout first: a file that fails now (a full disk) loses nothing else.
     let code = write_report(&report, args.format.into())?;
@@ -58,6 +63,76 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         file.write(&report)?;
     }
     Ok(code)
+}
+
+/// The proxy for HTTP and HTTPS checks: `--proxy`, else (agent role, Windows) the agent's
+/// own unless `--no-proxy`; resolved once, here, so a wrong name is a clear error up front.
+fn proxy(
+    args: &CheckArgs,
+    agent: Option<&crate::agentconfig::AgentProxy>,
+    lang: crate::lang::Lang,
+) -> anyhow::Result<(Option<Proxy>, Vec<String>)> {
+    use crate::tr;
+    let (url, from_agent) = match (&args.proxy, agent) {
+        (Some(url), _) => (url.clone(), false),
+        (None, Some(agent)) if !args.no_proxy => {
+            let url = super::args::parse_proxy(&agent.url).map_err(|e| {
+                anyhow::anyhow!("the installed agent's proxy setting (ProxyServerURL) is unusable: {e}; pass --proxy URL or --no-proxy")
+            })?;
+            (url, true)
+        }
+        _ => return Ok((None, Vec::new())),
+    };
+    let endpoint = crate::endpoint::Endpoint::parse(&url).map_err(anyhow::Error::msg)?;
+    let port = endpoint.web_port().unwrap_or(80);
+    let addr = resolve_once(&endpoint.host, port).map_err(|e| {
+        let origin = if from_agent {
+            "the agent's proxy"
+        } else {
+            "--proxy"
+        };
+        anyhow::anyhow!(
+            "cannot resolve the proxy {} ({origin}): {e}: check the name",
+            endpoint.host
+        )
+    })?;
+    let mut notes = vec![if from_agent {
+        tr!(
+            lang,
+            "HTTP and HTTPS checks go through the agent's proxy {url} (from its settings; --no-proxy connects directly)",
+            "HTTP- und HTTPS-Prüfungen laufen über den Proxy des Agenten {url} (aus seinen Einstellungen; --no-proxy verbindet direkt)"
+        )
+    } else {
+        tr!(
+            lang,
+            "HTTP and HTTPS checks go through the proxy {url}",
+            "HTTP- und HTTPS-Prüfungen laufen über den Proxy {url}"
+        )
+    }];
+    if from_agent && agent.is_some_and(|a| a.credentials) {
+        notes.push(tr!(
+            lang,
+            "the agent sends credentials to its proxy; this tool does not (it cannot read the agent's stored password), so a 407 from the proxy is expected then",
+            "der Agent meldet sich an seinem Proxy an; dieses Werkzeug nicht (es kann das gespeicherte Passwort des Agenten nicht lesen), ein 407 des Proxys ist dann zu erwarten"
+        ));
+    }
+    Ok((Some(Proxy { url, addr }), notes))
+}
+
+/// The OS resolver, once, within 5 s (a hung resolver must not hang the run).
+fn resolve_once(host: &str, port: u16) -> Result<std::net::SocketAddr, String> {
+    use std::net::ToSocketAddrs;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let name = (host.to_string(), port);
+    std::thread::spawn(move || {
+        let _ = tx.send(name.to_socket_addrs().map(|mut a| a.next()));
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(5)) {
+        Ok(Ok(Some(addr))) => Ok(addr),
+        Ok(Ok(None)) => Err("no address".into()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("no answer from the resolver in 5 s".into()),
+    }
 }
 
 pub(super) fn key(arg: &KeyArg) -> anyhow::Result<Option<Key>> {

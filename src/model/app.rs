@@ -24,6 +24,9 @@ pub struct AppResult {
     pub http_status: Option<u16>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mysql_error: Option<u16>,
+    /// The proxy the probe went through (`--proxy`, or the agent's own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<String>,
     /// The certificate's trust was not checked (`--insecure`).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
@@ -83,12 +86,36 @@ pub enum Finding {
     NotAutomate,
     /// Automate over plain HTTP (an agent set to `http://`): no TLS to judge.
     PlainHttp,
+    /// The proxy could not be reached (the OS's words, or no answer in time).
+    ProxyUnreachable {
+        error: String,
+    },
+    /// The proxy answered CONNECT with this status: it will not open the tunnel.
+    ProxyRefused {
+        status: u16,
+        reason: String,
+    },
+    /// 407: the proxy wants credentials, which this tool does not send.
+    ProxyAuth,
+    /// What answered on the proxy's port is not an HTTP proxy.
+    ProxyBroken,
     AutomateFailed {
         error: String,
     },
 }
 
 impl Finding {
+    /// The proxy stopped the probe before it reached the target.
+    pub fn is_proxy(&self) -> bool {
+        matches!(
+            self,
+            Finding::ProxyUnreachable { .. }
+                | Finding::ProxyRefused { .. }
+                | Finding::ProxyAuth
+                | Finding::ProxyBroken
+        )
+    }
+
     /// The service spoke its own protocol (a greeting, an error, a status line, a
     /// certificate), as opposed to silence, a closed connection or bytes of another protocol.
     pub fn is_an_application_answer(&self) -> bool {
@@ -166,15 +193,8 @@ impl AppResult {
             server: None,
             http_status: None,
             mysql_error: None,
+            proxy: None,
             insecure: false,
         }
-    }
-}
-
-/// Appends `item` unless the list has it: lists of hosts, addresses and targets keep the
-/// order in which they were first named.
-pub fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
-    if !list.contains(&item) {
-        list.push(item);
     }
 }

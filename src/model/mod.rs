@@ -139,6 +139,11 @@ pub enum AppProbe {
 }
 
 impl AppProbe {
+    /// Speaks HTTP or HTTPS: the probes a proxy carries.
+    pub fn is_web(self) -> bool {
+        !matches!(self, AppProbe::Mysql)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AppProbe::Tls => "tls",
@@ -271,6 +276,14 @@ impl Family {
             Family::V4 => ip.is_ipv4(),
             Family::V6 => ip.is_ipv6(),
         }
+    }
+}
+
+/// Appends `item` unless the list has it: lists of hosts, addresses and targets keep the
+/// order in which they were first named.
+pub fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
+    if !list.contains(&item) {
+        list.push(item);
     }
 }
 

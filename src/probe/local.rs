@@ -91,4 +91,3 @@ fn nonce() -> [u8; 16] {
     out[8..].copy_from_slice(&b);
     out
 }
-

@@ -81,6 +81,55 @@ async fn app_probe(
     Attempt::Answer(State::Open, Why::App(Box::new(result)))
 }
 
+/// Through the proxy: the tunnel, then the application probe inside it (each phase bounded
+/// by the timeout). What the proxy said instead of opening the tunnel is the result; the
+/// target's port state is then unknown (`error`), not blamed on a firewall. With a key too:
+/// serve answers only on its own port, and the agent's path is the proxy's.
+async fn proxied(
+    probe: AppProbe,
+    job: &ProbeJob,
+    config: &AppConfig,
+    timeout: Duration,
+    heard: &Heard,
+) -> Attempt {
+    let proxy = config.proxy.as_ref().expect("only called with a proxy");
+    let tunnel = tokio::time::timeout(timeout, super::app::proxy::connect(proxy, job.addr)).await;
+    let tunnel = tunnel.unwrap_or_else(|_| {
+        let t = crate::probe::fmt_duration(timeout);
+        Err(super::app::Finding::ProxyUnreachable {
+            error: format!("no answer in {t}"),
+        })
+    });
+    let mut found = match tunnel {
+        Ok(stream) => {
+            heard.mark();
+            let host = job
+                .host
+                .as_deref()
+                .map_or_else(|| job.addr.ip().to_string(), str::to_string);
+            let ran = super::app::run(probe, stream, &host, job.addr.ip(), config);
+            tokio::time::timeout(timeout, ran)
+                .await
+                .unwrap_or_else(|_| {
+                    let silent = super::app::Finding::NoAnswer { timeout };
+                    super::app::AppResult::new(probe, AppVerdict::Fail, silent)
+                })
+        }
+        Err(finding) => super::app::AppResult::new(probe, AppVerdict::Fail, finding),
+    };
+    found.proxy = Some(proxy.url.clone());
+    if found.finding.is_proxy() {
+        return Attempt::Answer(State::Error, Why::App(Box::new(found)));
+    }
+    // With a key the real service proves the path, as where serve leaves it the port.
+    let proven = found.verdict != AppVerdict::Fail || found.finding.is_an_application_answer();
+    if job.keyed && proven {
+        Attempt::Answer(State::Open, Why::RealService(Box::new(found)))
+    } else {
+        Attempt::Answer(State::Open, Why::App(Box::new(found)))
+    }
+}
+
 impl NetProber {
     /// The key, for a job that goes to a far side `serve` stands in for.
     fn key_for(&self, job: &ProbeJob) -> Option<&Key> {
@@ -102,9 +151,15 @@ impl Prober for NetProber {
             (ProbeKind::Connect, Protocol::Udp) => {
                 Box::pin(udp_exchange(job.addr, key, timeout, &heard)).await
             }
-            (ProbeKind::Loopback, Protocol::Tcp) => Box::pin(super::local::tcp_loopback(job.addr)).await,
-            (ProbeKind::Loopback, Protocol::Udp) => Box::pin(super::local::udp_loopback(job.addr)).await,
-            (ProbeKind::Listening, protocol) => Box::pin(super::local::listening(job.addr, protocol)).await,
+            (ProbeKind::Loopback, Protocol::Tcp) => {
+                Box::pin(super::local::tcp_loopback(job.addr)).await
+            }
+            (ProbeKind::Loopback, Protocol::Udp) => {
+                Box::pin(super::local::udp_loopback(job.addr)).await
+            }
+            (ProbeKind::Listening, protocol) => {
+                Box::pin(super::local::listening(job.addr, protocol)).await
+            }
             (ProbeKind::Nat { second }, _) => match key {
                 Some(key) => {
                     Box::pin(super::nat::mapping(job.addr, second, key, timeout, &heard)).await
@@ -112,6 +167,9 @@ impl Prober for NetProber {
                 // The plan skips it without a key: only `serve` can say what it saw.
                 None => Attempt::Answer(State::Error, Why::Local(Local::NeedsKey)),
             },
+            (ProbeKind::App(probe), _) if probe.is_web() && self.app.proxy.is_some() => {
+                Box::pin(proxied(probe, &job, &self.app, timeout, &heard)).await
+            }
             (ProbeKind::App(probe), _) => match key {
                 Some(key) => {
                     let work = serve_or_real_service(probe, &job, key, &self.app, timeout, &heard);
@@ -127,6 +185,8 @@ impl Prober for NetProber {
         match job.kind {
             // The keyed exchange, then the application probe on a new connection.
             ProbeKind::App(_) if keyed => 4,
+            // The proxy's answer, then the application inside the tunnel.
+            ProbeKind::App(probe) if probe.is_web() && self.app.proxy.is_some() => 3,
             // Connect, then the application. Keyed TCP: connect, then the exchange (keyed UDP
             // bounds itself, reading past datagrams that do not prove the key until its own
             // deadline). The NAT probe waits out its own timeout for the second port's reply,

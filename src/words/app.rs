@@ -6,7 +6,15 @@ use crate::tr;
 
 /// The one line a report shows for what an application probe found.
 pub fn summary(found: &AppResult, lang: Lang) -> String {
-    say(&found.finding, found, lang)
+    let said = say(&found.finding, found, lang);
+    match &found.proxy {
+        Some(proxy) if !found.finding.is_proxy() => tr!(
+            lang,
+            "{said} (through proxy {proxy})",
+            "{said} (über den Proxy {proxy})"
+        ),
+        _ => said,
+    }
 }
 
 /// Fills in `summary` (the JSON report carries it).
@@ -35,6 +43,10 @@ fn say(finding: &Finding, found: &AppResult, lang: Lang) -> String {
         Finding::HttpFailed { .. } | Finding::HttpStatus { .. } | Finding::NotHttp => {
             http(finding, found, lang)
         }
+        Finding::ProxyUnreachable { .. }
+        | Finding::ProxyRefused { .. }
+        | Finding::ProxyAuth
+        | Finding::ProxyBroken => proxy(finding, found, lang),
         Finding::PlainHttp => tr!(
             lang,
             "plain HTTP, as the agent is set; unencrypted",
@@ -69,6 +81,32 @@ fn say(finding: &Finding, found: &AppResult, lang: Lang) -> String {
         Finding::Automate { .. } | Finding::NotAutomate | Finding::AutomateFailed { .. } => {
             automate(finding, found, lang)
         }
+    }
+}
+
+fn proxy(finding: &Finding, found: &AppResult, lang: Lang) -> String {
+    let proxy = found.proxy.as_deref().unwrap_or_default();
+    match finding {
+        Finding::ProxyUnreachable { error } => tr!(
+            lang,
+            "the proxy {proxy} cannot be reached ({error})",
+            "der Proxy {proxy} ist nicht erreichbar ({error})"
+        ),
+        Finding::ProxyRefused { status, reason } => tr!(
+            lang,
+            "the proxy {proxy} refused the tunnel (CONNECT: HTTP {status} {reason})",
+            "der Proxy {proxy} hat den Tunnel abgelehnt (CONNECT: HTTP {status} {reason})"
+        ),
+        Finding::ProxyAuth => tr!(
+            lang,
+            "the proxy {proxy} asks for credentials (HTTP 407)",
+            "der Proxy {proxy} verlangt Anmeldedaten (HTTP 407)"
+        ),
+        _ => tr!(
+            lang,
+            "what answers at {proxy} is not an HTTP proxy",
+            "was unter {proxy} antwortet, ist kein HTTP-Proxy"
+        ),
     }
 }
 

@@ -148,6 +148,10 @@ impl LabCert {
 
     /// An Automate-like HTTPS endpoint on 443 in the server namespace, IPv4 and IPv6.
     fn automate(&self, lab: &Lab) -> NsTcpServer {
+        self.automate_on(lab)
+    }
+
+    pub(crate) fn automate_on(&self, lab: &Lab) -> NsTcpServer {
         NsTcpServer::https(&lab.server, 443, AUTOMATE_ANSWER, &self.chain, &self.key)
     }
 }

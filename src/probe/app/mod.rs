@@ -20,6 +20,7 @@ mod automate;
 mod certificate;
 mod http;
 mod mysql;
+pub mod proxy;
 mod tls;
 
 pub use http::{automate_version, parse_http_head, HttpHead};
@@ -36,6 +37,8 @@ pub const CERT_WARN_DAYS: u32 = 14;
 pub struct AppConfig {
     pub insecure: bool,
     pub cert_warn_days: u32,
+    /// HTTP and HTTPS probes go through this proxy (`--proxy`, or the agent's own).
+    pub proxy: Option<proxy::Proxy>,
     extra_roots: Vec<CertificateDer<'static>>,
     verifiers: OnceLock<Verifiers>,
 }
@@ -75,6 +78,7 @@ impl AppConfig {
         Ok(AppConfig {
             insecure,
             cert_warn_days,
+            proxy: None,
             extra_roots,
             verifiers: OnceLock::new(),
         })

@@ -1,0 +1,81 @@
+"""A small HTTP CONNECT proxy for the tests, like the proxies agents sit behind.
+
+usage: connect_proxy.py PORT MODE
+MODE: allow (opens the tunnel and relays both ways), deny (403), auth (407 with
+Proxy-Authenticate), garbage (answers like no proxy). Listens on every address (IPv4 and
+IPv6) of the namespace it runs in; prints "proxy ready", then one line "CONNECT target" per
+request it got. Stops after 5 minutes. Runs inside a test's own network namespace only.
+"""
+import socket
+import sys
+import threading
+import time
+
+port, mode = int(sys.argv[1]), sys.argv[2]
+
+
+def pump(a, b):
+    try:
+        while True:
+            data = a.recv(65536)
+            if not data:
+                break
+            b.sendall(data)
+    except OSError:
+        pass
+    finally:
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def handle(c):
+    head = b""
+    while b"\r\n\r\n" not in head and len(head) < 8192:
+        chunk = c.recv(1)
+        if not chunk:
+            c.close()
+            return
+        head += chunk
+    line = head.split(b"\r\n", 1)[0].decode("latin-1")
+    method, target = (line.split(" ") + ["", ""])[:2]
+    print(f"{method} {target}", flush=True)
+    if mode == "garbage":
+        c.sendall(b"SSH-2.0-not-a-proxy\r\n\r\n")
+    elif mode == "deny" or method != "CONNECT":
+        c.sendall(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    elif mode == "auth":
+        c.sendall(b'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="lab"\r\nContent-Length: 0\r\n\r\n')
+    else:
+        host, _, p = target.rpartition(":")
+        try:
+            up = socket.create_connection((host.strip("[]"), int(p)), timeout=5)
+        except OSError:
+            c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n\r\n")
+            c.close()
+            return
+        up.settimeout(None)
+        c.sendall(b"HTTP/1.1 200 Connection established\r\n\r\n")
+        threading.Thread(target=pump, args=(c, up), daemon=True).start()
+        pump(up, c)
+        return
+    time.sleep(0.2)
+    c.close()
+
+
+s = socket.socket(socket.AF_INET6)
+s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("::", port))
+s.listen(128)
+s.settimeout(300)
+print("proxy ready", flush=True)
+try:
+    while True:
+        conn, _ = s.accept()
+        conn.settimeout(30)
+        threading.Thread(target=handle, args=(conn,), daemon=True).start()
+except socket.timeout:
+    pass
