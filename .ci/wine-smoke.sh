@@ -155,7 +155,16 @@ for _ in $(seq 100); do grep -q '^ready' "$work/serve.out" 2>/dev/null && break;
 if run "tray held by a Windows program" 1 check --role agent --server 127.0.0.1 --format json --timeout 500ms; then
   want_json "tray held by a Windows program" 'by_id["agent-tray"]["state"] == "open" and by_id["agent-tray"]["reason"].startswith("in use by another program on this machine") and "PID 0" not in by_id["agent-tray"]["reason"]'
 fi
-sed 's/^/     serve: /' "$work/serve.out" | head -5
+sed 's/^/     serve: /' "$work/serve.out" | head -8
+# serve on Windows says what the firewall does with its inbound traffic; Wine has no
+# PowerShell, so it says it could not ask, and prints the exact rule to add and remove.
+if grep -q '^could not ask Windows Defender Firewall' "$work/serve.out" \
+  && grep -q "^  New-NetFirewallRule -DisplayName 'automate-ports serve' -Program '.*automate-ports.exe' -Direction Inbound -Action Allow$" "$work/serve.out" \
+  && grep -q "Remove-NetFirewallRule -DisplayName 'automate-ports serve'$" "$work/serve.out"; then
+  ok "serve names the firewall rule"
+else
+  bad "serve names the firewall rule"
+fi
 
 # The installed agent's settings, written with `wine reg add` as the agent stores them (a `~`,
 # plain http with a custom port, https with another, TrayPort, the agent's IDs): with no

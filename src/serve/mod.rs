@@ -2,6 +2,8 @@
 //! answers only valid, fresh, keyed probes (PROTOCOL.md), so that `check --key` can tell
 //! "open through the firewall" from "blocked" with certainty, UDP included.
 
+#[cfg(any(windows, test))]
+mod firewall;
 mod privileges;
 mod responder;
 mod sockets;
@@ -186,14 +188,27 @@ pub fn bind(
         "every port was skipped: nothing to serve (see the lines above)"
     );
     if config.drop_privileges {
-        if let Some(line) = privileges::drop(config.user.as_deref())? {
-            status(&line);
-        }
+        settle(config, status)?;
     }
     Ok(Bound {
         sockets,
         listening: all_listening,
     })
+}
+
+/// Once bound, as a standalone responder (not in the demo): leave root, and on Windows say
+/// what its firewall does with inbound traffic to serve.
+fn settle(config: &ServeConfig, status: &mut dyn FnMut(&str)) -> anyhow::Result<()> {
+    if let Some(line) = privileges::drop(config.user.as_deref())? {
+        status(&line);
+    }
+    #[cfg(windows)]
+    if let Ok(exe) = std::env::current_exe() {
+        for line in firewall::lines(&exe, firewall::ask(&exe)) {
+            status(&line);
+        }
+    }
+    Ok(())
 }
 
 /// Starts answering on what [`bind`] bound; returns once it is ready. Call it inside the

@@ -70,7 +70,18 @@ pub(super) fn bind_one(addr: SocketAddr, protocol: Protocol, dual: bool) -> io::
 }
 
 pub(super) fn skip_reason(e: &io::Error, protocol: Protocol) -> String {
+    skip_reason_on(e, protocol, cfg!(windows))
+}
+
+/// Why a port could not be bound, for the platform serve runs on: Windows refuses a port
+/// with WSAEACCES when a Hyper-V/WinNAT range reserves it or another program holds it
+/// exclusively; below 1024 needs no Administrator there.
+fn skip_reason_on(e: &io::Error, protocol: Protocol, windows: bool) -> String {
     match e.kind() {
+        io::ErrorKind::PermissionDenied if windows => {
+            let proto = if protocol == Protocol::Tcp { "tcp" } else { "udp" };
+            format!("reserved by Windows or held exclusively by another program (see `netsh int ipv4 show excludedportrange protocol={proto}`; Hyper-V and WinNAT reserve ranges): pick the role's other ports, or free the range")
+        }
         io::ErrorKind::AddrInUse => match protocol {
             Protocol::Tcp => "in use on this machine, so left to the real service: check --key proves these through the service's own answer where the check has an application probe (TLS, Automate, HTTP, MySQL), and reports the others as 'not automate-ports serve'".to_string(),
             Protocol::Udp => "in use on this machine, so left to the real service: check --key reports these as silent (the real service does not answer the key)".to_string(),
@@ -159,4 +170,23 @@ pub(super) fn spawn_listener(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_bind_is_explained_for_the_platform() {
+        let denied = io::Error::from(io::ErrorKind::PermissionDenied);
+        assert!(
+            skip_reason_on(&denied, Protocol::Tcp, false).contains("ports below 1024 need root")
+        );
+        let windows = skip_reason_on(&denied, Protocol::Udp, true);
+        assert!(
+            windows.contains("netsh int ipv4 show excludedportrange protocol=udp")
+                && !windows.contains("below 1024"),
+            "{windows}"
+        );
+    }
 }

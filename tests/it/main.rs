@@ -8,6 +8,7 @@ mod hardening;
 mod lab;
 mod lang;
 mod outputs;
+mod powershell;
 mod proxy;
 mod ranges;
 mod realservers;
