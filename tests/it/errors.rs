@@ -82,14 +82,23 @@ fn missing_target_names_the_flag() {
 
 #[test]
 fn bad_hosts_and_targets() {
+    // The server may be given as the agent writes it (https://host:port), other targets not.
+    let e = usage_error(&[
+        "check",
+        "--role",
+        "split-db",
+        "--db",
+        "https://db.example.com/",
+    ]);
+    assert!(e.contains("URL"), "{e}");
     let e = usage_error(&[
         "check",
         "--role",
         "agent",
         "--server",
-        "https://automate.example.com/",
+        "ftp://automate.example.com/",
     ]);
-    assert!(e.contains("URL"), "{e}");
+    assert!(e.contains("use http:// or https://"), "{e}");
     let e = usage_error(&[
         "check",
         "--role",
