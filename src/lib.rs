@@ -22,6 +22,7 @@ pub mod plan;
 pub mod probe;
 pub mod profiles;
 pub mod protocol;
+pub mod quick;
 pub mod report;
 pub mod resolve;
 pub mod serve;

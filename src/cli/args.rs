@@ -99,6 +99,12 @@ pub struct CheckArgs {
     /// Any target of the profile by name; repeatable.
     #[arg(long = "target", value_name = "NAME=HOST", value_parser = parse_target)]
     pub targets: Vec<(String, String)>,
+    /// A one-off TCP check, like Test-NetConnection (repeatable; with or without --role).
+    #[arg(long = "tcp", value_name = "HOST:PORT", value_parser = crate::quick::parse)]
+    pub tcp: Vec<(String, u16)>,
+    /// A one-off UDP check (repeatable; with or without --role).
+    #[arg(long = "udp", value_name = "HOST:PORT", value_parser = crate::quick::parse)]
+    pub udp: Vec<(String, u16)>,
     /// Use this profile file instead of a built-in role.
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,

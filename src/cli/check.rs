@@ -18,7 +18,15 @@ use crate::{overrides, profiles};
 /// `reported` turns true once the report is on stdout (a file that fails after it does not
 /// take it back).
 pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow::Result<ExitCode> {
-    let mut profile = profiles::load(args.role.as_deref(), args.profile.as_deref())?;
+    let quick = !args.tcp.is_empty() || !args.udp.is_empty();
+    let base = if quick && args.role.is_none() && args.profile.is_none() {
+        None
+    } else {
+        Some(profiles::load(
+            args.role.as_deref(),
+            args.profile.as_deref(),
+        )?)
+    };
     let mut targets = overrides::from_command_line(
         [
             args.server.as_ref(),
@@ -29,6 +37,7 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         ],
         &args.targets,
     );
+    let mut profile = crate::quick::add(base, &args.tcp, &args.udp, &mut targets);
     let lang = args.lang.resolve();
     let installed = overrides::from_installed_agent(
         &mut profile,

@@ -312,3 +312,71 @@ fn naming_a_target_twice_checks_both_hosts() {
         .collect();
     assert_eq!(hosts, ["127.0.0.1", "127.0.0.2"]);
 }
+
+/// One-off checks like Test-NetConnection: `--tcp`/`--udp HOST:PORT`, alone or with a role.
+#[test]
+fn one_off_tcp_and_udp_checks_alone_and_with_a_role() {
+    let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let open_port = open.local_addr().unwrap().port();
+    let closed = crate::util::free_tcp_port();
+    let echo = crate::util::udp_echo();
+    let (code, report) = run_json(&mut check_cmd(&[
+        "--tcp",
+        &format!("127.0.0.1:{open_port}"),
+        "--tcp",
+        &format!("127.0.0.1:{closed}"),
+        "--udp",
+        &echo.to_string(),
+        "--timeout",
+        "500ms",
+    ]));
+    assert_eq!(report["role"], "quick");
+    let open_r = &results(&report, &format!("tcp-{open_port}"))[0];
+    assert_eq!(open_r["verdict"], "pass", "{open_r}");
+    let closed_r = &results(&report, &format!("tcp-{closed}"))[0];
+    assert_eq!(
+        (closed_r["state"].as_str(), closed_r["verdict"].as_str()),
+        (Some("closed"), Some("fail"))
+    );
+    assert!(
+        closed_r["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("refused (RST)"),
+        "{closed_r}"
+    );
+    assert!(
+        closed_r["hint"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("Allow TCP {closed}")),
+        "{closed_r}"
+    );
+    assert_eq!(
+        results(&report, &format!("udp-{}", echo.port()))[0]["verdict"],
+        "pass"
+    );
+    assert_eq!(code, 1);
+    // With a role: its checks and the one-off one, in one report.
+    let (_, report) = run_json(&mut check_cmd(&[
+        "--role",
+        "split-db",
+        "--db",
+        "127.0.0.1",
+        "--tcp",
+        &format!("[::1]:{closed}"),
+        "--timeout",
+        "500ms",
+    ]));
+    assert_eq!(report["role"], "split-db");
+    assert_eq!(results(&report, "mysql").len(), 1);
+    assert_eq!(
+        results(&report, &format!("tcp-{closed}"))[0]["address"],
+        "::1"
+    );
+    // A port out of range: one line, exit 2.
+    let out = check_cmd(&["--tcp", "127.0.0.1:70000"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("above 65535"));
+    drop(open);
+}
