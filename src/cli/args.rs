@@ -27,36 +27,73 @@ pub struct Cli {
     /// Only errors on stderr.
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+    /// Colour: auto (on a terminal, unless NO_COLOR is set), always, never.
+    #[arg(long, value_enum, global = true, default_value_t = ColorArg::Auto, value_name = "WHEN")]
+    pub color: ColorArg,
     #[command(subcommand)]
     pub command: Command,
 }
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ColorArg {
+    Auto,
+    Always,
+    Never,
+}
+
+const CHECK_EXAMPLES: &str = "\
+Examples:
+  automate-ports check --role agent --server automate.example.com
+  automate-ports check --role server --server automate.example.com --key KEY --format json
+  automate-ports check --tcp automate.example.com:8484 --udp automate.example.com:75";
+
+const SERVE_EXAMPLES: &str = "\
+Examples:
+  automate-ports serve --new-key
+  AUTOMATE_PORTS_KEY=KEY automate-ports serve --role server --for 1h
+  automate-ports serve --role tunnel --bind 192.0.2.2 --full-ranges";
 
 // Parsed once per run: the size of the largest variant does not matter.
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the paths a role needs from this machine.
-    #[command(after_help = EXIT_CODES)]
+    #[command(after_help = format!("{CHECK_EXAMPLES}\n\n{EXIT_CODES}"))]
     Check(CheckArgs),
     /// List or show the built-in role profiles.
-    #[command(subcommand)]
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  automate-ports profiles list\n  automate-ports profiles show agent\n  automate-ports profiles show --profile my-role.toml"
+    )]
     Profiles(ProfilesCommand),
     /// Answer authenticated probes on every port a role's checks aim at this machine.
     #[command(
-        after_help = "The key can come from AUTOMATE_PORTS_KEY instead of --key (it is never printed).\n\nExit codes:\n  0  stopped after --for, Ctrl-C or SIGTERM\n  2  bad input, or nothing could be listened on"
+        after_help = format!("{SERVE_EXAMPLES}\n\nThe key can come from AUTOMATE_PORTS_KEY instead of --key (it is never printed).\n\nExit codes:\n  0  stopped after --for, Ctrl-C or SIGTERM\n  2  bad input, or nothing could be listened on")
     )]
     Serve(ServeArgs),
     /// Print shell completions to stdout.
+    #[command(
+        after_help = "Examples:\n  automate-ports completions bash > /etc/bash_completion.d/automate-ports\n  automate-ports completions powershell >> $PROFILE"
+    )]
     Completions {
         /// The shell.
         #[arg(value_enum)]
         shell: clap_complete::Shell,
     },
-    /// Print the man page (roff) to stdout.
-    Man,
+    /// Print a man page (roff) to stdout, or write every page to a directory.
+    #[command(
+        after_help = "Examples:\n  automate-ports man | man -l -\n  automate-ports man check | man -l -\n  automate-ports man --dir /usr/local/share/man/man1"
+    )]
+    Man {
+        /// The subcommand whose page to print (check, serve, profiles, demo, completions, man).
+        subcommand: Option<String>,
+        /// Write every page (automate-ports.1, automate-ports-check.1, ...) into this directory.
+        #[arg(long, value_name = "DIR", conflicts_with = "subcommand")]
+        dir: Option<PathBuf>,
+    },
     /// Stage a pretend Automate server on loopback and check the `server` role against it (no network needed).
     #[command(
-        after_help = "Exit codes:\n  0  every result came out as the demo staged it\n  1  a result differs from the staging (something on this machine interferes)\n  2  bad input"
+        after_help = "Examples:\n  automate-ports demo\n  automate-ports demo --lang de --format markdown\n\nExit codes:\n  0  every result came out as the demo staged it\n  1  a result differs from the staging (something on this machine interferes)\n  2  bad input"
     )]
     Demo(DemoArgs),
 }

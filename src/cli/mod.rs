@@ -33,6 +33,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             return Ok(code);
         }
     };
+    output::set_color(cli.color);
     init_logging(cli.verbose, cli.quiet);
     match cli.command {
         Command::Check(args) if args.format == FormatArg::Nagios => {
@@ -88,14 +89,63 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             clap_complete::generate(shell, &mut Cli::command(), "automate-ports", &mut out);
             write_stdout(&String::from_utf8_lossy(&out))
         }
-        Command::Man => {
-            use clap::CommandFactory;
-            let mut out = Vec::new();
-            clap_mangen::Man::new(Cli::command())
-                .render(&mut out)
-                .context("cannot render the man page")?;
-            write_stdout(&String::from_utf8_lossy(&out))
-        }
+        Command::Man { subcommand, dir } => man(subcommand.as_deref(), dir.as_deref()),
         Command::Demo(args) => demo::run(&args),
     }
+}
+
+/// The man pages: `automate-ports` and one per subcommand (`automate-ports-check`, ...), so
+/// `man automate-ports-check` documents every option of `check`.
+fn man(subcommand: Option<&str>, dir: Option<&std::path::Path>) -> anyhow::Result<ExitCode> {
+    use clap::CommandFactory;
+    let root = Cli::command();
+    let render = |cmd: clap::Command| -> anyhow::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        clap_mangen::Man::new(cmd)
+            .render(&mut out)
+            .context("cannot render the man page")?;
+        Ok(out)
+    };
+    let page = |name: &str| -> Option<clap::Command> {
+        let sub = root.find_subcommand(name)?.clone();
+        // clap keeps static names; a man run is one-shot, so the few bytes are leaked.
+        let page_name: &'static str = Box::leak(format!("automate-ports-{name}").into_boxed_str());
+        Some(sub.name(page_name).version(env!("CARGO_PKG_VERSION")))
+    };
+    let names: Vec<String> = root
+        .get_subcommands()
+        .map(|c| c.get_name().to_string())
+        .filter(|n| n != "help")
+        .collect();
+    if let Some(dir) = dir {
+        std::fs::create_dir_all(dir).with_context(|| {
+            format!(
+                "cannot create {}: check the path and permissions",
+                dir.display()
+            )
+        })?;
+        let mut pages = vec![("automate-ports".to_string(), root.clone())];
+        pages.extend(
+            names
+                .iter()
+                .filter_map(|n| Some((format!("automate-ports-{n}"), page(n)?))),
+        );
+        for (name, cmd) in pages {
+            let path = dir.join(format!("{name}.1"));
+            std::fs::write(&path, render(cmd)?).with_context(|| {
+                format!(
+                    "cannot write {}: check the path and permissions",
+                    path.display()
+                )
+            })?;
+        }
+        return Ok(ExitCode::from(exit::OK));
+    }
+    let cmd = match subcommand {
+        None => root.clone(),
+        Some(name) => page(name).ok_or_else(|| {
+            anyhow::anyhow!("no subcommand '{name}': the pages are {}", names.join(", "))
+        })?,
+    };
+    write_stdout(&String::from_utf8_lossy(&render(cmd)?))
 }

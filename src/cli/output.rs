@@ -10,6 +10,27 @@ use anyhow::Context;
 use crate::exit;
 use crate::report::{self, Format, Report};
 
+/// `--color`: anstream follows it on stdout; stderr's logs and the progress bar ask [`stderr_color`].
+pub(super) fn set_color(choice: super::args::ColorArg) {
+    use super::args::ColorArg;
+    anstream::ColorChoice::write_global(match choice {
+        ColorArg::Auto => anstream::ColorChoice::Auto,
+        ColorArg::Always => anstream::ColorChoice::Always,
+        ColorArg::Never => anstream::ColorChoice::Never,
+    });
+}
+
+/// Colour on stderr: as `--color` says, else on a terminal unless NO_COLOR is set.
+pub(super) fn stderr_color() -> bool {
+    match anstream::ColorChoice::global() {
+        anstream::ColorChoice::Always | anstream::ColorChoice::AlwaysAnsi => true,
+        anstream::ColorChoice::Never => false,
+        anstream::ColorChoice::Auto => {
+            io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+        }
+    }
+}
+
 pub(super) fn write_report(report: &Report, format: Format) -> anyhow::Result<ExitCode> {
     let color = anstream::AutoStream::choice(&io::stdout()) != anstream::ColorChoice::Never;
     write_stdout(&report::render(report, format, color))?;
@@ -117,7 +138,7 @@ pub(super) fn init_logging(verbose: u8, quiet: bool) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("automate_ports={level}")));
-    let ansi = io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let ansi = stderr_color();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(io::stderr)

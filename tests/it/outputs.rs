@@ -202,6 +202,104 @@ fn completions_and_man_page() {
         .stdout(predicate::str::contains(".TH automate-ports 1"));
 }
 
+/// A page per subcommand, so `man automate-ports-check` documents every option of check.
+#[test]
+fn man_pages_for_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    bin()
+        .args(["man", "--dir"])
+        .arg(dir.path())
+        .assert()
+        .success();
+    for name in [
+        "",
+        "-check",
+        "-serve",
+        "-profiles",
+        "-demo",
+        "-completions",
+        "-man",
+    ] {
+        let page = dir.path().join(format!("automate-ports{name}.1"));
+        let roff = std::fs::read_to_string(&page).unwrap_or_else(|e| panic!("{page:?}: {e}"));
+        assert!(
+            roff.contains(&format!(".TH automate-ports{name} 1")),
+            "{name}"
+        );
+    }
+    let check = std::fs::read_to_string(dir.path().join("automate-ports-check.1")).unwrap();
+    for option in [r"\-\-key", r"\-\-full\-ranges", r"\-\-proxy", r"\-\-tcp"] {
+        assert!(
+            check.contains(option),
+            "{option} missing from automate-ports-check.1"
+        );
+    }
+    // Rendered the way a user reads it, where man is installed.
+    if let Ok(out) = std::process::Command::new("man")
+        .arg("-l")
+        .arg(dir.path().join("automate-ports-check.1"))
+        .env("MANWIDTH", "100")
+        .output()
+    {
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("--full-ranges") && text.contains("--key"),
+            "{text}"
+        );
+    } else {
+        eprintln!("SKIPPED rendering: man is not installed");
+    }
+    bin()
+        .args(["man", "serve"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(".TH automate-ports-serve 1"));
+    bin()
+        .args(["man", "nosuch"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("no subcommand 'nosuch'"));
+}
+
+/// `--color`: always colours even into a pipe, never not even on request of the format.
+#[test]
+fn color_always_and_never() {
+    let port = util::free_tcp_port().to_string();
+    let target = format!("127.0.0.1:{port}");
+    let run = |when: &str| {
+        let out = bin()
+            .args([
+                "--color",
+                when,
+                "check",
+                "--tcp",
+                &target,
+                "--timeout",
+                "200ms",
+            ])
+            .env_remove("NO_COLOR")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(
+        run("always").contains("\u{1b}["),
+        "colour into a pipe with --color always"
+    );
+    assert!(!run("never").contains("\u{1b}["));
+    assert!(
+        !run("auto").contains("\u{1b}["),
+        "auto: a pipe gets no colour"
+    );
+    bin()
+        .args(["check", "--help"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "Examples:\n  automate-ports check --role agent",
+        ));
+}
+
 /// Report files are opened before any probe: a missing folder stops a run that would
 /// otherwise wait 30 s, before it starts, and leaves no file behind in the folders that
 /// exist; the same path twice, or the profile itself, is refused the same way.
