@@ -28,6 +28,7 @@ pub struct AgentConfig {
 
 /// The agent's identity in Automate, for joining fleet reports with Automate's own data.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct AgentInfo {
     /// The computer's ID in Automate (`ID`).
     pub id: Option<u64>,

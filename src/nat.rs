@@ -13,6 +13,7 @@ use serde::Serialize;
 
 /// How this site's NAT maps one socket to two destinations.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub enum Mapping {
     /// `serve` saw this machine's own address and port: no NAT on the way.
     #[serde(rename = "none")]
@@ -31,6 +32,7 @@ pub enum Mapping {
 
 /// One destination port of the mapping probe and the source `serve` saw there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Seen {
     pub port: u16,
     /// `None`: no mapped reply came from this port.
@@ -39,6 +41,7 @@ pub struct Seen {
 
 /// What the mapping probe found: one socket, one mapped probe to each of two ports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct NatMapping {
     /// This machine's address towards the target, and the probing socket's port.
     pub local: SocketAddr,

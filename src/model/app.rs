@@ -7,6 +7,7 @@ use super::AppProbe;
 
 /// What an application probe found.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct AppResult {
     pub probe: AppProbe,
     pub verdict: AppVerdict,
@@ -28,7 +29,7 @@ pub struct AppResult {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub proxy: Option<String>,
     /// The certificate's trust was not checked (`--insecure`).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub insecure: bool,
     /// What was found, as data; `summary` is its sentence, written by the words stage.
     #[serde(skip)]
@@ -155,6 +156,7 @@ pub enum CertificateFinding {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AppVerdict {
     Pass,
@@ -164,6 +166,7 @@ pub enum AppVerdict {
 
 /// The TLS session and certificate as seen from here.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct TlsInfo {
     pub version: String,
     pub subject: String,

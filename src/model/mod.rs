@@ -7,6 +7,7 @@ use serde::Serialize;
 
 /// Transport protocol of a check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Tcp,
@@ -83,6 +84,7 @@ impl fmt::Display for PortRange {
 
 /// What the check expects of the path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Expect {
     /// The path must be open.
@@ -96,6 +98,7 @@ pub enum Expect {
 
 /// How a check is probed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum ProbeKind {
     /// Connect (TCP) or send a datagram and wait (UDP) to the target.
@@ -123,6 +126,7 @@ impl ProbeKind {
 
 /// Application probes that run once a TCP port is open.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum AppProbe {
     /// TLS handshake: version, certificate, trust, expiry.
@@ -224,6 +228,7 @@ pub fn target_flag(name: &str) -> String {
 
 /// What a probe found on one port.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub enum State {
     /// TCP handshake done, or a UDP reply arrived.
     #[serde(rename = "open")]

@@ -12,6 +12,7 @@ use crate::nat::{Mapping, NatMapping};
 
 /// The verdict on one check on one address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
     Pass,
@@ -42,6 +43,7 @@ impl Verdict {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Report {
     pub schema: u32,
     pub tool: &'static str,
@@ -68,13 +70,14 @@ pub struct Report {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<crate::agentconfig::AgentInfo>,
     /// Roles with a NAT mapping check: which way tunnels will go from here, per address.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tunnels: Vec<TunnelPath>,
     pub checks: Vec<CheckResult>,
 }
 
 /// Which way tunnels will take from this machine towards `host` (`address`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct TunnelPath {
     pub host: Option<String>,
     pub address: Option<IpAddr>,
@@ -84,6 +87,7 @@ pub struct TunnelPath {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum TunnelRoute {
     /// Direct, UDP, once the mediator introduced both ends.
@@ -104,6 +108,7 @@ impl Report {
 
 /// How a `--wait` run went.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Waited {
     pub rounds: u32,
     pub waited_ms: f64,
@@ -111,6 +116,7 @@ pub struct Waited {
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct Summary {
     pub pass: usize,
     pub fail: usize,
@@ -152,6 +158,7 @@ impl Summary {
 
 /// One check on one address.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct CheckResult {
     pub id: String,
     pub description: String,

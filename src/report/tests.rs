@@ -167,3 +167,39 @@ fn colour_only_when_asked() {
     let stripped: String = anstream::adapter::strip_str(&coloured).to_string();
     assert_eq!(stripped, plain);
 }
+
+/// schema/report-1.json is the report types, generated (the derives exist in test builds
+/// only): a change to the types that changes the JSON shows here first. Regenerate with
+/// `UPDATE_SCHEMA=1 cargo test --lib published_schema` and record the change in CHANGELOG.md.
+#[test]
+fn the_published_schema_is_the_report_types() {
+    let mut schema = schemars::schema_for!(Report);
+    schema.insert(
+        "$id".into(),
+        "https://github.com/automate-ports/automate-ports/schema/report-1.json".into(),
+    );
+    schema.insert(
+        "description".into(),
+        "An automate-ports report (schema 1): the output of check --format json and --output json:FILE.".into(),
+    );
+    let text = serde_json::to_string_pretty(&schema).unwrap() + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/report-1.json");
+    if std::env::var_os("UPDATE_SCHEMA").is_some() {
+        std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+        std::fs::write(path, &text).unwrap();
+    }
+    assert!(
+        std::fs::read_to_string(path).unwrap_or_default() == text,
+        "schema/report-1.json is out of date: UPDATE_SCHEMA=1 cargo test --lib published_schema"
+    );
+    // The sample reports of this module's snapshots are valid against it.
+    let validator = jsonschema::validator_for(&serde_json::from_str(&text).unwrap()).unwrap();
+    for report in [sample(), sample_de()] {
+        let value = serde_json::to_value(&report).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&value)
+            .map(|e| e.to_string())
+            .collect();
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+}

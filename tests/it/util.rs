@@ -83,7 +83,31 @@ pub fn run_json_with_stderr(cmd: &mut assert_cmd::Command) -> (i32, Value, Strin
             String::from_utf8_lossy(&out.stdout)
         )
     });
+    assert_valid_report(&report, &describe(cmd));
     (out.status.code().expect("exit code"), report, stderr)
+}
+
+/// Every report a test reads is checked against the published contract, schema/report-1.json
+/// (an error object, `{"error": ...}`, is not a report).
+pub fn assert_valid_report(report: &Value, what: &str) {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    if report.get("error").is_some() {
+        return;
+    }
+    let validator = SCHEMA.get_or_init(|| {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/schema/report-1.json");
+        let schema: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        jsonschema::validator_for(&schema).expect("the published schema is a valid JSON Schema")
+    });
+    let errors: Vec<String> = validator
+        .iter_errors(report)
+        .take(5)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what}: the report breaks schema/report-1.json: {errors:?}"
+    );
 }
 
 /// Runs `cmd`, which prints a JSON report on stdout; returns (exit code, report).
