@@ -12,6 +12,7 @@ pub mod cli;
 pub mod demo;
 pub mod endpoint;
 pub mod exit;
+pub mod fleet;
 pub mod lang;
 pub mod model;
 pub mod nat;

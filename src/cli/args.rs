@@ -71,6 +71,12 @@ pub enum Command {
         after_help = format!("{SERVE_EXAMPLES}\n\nThe key can come from AUTOMATE_PORTS_KEY instead of --key (it is never printed).\n\nExit codes:\n  0  stopped after --for, Ctrl-C or SIGTERM\n  2  bad input, or nothing could be listened on")
     )]
     Serve(ServeArgs),
+    /// One picture of many machines' JSON reports: a matrix of machines and checks, per check
+    /// the machines failing and the common cause.
+    #[command(
+        after_help = "Examples:\n  automate-ports fleet reports/\n  automate-ports fleet reports/*.json --format html > customer.html\n  automate-ports fleet reports/ --format csv > customer.csv\n\nExit codes:\n  0  every machine passed and every file was a report\n  1  a machine failed, or a file was not a report (listed, skipped)\n  2  bad input"
+    )]
+    Fleet(FleetArgs),
     /// Print shell completions to stdout.
     #[command(
         after_help = "Examples:\n  automate-ports completions bash > /etc/bash_completion.d/automate-ports\n  automate-ports completions powershell >> $PROFILE"
@@ -96,6 +102,35 @@ pub enum Command {
         after_help = "Examples:\n  automate-ports demo\n  automate-ports demo --lang de --format markdown\n\nExit codes:\n  0  every result came out as the demo staged it\n  1  a result differs from the staging (something on this machine interferes)\n  2  bad input"
     )]
     Demo(DemoArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FleetArgs {
+    /// Report files (check --format json), or folders searched for *.json.
+    #[arg(required = true, value_name = "FILE|DIR")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = FleetFormatArg::Table)]
+    pub format: FleetFormatArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FleetFormatArg {
+    Table,
+    Markdown,
+    Csv,
+    Html,
+}
+
+impl From<FleetFormatArg> for crate::fleet::FleetFormat {
+    fn from(f: FleetFormatArg) -> Self {
+        match f {
+            FleetFormatArg::Table => Self::Table,
+            FleetFormatArg::Markdown => Self::Markdown,
+            FleetFormatArg::Csv => Self::Csv,
+            FleetFormatArg::Html => Self::Html,
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -299,6 +334,8 @@ pub enum FormatArg {
     Markdown,
     /// One Nagios/Icinga plugin line; exit codes 0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN.
     Nagios,
+    /// One self-contained HTML page (inline CSS, no scripts), to hand to a customer.
+    Html,
 }
 
 impl From<FormatArg> for crate::report::Format {
@@ -309,6 +346,7 @@ impl From<FormatArg> for crate::report::Format {
             FormatArg::Junit => crate::report::Format::Junit,
             FormatArg::Markdown => crate::report::Format::Markdown,
             FormatArg::Nagios => crate::report::Format::Nagios,
+            FormatArg::Html => crate::report::Format::Html,
         }
     }
 }

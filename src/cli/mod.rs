@@ -91,6 +91,15 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         }
         Command::Man { subcommand, dir } => man(subcommand.as_deref(), dir.as_deref()),
         Command::Demo(args) => demo::run(&args),
+        Command::Fleet(args) => {
+            let fleet = crate::fleet::read(&args.paths);
+            write_stdout(&crate::fleet::render(&fleet, args.format.into()))?;
+            Ok(ExitCode::from(if fleet.all_passed() {
+                exit::OK
+            } else {
+                exit::FAILED
+            }))
+        }
     }
 }
 

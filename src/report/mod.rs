@@ -1,6 +1,7 @@
 //! Reports: a serialisable type of its own (so the JSON schema stays still when engine
 //! internals move) and pure renderers from it to bytes.
 
+pub mod html;
 pub mod json;
 pub mod junit;
 pub mod markdown;
@@ -26,6 +27,8 @@ pub enum Format {
     Markdown,
     /// One Nagios/Icinga plugin line with perfdata (plugin exit codes).
     Nagios,
+    /// One self-contained HTML page, to hand to a customer.
+    Html,
 }
 
 impl Format {
@@ -36,6 +39,7 @@ impl Format {
             "xml" => Some(Format::Junit),
             "md" | "markdown" => Some(Format::Markdown),
             "txt" => Some(Format::Table),
+            "html" | "htm" => Some(Format::Html),
             _ => None,
         }
     }
@@ -50,5 +54,6 @@ pub fn render(report: &Report, format: Format, color: bool) -> String {
         Format::Junit => junit::render(report),
         Format::Markdown => markdown::render(report),
         Format::Nagios => nagios::render(report),
+        Format::Html => html::render(report),
     }
 }

@@ -4,6 +4,7 @@
 mod app;
 mod check;
 mod errors;
+mod fleet;
 mod hardening;
 mod lab;
 mod lang;

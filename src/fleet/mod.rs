@@ -1,0 +1,316 @@
+//! `automate-ports fleet`: many machines' JSON reports as one picture of a customer. Reads
+//! reports of schema 1 and later (a bad or foreign file is listed and skipped, never fatal),
+//! and builds the matrix the renderers (`render.rs`) draw: machines × checks, the worst
+//! verdict in each cell, per check how many machines fail and the common cause, and machines
+//! grouped by the first path that fails for them.
+
+mod render;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+pub use render::{render, FleetFormat};
+
+/// The largest report file read: a full sweep's report runs to a few MiB.
+const MAX_FILE: u64 = 64 * 1024 * 1024;
+
+/// One cell: the worst verdict of a check on a machine (over its addresses and hosts).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cell {
+    pub verdict: String,
+    pub state: String,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct Machine {
+    pub hostname: String,
+    pub agent_id: Option<u64>,
+    pub role: String,
+    pub file: PathBuf,
+    pub cells: BTreeMap<String, Cell>,
+    pub fails: usize,
+    pub warns: usize,
+}
+
+impl Machine {
+    /// The first check (in column order) that fails, else warns: how machines are grouped.
+    pub fn first_problem<'a>(&self, columns: &'a [String]) -> Option<&'a str> {
+        ["fail", "warn"].iter().find_map(|v| {
+            columns
+                .iter()
+                .find(|c| self.cells.get(*c).is_some_and(|cell| cell.verdict == *v))
+                .map(String::as_str)
+        })
+    }
+}
+
+/// Per check across the fleet.
+#[derive(Debug, Clone)]
+pub struct Column {
+    pub id: String,
+    pub fail: usize,
+    pub warn: usize,
+    pub pass: usize,
+    /// The most common state among machines where it did not pass, and how many.
+    pub cause: Option<(String, usize)>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Fleet {
+    /// Worst first.
+    pub machines: Vec<Machine>,
+    pub columns: Vec<Column>,
+    /// Files that are not automate-ports reports, with why.
+    pub skipped: Vec<(PathBuf, String)>,
+}
+
+impl Fleet {
+    /// 0 when every machine passed and every file was a report; 1 otherwise.
+    pub fn all_passed(&self) -> bool {
+        self.skipped.is_empty() && self.machines.iter().all(|m| m.fails == 0)
+    }
+}
+
+/// Reads every report under `paths` (files, or directories searched for `*.json`).
+pub fn read(paths: &[PathBuf]) -> Fleet {
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    for path in paths {
+        collect(path, &mut files, &mut skipped, 0);
+    }
+    let mut machines = Vec::new();
+    for file in files {
+        match machine(&file) {
+            Ok(m) => machines.push(m),
+            Err(why) => skipped.push((file, why)),
+        }
+    }
+    build(machines, skipped)
+}
+
+fn collect(path: &Path, files: &mut Vec<PathBuf>, skipped: &mut Vec<(PathBuf, String)>, depth: u8) {
+    if path.is_dir() {
+        // Collections nest a little (Ansible's fetch: reports/HOST/tmp/ap.json), not deeply.
+        if depth > 4 {
+            return;
+        }
+        let Ok(entries) = std::fs::read_dir(path) else {
+            skipped.push((path.to_path_buf(), "cannot read the folder".into()));
+            return;
+        };
+        let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
+        entries.sort();
+        for entry in entries {
+            let json = entry
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+            if entry.is_dir() || json {
+                collect(&entry, files, skipped, depth + 1);
+            }
+        }
+    } else if path.exists() {
+        files.push(path.to_path_buf());
+    } else {
+        skipped.push((path.to_path_buf(), "no such file".into()));
+    }
+}
+
+/// One report file as a machine, or why it is not one.
+fn machine(file: &Path) -> Result<Machine, String> {
+    let size = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
+    if size > MAX_FILE {
+        return Err(format!("larger than {} MiB", MAX_FILE >> 20));
+    }
+    let text = std::fs::read(file).map_err(|e| e.to_string())?;
+    let report: Value = serde_json::from_slice(&text).map_err(|e| format!("not JSON ({e})"))?;
+    parse(&report).map(|mut m| {
+        m.file = file.to_path_buf();
+        m
+    })
+}
+
+/// The parts of a report (schema 1 or later) the fleet view needs.
+fn parse(report: &Value) -> Result<Machine, String> {
+    if report.get("tool").and_then(Value::as_str) != Some("automate-ports") {
+        return Err("not an automate-ports report (no \"tool\": \"automate-ports\")".into());
+    }
+    match report.get("schema").and_then(Value::as_u64) {
+        Some(n) if n >= 1 => {}
+        _ => return Err("no schema number".into()),
+    }
+    let checks = report
+        .get("checks")
+        .and_then(Value::as_array)
+        .ok_or("no checks")?;
+    let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
+    for check in checks {
+        let text = |k: &str| {
+            check
+                .get(k)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_string()
+        };
+        let id = text("id");
+        let verdict = text("verdict");
+        if id.is_empty() || rank(&verdict).is_none() {
+            return Err("a check without an id or a known verdict".into());
+        }
+        let cell = Cell {
+            verdict,
+            state: text("state"),
+            reason: text("reason"),
+        };
+        let worse = cells
+            .get(&id)
+            .is_none_or(|old| rank(&cell.verdict) > rank(&old.verdict));
+        if worse {
+            cells.insert(id, cell);
+        }
+    }
+    let count = |v: &str| cells.values().filter(|c| c.verdict == v).count();
+    Ok(Machine {
+        hostname: report["hostname"].as_str().unwrap_or("?").to_string(),
+        agent_id: report.pointer("/agent/id").and_then(Value::as_u64),
+        role: report["role"].as_str().unwrap_or_default().to_string(),
+        file: PathBuf::new(),
+        fails: count("fail"),
+        warns: count("warn"),
+        cells,
+    })
+}
+
+/// Worse verdicts rank higher.
+fn rank(verdict: &str) -> Option<u8> {
+    match verdict {
+        "skip" => Some(0),
+        "pass" => Some(1),
+        "warn" => Some(2),
+        "fail" => Some(3),
+        _ => None,
+    }
+}
+
+fn build(mut machines: Vec<Machine>, skipped: Vec<(PathBuf, String)>) -> Fleet {
+    machines.sort_by(|a, b| {
+        (b.fails, b.warns)
+            .cmp(&(a.fails, a.warns))
+            .then_with(|| a.hostname.cmp(&b.hostname))
+    });
+    let mut ids: Vec<String> = Vec::new();
+    for m in &machines {
+        for id in m.cells.keys() {
+            crate::model::push_new(&mut ids, id.clone());
+        }
+    }
+    let mut columns: Vec<Column> = ids
+        .into_iter()
+        .map(|id| {
+            let cells: Vec<&Cell> = machines.iter().filter_map(|m| m.cells.get(&id)).collect();
+            let bad: Vec<&&Cell> = cells
+                .iter()
+                .filter(|c| c.verdict == "fail" || c.verdict == "warn")
+                .collect();
+            let mut states: BTreeMap<&str, usize> = BTreeMap::new();
+            for c in &bad {
+                *states.entry(c.state.as_str()).or_default() += 1;
+            }
+            let cause = states
+                .into_iter()
+                .max_by_key(|(_, n)| *n)
+                .map(|(s, n)| (s.to_string(), n));
+            Column {
+                fail: cells.iter().filter(|c| c.verdict == "fail").count(),
+                warn: cells.iter().filter(|c| c.verdict == "warn").count(),
+                pass: cells.iter().filter(|c| c.verdict == "pass").count(),
+                id,
+                cause,
+            }
+        })
+        .collect();
+    // Worst checks first.
+    columns.sort_by_key(|c| std::cmp::Reverse((c.fail, c.warn)));
+    Fleet {
+        machines,
+        columns,
+        skipped,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn report(host: &str, checks: &[(&str, &str, &str)]) -> Value {
+        let checks: Vec<Value> = checks
+            .iter()
+            .map(|(id, verdict, state)| json!({"id": id, "verdict": verdict, "state": state, "reason": "r"}))
+            .collect();
+        json!({"schema": 1, "tool": "automate-ports", "hostname": host, "role": "agent", "checks": checks})
+    }
+
+    #[test]
+    fn the_matrix_counts_causes_and_sorts_worst_first() {
+        let machines = vec![
+            parse(&report(
+                "a",
+                &[
+                    ("agent-https", "pass", "open"),
+                    ("agent-heartbeat", "warn", "open|filtered"),
+                ],
+            ))
+            .unwrap(),
+            parse(&report(
+                "b",
+                &[
+                    ("agent-https", "fail", "filtered"),
+                    ("agent-heartbeat", "warn", "open|filtered"),
+                ],
+            ))
+            .unwrap(),
+            // Two rows of one check (IPv4 and IPv6): the worse one counts.
+            parse(&report(
+                "c",
+                &[
+                    ("agent-https", "pass", "open"),
+                    ("agent-https", "fail", "closed"),
+                ],
+            ))
+            .unwrap(),
+        ];
+        let fleet = build(machines, vec![(PathBuf::from("x.json"), "not JSON".into())]);
+        let hosts: Vec<&str> = fleet.machines.iter().map(|m| m.hostname.as_str()).collect();
+        assert_eq!(hosts, ["b", "c", "a"]);
+        assert_eq!(fleet.columns[0].id, "agent-https");
+        assert_eq!((fleet.columns[0].fail, fleet.columns[1].warn), (2, 2));
+        assert_eq!(fleet.columns[1].cause, Some(("open|filtered".into(), 2)));
+        let columns: Vec<String> = fleet.columns.iter().map(|c| c.id.clone()).collect();
+        assert_eq!(
+            fleet.machines[2].first_problem(&columns),
+            Some("agent-heartbeat")
+        );
+        assert!(!fleet.all_passed());
+    }
+
+    #[test]
+    fn foreign_files_are_named_not_fatal() {
+        assert!(parse(&json!({"tool": "nmap"}))
+            .unwrap_err()
+            .contains("not an automate-ports report"));
+        assert!(parse(&json!({"tool": "automate-ports"}))
+            .unwrap_err()
+            .contains("schema"));
+        let bad = json!({"tool": "automate-ports", "schema": 2, "checks": [{"id": "x", "verdict": "maybe"}]});
+        assert!(parse(&bad).unwrap_err().contains("known verdict"));
+        let later = json!({"tool": "automate-ports", "schema": 2, "hostname": "h", "checks": [], "agent": {"id": 9}});
+        assert_eq!(
+            parse(&later).unwrap().agent_id,
+            Some(9),
+            "a later schema is read"
+        );
+    }
+}

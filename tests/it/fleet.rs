@@ -1,0 +1,215 @@
+//! `automate-ports fleet`: 50 reports from a mixed fleet (some with UDP 75 silent, some with
+//! 443 blocked) and one corrupt file, in every format; the HTML pages (fleet and one machine)
+//! rendered by a real browser, headless Chromium, which takes screenshots.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use crate::util::{bin, run_json};
+
+/// A real report from this binary, made into machine `i` of the fleet: 5 with 443 blocked,
+/// 37 with UDP 75 silent, 8 that pass.
+fn fleet_dir() -> tempfile::TempDir {
+    let (_, template) = run_json(&mut crate::util::check_cmd(&[
+        "--role",
+        "agent",
+        "--server",
+        "127.0.0.1",
+        "--timeout",
+        "300ms",
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    for i in 0..50 {
+        let mut r = template.clone();
+        r["hostname"] = json!(format!("pc-{i:02}"));
+        r["agent"] =
+            json!({"id": 1000 + i, "client_id": 7, "location_id": 1, "version": "240.150"});
+        for c in r["checks"].as_array_mut().unwrap() {
+            let (verdict, state, reason) = match (c["id"].as_str().unwrap(), i) {
+                ("agent-https", 0..5) => ("fail", "filtered", "no answer in 2 s, 2 tries"),
+                ("agent-https", _) => ("pass", "open", "ConnectWise Automate 240.150 answered"),
+                ("agent-heartbeat", 0..42) => {
+                    ("warn", "open|filtered", "no answer in 2 s, 2 tries")
+                }
+                ("agent-heartbeat", _) => ("pass", "open", "reply in 3 ms"),
+                ("agent-tray", _) => ("pass", "open", "bound here and exchanged traffic"),
+                _ => continue,
+            };
+            c["verdict"] = json!(verdict);
+            c["state"] = json!(state);
+            c["reason"] = json!(reason);
+        }
+        let sub = dir.path().join(format!("pc-{i:02}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        std::fs::write(sub.join("report.json"), serde_json::to_vec(&r).unwrap()).unwrap();
+    }
+    std::fs::write(dir.path().join("broken.json"), b"{\"schema\": 1, not json").unwrap();
+    dir
+}
+
+fn fleet(dir: &Path, format: &str) -> (i32, String) {
+    let out = bin()
+        .args(["fleet", "--format", format])
+        .arg(dir)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+#[test]
+fn fifty_machines_in_every_format() {
+    let dir = fleet_dir();
+    let (code, table) = fleet(dir.path(), "table");
+    assert_eq!(code, 1, "machines fail:\n{table}");
+    assert!(
+        table.contains("50 machines: 5 failing, 37 with warnings, 8 passing; 1 file(s) skipped"),
+        "{table}"
+    );
+    assert!(
+        table
+            .lines()
+            .any(|l| l.split_whitespace().take(3).eq(["agent-https", "5", "0"])),
+        "{table}"
+    );
+    assert!(
+        table.contains("open|filtered on 42 of 50 machines: silent"),
+        "{table}"
+    );
+    assert!(table.contains("broken.json: not JSON"), "{table}");
+    assert!(
+        table.contains("first problem agent-https (5): pc-00, pc-01, pc-02, pc-03, pc-04"),
+        "{table}"
+    );
+
+    let (_, md) = fleet(dir.path(), "markdown");
+    assert!(md.contains("| `agent-https` | 5 | 0 |"), "{md}");
+    assert!(md.contains("| `agent-heartbeat` | 0 | 42 |"), "{md}");
+
+    let (_, csv) = fleet(dir.path(), "csv");
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let https = header.iter().position(|h| h == "agent-https").unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 50);
+    assert_eq!(rows.iter().filter(|r| &r[https] == "fail").count(), 5);
+    assert_eq!(&rows[0][0], "pc-00", "worst first");
+    assert_eq!(&rows[0][1], "1000", "the agent's ID");
+
+    let (_, html) = fleet(dir.path(), "html");
+    assert!(
+        html.starts_with("<!DOCTYPE html>") && !html.contains("<script"),
+        "self-contained"
+    );
+    assert_eq!(html.matches("<td class=\"fail\"").count(), 5);
+    assert_eq!(html.matches("<td class=\"warn\"").count(), 42);
+
+    // Every machine passing and no stray file: exit 0.
+    let clean = tempfile::tempdir().unwrap();
+    let good = dir.path().join("pc-49").join("report.json");
+    std::fs::copy(good, clean.path().join("pc-49.json")).unwrap();
+    assert_eq!(fleet(clean.path(), "table").0, 0);
+}
+
+/// Headless Chromium, or why not (CI installs it; AUTOMATE_PORTS_REQUIRE_LAB makes a missing
+/// one a failure).
+fn chromium() -> Option<&'static str> {
+    let found = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    if found.is_none() {
+        assert!(
+            std::env::var_os("AUTOMATE_PORTS_REQUIRE_LAB").is_none(),
+            "chromium is missing: apt-get install chromium (AUTOMATE_PORTS_REQUIRE_LAB is set)"
+        );
+        eprintln!("SKIPPED the browser test: chromium is not installed (apt-get install chromium)");
+    }
+    found
+}
+
+/// A screenshot and the DOM of `page`, as a real browser renders it; the screenshot is kept
+/// under target/screenshots/ to look at.
+fn browse(browser: &str, page: &Path, shot: &str) -> (PathBuf, String) {
+    let out_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("screenshots");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let png = out_dir.join(shot);
+    let url = format!("file://{}", page.display());
+    let common = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--hide-scrollbars",
+        "--no-first-run",
+    ];
+    let status = Command::new(browser)
+        .args(common)
+        .arg(format!("--screenshot={}", png.display()))
+        .arg("--window-size=1400,1600")
+        .arg(&url)
+        .output()
+        .unwrap();
+    assert!(
+        png.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&status.stderr)
+    );
+    let dom = Command::new(browser)
+        .args(common)
+        .arg("--dump-dom")
+        .arg(&url)
+        .output()
+        .unwrap();
+    (png, String::from_utf8_lossy(&dom.stdout).into_owned())
+}
+
+#[test]
+fn the_pages_render_in_a_real_browser() {
+    let Some(browser) = chromium() else {
+        return;
+    };
+    let dir = fleet_dir();
+    let (_, html) = fleet(dir.path(), "html");
+    let page = dir.path().join("fleet.html");
+    std::fs::write(&page, html).unwrap();
+    let (png, dom) = browse(browser, &page, "fleet-50.png");
+    // Not blank: a white page of this size compresses to a few KB; coloured cells do not.
+    let size = std::fs::metadata(&png).unwrap().len();
+    assert!(size > 30_000, "{} is {size} bytes: blank?", png.display());
+    assert!(
+        dom.contains("agent-https") && dom.contains("pc-00 (agent 1000)"),
+        "{dom}"
+    );
+    assert!(dom.contains("open|filtered on 42 of 50 machines"));
+
+    // One machine's run, as handed to a customer.
+    let single = dir.path().join("single.html");
+    let out = crate::util::check_cmd(&[
+        "--role",
+        "agent",
+        "--server",
+        "127.0.0.1",
+        "--timeout",
+        "300ms",
+    ])
+    .args(["--output"])
+    .arg(format!("html:{}", single.display()))
+    .output()
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let (png, dom) = browse(browser, &single, "single.png");
+    assert!(std::fs::metadata(&png).unwrap().len() > 10_000);
+    assert!(
+        dom.contains("agent-https") && dom.contains("FAILED"),
+        "{dom}"
+    );
+    let _ = Value::Null;
+}
