@@ -1,0 +1,143 @@
+#!/usr/bin/env bash
+# Release archives that install without a toolchain, and their checks.
+#
+#   bash dist/dist.sh            # builds and packs into target/dist/
+#   DIST_URL=https://github.com/OWNER/automate-ports/releases/download bash dist/dist.sh
+#
+# Builds the Windows x64 exe (with its version resource) and a static Linux (musl) binary, packs
+# each with the README, licences, changelog, protocol and JSON schema (the Windows zip also with
+# the PowerShell module) into target/dist/, writes SHA256SUMS, and generates a Scoop manifest and
+# winget manifests from the version and hashes. Then it checks what it made: the exe's version
+# resource read back (exiftool), the musl binary is static and runs --version in an empty network
+# namespace (as root), SHA256SUMS verifies, and the crate package holds every file the README
+# links. Needs: mingw-w64, musl-tools, libimage-exiftool-perl, python3, iproute2 (root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+url=${DIST_URL:-https://github.com/automate-ports/automate-ports/releases/download}/v$version
+out=target/dist
+rm -rf "$out"
+mkdir -p "$out"
+
+rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
+cargo build --release --target x86_64-pc-windows-gnu
+# ring's C code needs a musl C compiler for the static build.
+CC_x86_64_unknown_linux_musl=musl-gcc cargo build --release --target x86_64-unknown-linux-musl
+
+win=automate-ports-$version-x86_64-pc-windows
+lin=automate-ports-$version-x86_64-unknown-linux-musl
+docs=(README.md LICENSE-MIT LICENSE-APACHE CHANGELOG.md PROTOCOL.md schema/report-1.json)
+python3 - "$out" "$win" "$lin" "${docs[@]}" <<'PY'
+import os, sys, tarfile, zipfile
+out, win, lin, *docs = sys.argv[1:]
+# Fixed timestamps and modes: the same sources give the same archives.
+stamp = (2020, 1, 1, 0, 0, 0)
+with zipfile.ZipFile(f"{out}/{win}.zip", "w", zipfile.ZIP_DEFLATED) as z:
+    files = [("target/x86_64-pc-windows-gnu/release/automate-ports.exe", "automate-ports.exe"),
+             ("powershell/AutomatePorts.psm1", "AutomatePorts.psm1")] + [(d, d) for d in docs]
+    for src, name in files:
+        info = zipfile.ZipInfo(f"{win}/{name}", stamp)
+        info.external_attr = 0o644 << 16
+        info.compress_type = zipfile.ZIP_DEFLATED
+        z.writestr(info, open(src, "rb").read())
+def add(t, src, name, mode):
+    info = t.gettarinfo(src, f"{lin}/{name}")
+    info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = 1577836800, mode, 0, 0, "", ""
+    t.addfile(info, open(src, "rb"))
+with tarfile.open(f"{out}/{lin}.tar.gz", "w:gz") as t:
+    add(t, "target/x86_64-unknown-linux-musl/release/automate-ports", "automate-ports", 0o755)
+    for d in docs:
+        add(t, d, d, 0o644)
+PY
+(cd "$out" && sha256sum "$win.zip" "$lin.tar.gz" > SHA256SUMS)
+zip_sha=$(cut -d' ' -f1 < <(grep "$win.zip" "$out/SHA256SUMS"))
+
+# Scoop: a bucket manifest for the zip.
+cat > "$out/automate-ports.json" <<EOF
+{
+    "version": "$version",
+    "description": "Checks every network path ConnectWise Automate and ScreenConnect need, and says which one is blocked and what to change",
+    "homepage": "https://github.com/automate-ports/automate-ports",
+    "license": "MIT|Apache-2.0",
+    "architecture": {
+        "64bit": {
+            "url": "$url/$win.zip",
+            "hash": "$zip_sha",
+            "extract_dir": "$win"
+        }
+    },
+    "bin": "automate-ports.exe"
+}
+EOF
+
+# winget: the three manifests of one version (a portable exe inside a zip).
+w="$out/winget/manifests/a/AutomatePorts/AutomatePorts/$version"
+mkdir -p "$w"
+cat > "$w/AutomatePorts.AutomatePorts.yaml" <<EOF
+PackageIdentifier: AutomatePorts.AutomatePorts
+PackageVersion: $version
+DefaultLocale: en-US
+ManifestType: version
+ManifestVersion: 1.6.0
+EOF
+cat > "$w/AutomatePorts.AutomatePorts.installer.yaml" <<EOF
+PackageIdentifier: AutomatePorts.AutomatePorts
+PackageVersion: $version
+InstallerType: zip
+NestedInstallerType: portable
+NestedInstallerFiles:
+  - RelativeFilePath: $win\\automate-ports.exe
+    PortableCommandAlias: automate-ports
+Installers:
+  - Architecture: x64
+    InstallerUrl: $url/$win.zip
+    InstallerSha256: ${zip_sha^^}
+ManifestType: installer
+ManifestVersion: 1.6.0
+EOF
+cat > "$w/AutomatePorts.AutomatePorts.locale.en-US.yaml" <<EOF
+PackageIdentifier: AutomatePorts.AutomatePorts
+PackageVersion: $version
+PackageLocale: en-US
+Publisher: automate-ports
+PackageName: automate-ports
+License: MIT OR Apache-2.0
+ShortDescription: Checks every network path ConnectWise Automate and ScreenConnect need, and says which one is blocked and what to change
+Tags:
+  - connectwise
+  - firewall
+  - msp
+ManifestType: defaultLocale
+ManifestVersion: 1.6.0
+EOF
+
+# --- The checks. ---
+fail() { echo "dist: FAIL $*" >&2; exit 1; }
+(cd "$out" && sha256sum --quiet -c SHA256SUMS) || fail "SHA256SUMS does not verify"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+python3 -c 'import sys, zipfile; zipfile.ZipFile(sys.argv[1]).extractall(sys.argv[2])' "$out/$win.zip" "$scratch"
+tar -xzf "$out/$lin.tar.gz" -C "$scratch"
+exe_version=$(exiftool -s3 -ProductVersion "$scratch/$win/automate-ports.exe")
+[ "$exe_version" = "$version" ] || fail "the exe's version resource says '$exe_version', the crate $version"
+exe_name=$(exiftool -s3 -ProductName "$scratch/$win/automate-ports.exe")
+[ "$exe_name" = "automate-ports" ] || fail "the exe's product name is '$exe_name'"
+bin="$scratch/$lin/automate-ports"
+file -b "$bin" | grep -q 'static' || ! ldd "$bin" >/dev/null 2>&1 || fail "the Linux binary is not static: $(file -b "$bin")"
+if [ "$(id -u)" = 0 ]; then
+  ns="apdist$$"
+  ip netns add "$ns"
+  said=$(ip netns exec "$ns" "$bin" --version) || { ip netns del "$ns"; fail "the musl binary does not run"; }
+  ip netns del "$ns"
+else
+  said=$("$bin" --version)
+fi
+[ "$said" = "automate-ports $version" ] || fail "the musl binary says '$said'"
+# The crate package holds every file the README links.
+listed=$(cargo package --list --allow-dirty --offline 2>/dev/null || cargo package --list --allow-dirty)
+for link in $(grep -o '](\([^)h#][^)]*\))' README.md | sed 's/^](//; s/)$//' | sort -u); do
+  grep -qx "$link" <<<"$listed" || fail "README links $link, which the crate package leaves out (Cargo.toml include)"
+done
+echo "dist: $(ls "$out" | tr '\n' ' ')"
+echo "dist: ok: exe version resource $exe_version, static musl binary runs ($said), SHA256SUMS verify, package holds the README's links"
