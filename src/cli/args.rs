@@ -6,6 +6,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use super::parsers::{
+    parse_host, parse_lifetime, parse_output, parse_proxy, parse_server, parse_target,
+    parse_timeout,
+};
+
 const EXIT_CODES: &str = "\
 Exit codes:
   0  no required check failed
@@ -351,178 +356,11 @@ impl From<FormatArg> for crate::report::Format {
     }
 }
 
-/// `--output`: `FORMAT:FILE`, or a file whose extension names the format
-/// (.json, .xml for JUnit, .md, .txt for the table).
-fn parse_output(s: &str) -> Result<(crate::report::Format, PathBuf), String> {
-    if let Some((name, path)) = s.split_once(':') {
-        if let Ok(format) = FormatArg::from_str(name, true) {
-            if path.is_empty() {
-                return Err(format!("'{s}' names no file after '{name}:'"));
-            }
-            return Ok((format.into(), PathBuf::from(path)));
-        }
-    }
-    let path = PathBuf::from(s);
-    crate::report::Format::from_extension(&path).map(|f| (f, path)).ok_or_else(|| {
-        format!("cannot tell the format of '{s}': use .json, .xml (JUnit), .md or .txt, or write FORMAT:FILE (e.g. junit:report.xml)")
-    })
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|_| format!("'{s}' is not a duration: write it like 500ms, 2s or 1m"))?;
-    if d < Duration::from_millis(1) || d > Duration::from_secs(300) {
-        return Err(format!("{s} is out of range: use 1ms to 5m"));
-    }
-    Ok(d)
-}
-
-fn parse_lifetime(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s.trim())
-        .map_err(|_| format!("'{s}' is not a duration: write it like 90s, 30m or 2h"))?;
-    if d < Duration::from_secs(1) || d > Duration::from_secs(7 * 24 * 3600) {
-        return Err(format!("{s} is out of range: use 1s to 7 days"));
-    }
-    Ok(d)
-}
-
-/// A host name or an IP address; no URL, no port.
-pub fn parse_host(s: &str) -> Result<String, String> {
-    let host = s.trim();
-    if host.is_empty() {
-        return Err(
-            "the host is empty: give a name like automate.example.com or an address".into(),
-        );
-    }
-    if let Some((scheme, _)) = host.split_once("://") {
-        return Err(format!(
-            "'{host}' is a URL: give only the host name, without '{scheme}://' and path"
-        ));
-    }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(bare.to_string());
-    }
-    if crate::resolve::zoned(bare)?.is_some() {
-        return Ok(bare.to_string());
-    }
-    if host.contains(':') {
-        return Err(format!(
-            "'{host}' looks like host:port: give only the host; the role decides the ports"
-        ));
-    }
-    let valid = host.split('.').all(|label| {
-        !label.is_empty()
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    if !valid || host.len() > 253 {
-        return Err(format!("'{host}' is not a valid host name"));
-    }
-    Ok(host.to_string())
-}
-
-/// An HTTP proxy: `http://host:port` (or `host:port`); returned as a URL.
-pub fn parse_proxy(s: &str) -> Result<String, String> {
-    let text = s.trim();
-    if text.to_ascii_lowercase().starts_with("https://") {
-        return Err(format!(
-            "'{text}': a proxy reached over TLS is not supported; give its http:// address (CONNECT still carries HTTPS)"
-        ));
-    }
-    let url = if text.contains("://") {
-        text.to_string()
-    } else {
-        format!("http://{text}")
-    };
-    let mut endpoint = crate::endpoint::Endpoint::parse(&url)?;
-    endpoint.host = parse_host(&endpoint.host)?;
-    Ok(endpoint.to_string())
-}
-
-/// The server: a host as [`parse_host`] takes it, or a URL the way the agent's
-/// `Server Address` writes it (`https://host:8443`), kept in that form for the plan.
-pub fn parse_server(s: &str) -> Result<String, String> {
-    if !s.contains("://") {
-        return parse_host(s);
-    }
-    let mut endpoint = crate::endpoint::Endpoint::parse(s)?;
-    endpoint.host = parse_host(&endpoint.host)?;
-    Ok(endpoint.to_string())
-}
-
-fn parse_target(s: &str) -> Result<(String, String), String> {
-    let (name, host) = s.split_once('=').ok_or_else(|| {
-        format!("'{s}' is not NAME=HOST, e.g. --target server=automate.example.com")
-    })?;
-    let name = name.trim();
-    if name.is_empty()
-        || !name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
-    {
-        return Err(format!(
-            "'{name}' is not a target name: use lower-case letters, digits and '-'"
-        ));
-    }
-    let host = if name == "server" {
-        parse_server(host)?
-    } else {
-        parse_host(host)?
-    };
-    Ok((name.to_string(), host))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn cli_is_well_formed() {
         use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn hosts_are_checked() {
-        assert_eq!(
-            parse_host(" automate.example.com ").unwrap(),
-            "automate.example.com"
-        );
-        assert_eq!(parse_host("[::1]").unwrap(), "::1");
-        assert!(parse_host("https://a.example/x")
-            .unwrap_err()
-            .contains("URL"));
-        assert!(parse_host("a.example:443")
-            .unwrap_err()
-            .contains("host:port"));
-        assert!(parse_host("a..b").is_err());
-        assert_eq!(
-            parse_server("HTTPS://Automate.example.com:8443/").unwrap(),
-            "https://Automate.example.com:8443"
-        );
-        assert_eq!(
-            parse_server("http://[::1]:18080").unwrap(),
-            "http://[::1]:18080"
-        );
-        assert!(parse_server("https://a..b").is_err());
-        assert!(parse_server("a.example:443")
-            .unwrap_err()
-            .contains("host:port"));
-        assert!(parse_host("").is_err());
-    }
-
-    #[test]
-    fn durations_and_targets() {
-        assert_eq!(parse_timeout("500ms").unwrap(), Duration::from_millis(500));
-        assert_eq!(parse_timeout("1m").unwrap(), Duration::from_secs(60));
-        assert!(parse_timeout("2x").is_err());
-        assert!(parse_timeout("0s").is_err());
-        assert_eq!(
-            parse_target("db=10.0.0.5").unwrap(),
-            ("db".into(), "10.0.0.5".into())
-        );
-        assert!(parse_target("db").is_err());
+        super::Cli::command().debug_assert();
     }
 }

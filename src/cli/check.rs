@@ -85,7 +85,7 @@ fn proxy(
     let (url, from_agent) = match (&args.proxy, agent) {
         (Some(url), _) => (url.clone(), false),
         (None, Some(agent)) if !args.no_proxy => {
-            let url = super::args::parse_proxy(&agent.url).map_err(|e| {
+            let url = super::parsers::parse_proxy(&agent.url).map_err(|e| {
                 anyhow::anyhow!("the installed agent's proxy setting (ProxyServerURL) is unusable: {e}; pass --proxy URL or --no-proxy")
             })?;
             (url, true)

@@ -5,6 +5,7 @@ pub mod args;
 mod check;
 mod demo;
 mod output;
+pub mod parsers;
 mod serve;
 
 use std::ffi::OsString;
