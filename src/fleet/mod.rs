@@ -132,13 +132,30 @@ fn machine(file: &Path) -> Result<Machine, String> {
     })
 }
 
-/// The parts of a report (schema 1 or later) the fleet view needs.
+/// Schema 1, as published: a report of that schema must keep to it.
+fn schema_1() -> &'static jsonschema::Validator {
+    static SCHEMA: std::sync::OnceLock<jsonschema::Validator> = std::sync::OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        let schema: Value = serde_json::from_str(include_str!("../../schema/report-1.json"))
+            .expect("the published schema is JSON");
+        jsonschema::validator_for(&schema).expect("the published schema is a JSON Schema")
+    })
+}
+
+/// The parts of a report the fleet view needs. A schema-1 report is checked against
+/// schema/report-1.json; a later one (which may add fields) for the fields read here.
 fn parse(report: &Value) -> Result<Machine, String> {
     if report.get("tool").and_then(Value::as_str) != Some("automate-ports") {
         return Err("not an automate-ports report (no \"tool\": \"automate-ports\")".into());
     }
     match report.get("schema").and_then(Value::as_u64) {
-        Some(n) if n >= 1 => {}
+        Some(1) => {
+            if let Some(e) = schema_1().iter_errors(report).next() {
+                let at = e.instance_path().to_string();
+                return Err(format!("breaks schema/report-1.json at '{at}': {e}"));
+            }
+        }
+        Some(n) if n > 1 => {}
         _ => return Err("no schema number".into()),
     }
     let checks = report
@@ -245,12 +262,13 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A report of a later schema: only the fields the fleet reads are checked.
     fn report(host: &str, checks: &[(&str, &str, &str)]) -> Value {
         let checks: Vec<Value> = checks
             .iter()
             .map(|(id, verdict, state)| json!({"id": id, "verdict": verdict, "state": state, "reason": "r"}))
             .collect();
-        json!({"schema": 1, "tool": "automate-ports", "hostname": host, "role": "agent", "checks": checks})
+        json!({"schema": 2, "tool": "automate-ports", "hostname": host, "role": "agent", "checks": checks})
     }
 
     #[test]

@@ -46,6 +46,14 @@ fn fleet_dir() -> tempfile::TempDir {
         std::fs::write(sub.join("report.json"), serde_json::to_vec(&r).unwrap()).unwrap();
     }
     std::fs::write(dir.path().join("broken.json"), b"{\"schema\": 1, not json").unwrap();
+    // Schema 1, but not the published contract (its summary is gone).
+    let mut thin = template.clone();
+    thin.as_object_mut().unwrap().remove("summary");
+    std::fs::write(
+        dir.path().join("thin.json"),
+        serde_json::to_vec(&thin).unwrap(),
+    )
+    .unwrap();
     dir
 }
 
@@ -67,7 +75,7 @@ fn fifty_machines_in_every_format() {
     let (code, table) = fleet(dir.path(), "table");
     assert_eq!(code, 1, "machines fail:\n{table}");
     assert!(
-        table.contains("50 machines: 5 failing, 37 with warnings, 8 passing; 1 file(s) skipped"),
+        table.contains("50 machines: 5 failing, 37 with warnings, 8 passing; 2 file(s) skipped"),
         "{table}"
     );
     assert!(
@@ -81,6 +89,12 @@ fn fifty_machines_in_every_format() {
         "{table}"
     );
     assert!(table.contains("broken.json: not JSON"), "{table}");
+    assert!(
+        table.contains(
+            "thin.json: breaks schema/report-1.json at '': \"summary\" is a required property"
+        ),
+        "{table}"
+    );
     assert!(
         table.contains("first problem agent-https (5): pc-00, pc-01, pc-02, pc-03, pc-04"),
         "{table}"
