@@ -65,20 +65,29 @@ async fn app_probe(
         return attempt;
     };
     heard.mark();
+    let result = run_app(probe, stream, job, config, timeout).await;
+    Attempt::Answer(State::Open, Why::App(Box::new(result)))
+}
+
+/// The application probe on a connected stream, bounded by the timeout: silence is a finding.
+async fn run_app(
+    probe: AppProbe,
+    stream: TcpStream,
+    job: &ProbeJob,
+    config: &AppConfig,
+    timeout: Duration,
+) -> super::app::AppResult {
     let host = job
         .host
         .as_deref()
         .map_or_else(|| job.addr.ip().to_string(), str::to_string);
-    let found = tokio::time::timeout(
-        timeout,
-        super::app::run(probe, stream, &host, job.addr.ip(), config),
-    )
-    .await;
-    let result = found.unwrap_or_else(|_| {
-        let silent = super::app::Finding::NoAnswer { timeout };
-        super::app::AppResult::new(probe, super::app::AppVerdict::Fail, silent)
-    });
-    Attempt::Answer(State::Open, Why::App(Box::new(result)))
+    let ran = super::app::run(probe, stream, &host, job.addr.ip(), config);
+    tokio::time::timeout(timeout, ran)
+        .await
+        .unwrap_or_else(|_| {
+            let silent = super::app::Finding::NoAnswer { timeout };
+            super::app::AppResult::new(probe, AppVerdict::Fail, silent)
+        })
 }
 
 /// Through the proxy: the tunnel, then the application probe inside it (each phase bounded
@@ -103,17 +112,7 @@ async fn proxied(
     let mut found = match tunnel {
         Ok(stream) => {
             heard.mark();
-            let host = job
-                .host
-                .as_deref()
-                .map_or_else(|| job.addr.ip().to_string(), str::to_string);
-            let ran = super::app::run(probe, stream, &host, job.addr.ip(), config);
-            tokio::time::timeout(timeout, ran)
-                .await
-                .unwrap_or_else(|_| {
-                    let silent = super::app::Finding::NoAnswer { timeout };
-                    super::app::AppResult::new(probe, AppVerdict::Fail, silent)
-                })
+            run_app(probe, stream, job, config, timeout).await
         }
         Err(finding) => super::app::AppResult::new(probe, AppVerdict::Fail, finding),
     };
