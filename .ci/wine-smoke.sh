@@ -7,10 +7,10 @@
 # has no bcryptprimitives.dll, which Rust std imports ProcessPrng from; the shim is test-only and
 # lives next to a COPY of the exe in a scratch dir, never next to a release artifact.
 #
-# Only loopback traffic. Every Wine call is bounded by `timeout`. A closed UDP port is deliberately
-# NOT probed: Wine 8.0 never reports the ICMP port unreachable as WSAECONNRESET (10054) the way
-# Windows does, so the port reads open|filtered, and the socket it leaves behind keeps Wine's
-# socket layer spinning so that the retry never ends. Real Windows reports 10054 (mapped to closed).
+# Only loopback traffic. Every Wine call is bounded by `timeout`. Closed UDP ports are probed too:
+# Wine 8.0 flags the socket after an ICMP port unreachable but its recv says "would block"
+# rather than WSAECONNRESET (10054) as Windows does; the tool reads the socket's pending error
+# then (src/sys/udp.rs) instead of spinning, and every run has a hard deadline besides.
 set -euo pipefail
 
 exe=$(realpath "$1")
@@ -106,6 +106,7 @@ if run demo 0 demo && grep -q 'every result matches the staging' "$work/err"; th
 
 # Agent role against loopback. UDP 75 gets a responder: a closed UDP port can hang under Wine 8.0.
 udp_responder 75
+responder_75=${pids[-1]}
 sleep 0.3
 if run "agent role" 1 check --role agent --server 127.0.0.1 --format json --timeout 500ms; then
   want_json "agent role" 'by_id["agent-https"]["state"] == "closed" and by_id["agent-heartbeat"]["state"] == "open" and by_id["agent-tray"]["state"] == "open" and by_id["agent-wakeup"]["verdict"] == "skip" and r["summary"] == {"pass": 2, "fail": 1, "warn": 0, "skip": 1}'
@@ -229,6 +230,42 @@ start_proxy "$deny_port" deny
 if run "a proxy that refuses CONNECT" 1 check --role agent --format json --timeout 5s --insecure --proxy "http://127.0.0.1:$deny_port"; then
   want_json "a proxy that refuses CONNECT" 'all(c["state"] == "error" and "refused the tunnel" in c["reason"] and "firewall" not in c["hint"] for c in r["checks"] if c["id"] == "agent-https")'
 fi
+
+# No run outlives its deadline: in three fresh prefixes, an agent whose settings name a server
+# where nothing listens, nothing on the tray port or on UDP 75, and a one-off closed UDP port.
+# Each run prints its deadline (-v) and must end, with a report, within it.
+timed() { # timed NAME EXPECTED_RC ARGS...: like run, with -v; checks the time against the deadline
+  local name=$1 want=$2; shift 2
+  local t0 t1 rc=0 deadline took
+  t0=$(date +%s.%N)
+  timeout "$T" wine "$E" -v "$@" >"$work/out" 2>"$work/err" || rc=$?
+  t1=$(date +%s.%N)
+  deadline=$(sed -n 's/.*deadline: this run ends within \([0-9.]*\) s.*/\1/p' "$work/err" | head -1)
+  took=$(python3 -c "print(round($t1 - $t0, 1))")
+  if [ "$rc" -ne "$want" ] || [ -z "$deadline" ] || ! python3 -c "import sys; sys.exit(0 if $took <= $deadline + 2 else 1)"; then
+    bad "$name: exit $rc (wanted $want), took $took s, deadline ${deadline:-not printed} s"
+    sed 's/^/     stderr: /' "$work/err" | head -20
+    return 1
+  fi
+  echo "     $name: $took s of a $deadline s deadline"
+}
+main_prefix=$WINEPREFIX
+kill "$responder_75" 2>/dev/null || true
+udp_closed=$(free_port udp)
+for round in 1 2 3; do
+  export WINEPREFIX="$work/fresh-$round"
+  timeout 120 wine wineboot --init >/dev/null 2>&1
+  timeout "$T" wine reg add 'HKLM\SOFTWARE\LabTech\Service' /v 'Server Address' /t REG_SZ /d 'https://127.0.0.1:18444' /f >/dev/null 2>&1
+  if timed "agent role, nothing answers ($round)" 1 check --role agent --format json --timeout 1s; then
+    want_json "agent role, nothing answers ($round)" 'by_id["agent-https"]["state"] == "closed" and by_id["agent-heartbeat"]["state"] == "closed" and by_id["agent-tray"]["state"] == "open" and r["summary"]["fail"] == 1'
+  fi
+  if timed "closed UDP port ($round)" 1 check --udp "127.0.0.1:$udp_closed" --format json --timeout 1s; then
+    want_json "closed UDP port ($round)" 'r["checks"][0]["state"] == "closed" and r["checks"][0]["reason"].startswith("ICMP port unreachable")'
+  fi
+  timeout 30 wineserver -k 2>/dev/null || true
+  rm -rf "$WINEPREFIX"
+done
+export WINEPREFIX=$main_prefix
 
 echo "wine smoke: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -33,15 +33,68 @@ pub struct Options {
     pub lang: Lang,
 }
 
-/// Where a run reports how far it got; the command line shows a progress bar with it.
+/// Where a run reports how far it got: the command line shows a progress bar with it, and
+/// its watchdog keeps what a report of an unfinished run is made from.
 pub trait Progress {
-    fn start(&self, _total: u64) {}
-    fn inc(&self) {}
+    /// A round begins: names are looked up, each within `timeout`.
+    fn resolving(&self, _timeout: Duration) {}
+    /// The jobs are planned and about to run.
+    fn start(&self, _started: &Started<'_>) {}
+    /// Job `index` finished.
+    fn done(&self, _index: usize, _outcome: &probe::Outcome) {}
     fn finish(&self) {}
+}
+
+/// A round of probing as it starts: everything [`verdict::report`] needs but the outcomes.
+pub struct Started<'a> {
+    pub plan: &'a plan::Plan,
+    pub paths: &'a [plan::PathPlan],
+    /// The checks' jobs, then the canaries (which no check's verdict reads).
+    pub jobs: &'a [ProbeJob],
+    pub checked: usize,
+    /// The run's settings; its duration is still zero.
+    pub run: &'a RunInfo,
+    /// The longest the probing can take ([`probe::bound`]).
+    pub bound: Duration,
 }
 
 /// No progress shown.
 impl Progress for () {}
+
+impl<P: Progress + ?Sized> Progress for &P {
+    fn resolving(&self, timeout: Duration) {
+        (**self).resolving(timeout);
+    }
+    fn start(&self, started: &Started<'_>) {
+        (**self).start(started);
+    }
+    fn done(&self, index: usize, outcome: &probe::Outcome) {
+        (**self).done(index, outcome);
+    }
+    fn finish(&self) {
+        (**self).finish();
+    }
+}
+
+/// Both are told everything, the first first.
+impl<A: Progress, B: Progress> Progress for (A, B) {
+    fn resolving(&self, timeout: Duration) {
+        self.0.resolving(timeout);
+        self.1.resolving(timeout);
+    }
+    fn start(&self, started: &Started<'_>) {
+        self.0.start(started);
+        self.1.start(started);
+    }
+    fn done(&self, index: usize, outcome: &probe::Outcome) {
+        self.0.done(index, outcome);
+        self.1.done(index, outcome);
+    }
+    fn finish(&self) {
+        self.0.finish();
+        self.1.finish();
+    }
+}
 
 /// Plans the profile's checks and runs them through `prober`.
 ///
@@ -56,6 +109,7 @@ pub async fn run<P: Prober>(
     let started_at = humantime::format_rfc3339_millis(SystemTime::now()).to_string();
     let clock = Instant::now();
     let plan = plan::build(profile, &options.targets, options.full_ranges)?;
+    progress.resolving(options.timeout);
     let resolved = resolve::resolve_all(plan.hosts(), options.family, options.timeout).await;
     let keyed = prober.has_key();
     let (paths, mut jobs) = plan::expand(&plan, &resolved, keyed);
@@ -75,18 +129,29 @@ pub async fn run<P: Prober>(
         concurrency: width,
         rate: options.rate,
     };
-    progress.start(jobs.len() as u64);
-    let outcomes = probe::run(prober, &jobs, config, &|| progress.inc()).await;
-    progress.finish();
-    let run = RunInfo {
+    let mut run = RunInfo {
         started_at,
-        duration: clock.elapsed(),
+        duration: Duration::ZERO,
         timeout: options.timeout,
         strict: options.strict,
         full_ranges: options.full_ranges,
         keyed,
         lang: options.lang,
     };
+    progress.start(&Started {
+        plan: &plan,
+        paths: &paths,
+        jobs: &jobs,
+        checked: first_canary,
+        run: &run,
+        bound: probe::bound(&jobs, &config, |job| prober.phases(job)),
+    });
+    let outcomes = probe::run(prober, &jobs, config, &|index, outcome| {
+        progress.done(index, outcome);
+    })
+    .await;
+    progress.finish();
+    run.duration = clock.elapsed();
     let mut report = verdict::report(&plan, &paths, &outcomes[..first_canary], &run);
     // The run's own notes first; the verdict's conclusions (the tunnel path) last.
     let conclusions = std::mem::take(&mut report.notes);

@@ -52,6 +52,14 @@ Examples:
   automate-ports check --role server --server automate.example.com --key KEY --format json
   automate-ports check --tcp automate.example.com:8484 --udp automate.example.com:75";
 
+const CHECK_DEADLINE: &str = "\
+Deadline:
+  Every run ends within a hard deadline, whatever the operating system does: the name
+  lookups (--timeout), every probe at its most tries (--timeout x 6 tries, x 2 to 4 phases for
+  keyed and application probes, per window of --concurrency, paced by --rate), --wait, plus
+  10 s. At the deadline the report is written with each probe still running as 'unfinished',
+  and the exit code is 1. -v prints the run's deadline.";
+
 const SERVE_EXAMPLES: &str = "\
 Examples:
   automate-ports serve --new-key
@@ -63,7 +71,7 @@ Examples:
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check the paths a role needs from this machine.
-    #[command(after_help = format!("{CHECK_EXAMPLES}\n\n{EXIT_CODES}"))]
+    #[command(after_help = format!("{CHECK_EXAMPLES}\n\n{CHECK_DEADLINE}\n\n{EXIT_CODES}"))]
     Check(CheckArgs),
     /// List or show the built-in role profiles.
     #[command(

@@ -4,9 +4,11 @@
 use std::io::{self, IsTerminal};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::args::{CheckArgs, FormatArg, KeyArg, ProbeArgs};
-use super::output::{runtime, write_report};
+use super::output::{runtime, Delivery};
+use super::watchdog::Watchdog;
 use crate::model::Family;
 use crate::pipeline::{self, Options};
 use crate::probe::app::proxy::Proxy;
@@ -18,6 +20,8 @@ use crate::{overrides, profiles};
 /// `reported` turns true once the report is on stdout (a file that fails after it does not
 /// take it back).
 pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow::Result<ExitCode> {
+    // Armed before anything asks the operating system (the agent's settings, a proxy's name).
+    let watchdog = Watchdog::start(Duration::ZERO, "reading the command line");
     let quick = !args.tcp.is_empty() || !args.udp.is_empty();
     let base = if quick && args.role.is_none() && args.profile.is_none() {
         None
@@ -39,40 +43,60 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
     );
     let mut profile = crate::quick::add(base, &args.tcp, &args.udp, &mut targets);
     let lang = args.lang.resolve();
-    let installed = overrides::from_installed_agent(
-        &mut profile,
-        &mut targets,
-        crate::agentconfig::read,
-        lang,
-    )?;
+    watchdog.stage("reading the installed agent's settings", AGENT_READ_LIMIT);
+    let mut unread = false;
+    let read = || {
+        crate::sys::within(AGENT_READ_LIMIT, crate::agentconfig::read).unwrap_or_else(|| {
+            unread = true;
+            None
+        })
+    };
+    let mut installed = overrides::from_installed_agent(&mut profile, &mut targets, read, lang)?;
+    if unread {
+        let limit = lang.duration(AGENT_READ_LIMIT);
+        installed.notes.push(crate::tr!(
+            lang,
+            "the installed agent's settings did not come back from Windows within {limit}: checked without them (name the server with --server)",
+            "die Einstellungen des installierten Agenten kamen nicht innerhalb von {limit} von Windows zurück: ohne sie geprüft (den Server mit --server angeben)"
+        ));
+    }
     let options = pipeline_options(targets, &args.probe, args.strict, lang);
     let mut app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
+    watchdog.stage("resolving the proxy", RESOLVE_LIMIT);
     let (proxy, proxy_notes) = proxy(args, installed.proxy.as_ref(), lang)?;
     app.proxy = proxy;
     let prober = NetProber::new(key(&args.key)?, app);
     // Before any probe: a report that cannot be written is known now, not after a sweep.
     let files = crate::outputs::open_all(&args.outputs, args.profile.as_deref())?;
+    watchdog.deliver_to(Delivery {
+        format: args.format.into(),
+        files,
+        notes: installed.notes.into_iter().chain(proxy_notes).collect(),
+        agent: installed.agent,
+    });
     // The bar is for people watching a terminal: never in JSON, when piped, or with -q.
     let bar = Bar::new(!quiet && args.format == FormatArg::Table && io::stderr().is_terminal());
-    let mut report = runtime()?.block_on_shutdown(pipeline::run_waiting(
+    let report = runtime()?.block_on_shutdown(pipeline::run_waiting(
         &profile,
         &options,
         Arc::new(prober),
-        &bar,
+        &(bar, &watchdog),
         args.wait,
     ))?;
-    report
-        .notes
-        .splice(0..0, installed.notes.into_iter().chain(proxy_notes));
-    report.agent = installed.agent;
-    // The report on stdout first: a file that fails now (a full disk) loses nothing else.
-    let code = write_report(&report, args.format.into())?;
-    *reported = true;
-    for file in files {
-        file.write(&report)?;
-    }
-    Ok(code)
+    let Some(delivery) = watchdog.claim() else {
+        // The deadline came as the run ended: its thread writes the report and exits.
+        loop {
+            std::thread::park();
+        }
+    };
+    delivery.deliver(report, reported)
 }
+
+/// The longest the installed agent's settings (registry, Service Control Manager) may take.
+const AGENT_READ_LIMIT: Duration = Duration::from_secs(10);
+
+/// The longest the OS resolver may take for the proxy's name.
+const RESOLVE_LIMIT: Duration = Duration::from_secs(5);
 
 /// The proxy for HTTP and HTTPS checks: `--proxy`, else (agent role, Windows) the agent's
 /// own unless `--no-proxy`; resolved once, here, so a wrong name is a clear error up front.
@@ -128,19 +152,20 @@ fn proxy(
     Ok((Some(Proxy { url, addr }), notes))
 }
 
-/// The OS resolver, once, within 5 s (a hung resolver must not hang the run).
+/// The OS resolver, once, within [`RESOLVE_LIMIT`] (a hung resolver must not hang the run).
 fn resolve_once(host: &str, port: u16) -> Result<std::net::SocketAddr, String> {
     use std::net::ToSocketAddrs;
-    let (tx, rx) = std::sync::mpsc::channel();
     let name = (host.to_string(), port);
-    std::thread::spawn(move || {
-        let _ = tx.send(name.to_socket_addrs().map(|mut a| a.next()));
-    });
-    match rx.recv_timeout(std::time::Duration::from_secs(5)) {
-        Ok(Ok(Some(addr))) => Ok(addr),
-        Ok(Ok(None)) => Err("no address".into()),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("no answer from the resolver in 5 s".into()),
+    match crate::sys::within(RESOLVE_LIMIT, move || {
+        name.to_socket_addrs().map(|mut a| a.next())
+    }) {
+        Some(Ok(Some(addr))) => Ok(addr),
+        Some(Ok(None)) => Err("no address".into()),
+        Some(Err(e)) => Err(e.to_string()),
+        None => Err(format!(
+            "no answer from the resolver in {}",
+            crate::probe::fmt_duration(RESOLVE_LIMIT)
+        )),
     }
 }
 
@@ -199,9 +224,9 @@ impl Bar {
 }
 
 impl pipeline::Progress for Bar {
-    fn start(&self, total: u64) {
+    fn start(&self, started: &pipeline::Started<'_>) {
         let Some(bar) = &self.bar else { return };
-        bar.set_length(total);
+        bar.set_length(started.jobs.len() as u64);
         // Quick runs never flash a bar: it appears after a second, ticking even while every
         // probe is still waiting on its timeout.
         let bar = bar.clone();
@@ -214,7 +239,7 @@ impl pipeline::Progress for Bar {
         });
     }
 
-    fn inc(&self) {
+    fn done(&self, _: usize, _: &crate::probe::Outcome) {
         if let Some(bar) = &self.bar {
             bar.inc(1);
         }

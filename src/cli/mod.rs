@@ -7,6 +7,7 @@ mod demo;
 mod output;
 pub mod parsers;
 mod serve;
+mod watchdog;
 
 use std::ffi::OsString;
 use std::fmt::Write as _;

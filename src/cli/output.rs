@@ -44,6 +44,35 @@ pub(super) fn write_report(report: &Report, format: Format) -> anyhow::Result<Ex
     }))
 }
 
+/// Where a finished `check` report goes and what it gains on the way: the notes and agent
+/// found before probing, stdout in the chosen format, then every `--output` file.
+pub(super) struct Delivery {
+    pub(super) format: Format,
+    pub(super) files: Vec<crate::outputs::ReportFile>,
+    pub(super) notes: Vec<String>,
+    pub(super) agent: Option<crate::agentconfig::AgentInfo>,
+}
+
+impl Delivery {
+    /// `reported` turns true once the report is on stdout (a file that fails after it does
+    /// not take it back).
+    pub(super) fn deliver(
+        self,
+        mut report: Report,
+        reported: &mut bool,
+    ) -> anyhow::Result<ExitCode> {
+        report.notes.splice(0..0, self.notes);
+        report.agent = self.agent;
+        // The report on stdout first: a file that fails now (a full disk) loses nothing else.
+        let code = write_report(&report, self.format)?;
+        *reported = true;
+        for file in self.files {
+            file.write(&report)?;
+        }
+        Ok(code)
+    }
+}
+
 /// Writes to stdout through anstream (which drops colour when piped or NO_COLOR is set). A
 /// closed pipe (`| head`) is not an error.
 pub(super) fn write_stdout(text: &str) -> anyhow::Result<ExitCode> {

@@ -44,6 +44,7 @@ fn cause(column: &Column, total: usize) -> String {
             "silent: open but quiet, or dropped (check --key with serve on the far side tells)"
         }
         "error" => "could not be tested (name resolution, proxy, or this machine)",
+        "unfinished" => "no result: the run reached its deadline inside the operating system",
         "open" => "answers, but not as it should (see the reasons)",
         _ => "see the reasons",
     };

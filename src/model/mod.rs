@@ -245,6 +245,9 @@ pub enum State {
     /// A local problem stopped the probe (name did not resolve, no route, no descriptors).
     #[serde(rename = "error")]
     Error,
+    /// The run's deadline came first: the operating system had not returned from the probe.
+    #[serde(rename = "unfinished")]
+    Unfinished,
 }
 
 impl State {
@@ -255,6 +258,7 @@ impl State {
             State::Filtered => "filtered",
             State::OpenFiltered => "open|filtered",
             State::Error => "error",
+            State::Unfinished => "unfinished",
         }
     }
 }

@@ -3,6 +3,7 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
@@ -12,11 +13,11 @@ use crate::model::{Protocol, State};
 
 /// Whether a service on this machine holds the port: TCP accepts a connect on `addr`; UDP
 /// refuses our bind of `addr` (a free port is bound for a moment, then let go).
-pub(super) async fn listening(addr: SocketAddr, protocol: Protocol) -> Attempt {
+pub(super) async fn listening(addr: SocketAddr, protocol: Protocol, timeout: Duration) -> Attempt {
     match protocol {
         Protocol::Tcp => match TcpStream::connect(addr).await {
             Ok(_) => {
-                let holder = crate::sys::tcp_listener(addr.port());
+                let holder = holder(move || crate::sys::tcp_listener(addr.port()), timeout).await;
                 Attempt::Answer(State::Open, Why::Listens(holder))
             }
             Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => {
@@ -27,7 +28,7 @@ pub(super) async fn listening(addr: SocketAddr, protocol: Protocol) -> Attempt {
         Protocol::Udp => match UdpSocket::bind(addr).await {
             Ok(_) => Attempt::Answer(State::Closed, Why::NothingListens),
             Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-                let holder = crate::sys::udp_holder(addr);
+                let holder = holder(move || crate::sys::udp_holder(addr), timeout).await;
                 Attempt::Answer(State::Open, Why::Listens(holder))
             }
             Err(e) => bind_error(&e, addr),
@@ -36,11 +37,11 @@ pub(super) async fn listening(addr: SocketAddr, protocol: Protocol) -> Attempt {
 }
 
 /// Binds the port on this machine's address and sends ourselves a datagram through it.
-pub(super) async fn udp_loopback(addr: SocketAddr) -> Attempt {
+pub(super) async fn udp_loopback(addr: SocketAddr, timeout: Duration) -> Attempt {
     let listener = match UdpSocket::bind(addr).await {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
-            let holder = crate::sys::udp_holder(addr);
+            let holder = holder(move || crate::sys::udp_holder(addr), timeout).await;
             return Attempt::Answer(State::Open, Why::InUse(holder));
         }
         Err(e) => return bind_error(&e, addr),
@@ -55,7 +56,7 @@ pub(super) async fn udp_loopback(addr: SocketAddr) -> Attempt {
     }
     let mut buf = [0u8; 64];
     loop {
-        match listener.recv_from(&mut buf).await {
+        match crate::sys::udp::recv_from(&listener, &mut buf).await {
             Ok((n, from)) if from == sender.local_addr().unwrap_or(from) && buf[..n] == token => {
                 return Attempt::Answer(State::Open, Why::Exchanged)
             }
@@ -64,6 +65,16 @@ pub(super) async fn udp_loopback(addr: SocketAddr) -> Attempt {
             Err(e) => return local_error(&e, addr),
         }
     }
+}
+
+/// Which process holds a port, asked of the OS off the runtime's workers and within half the
+/// probe's timeout: a lookup that hangs costs the name, never the probe or the run.
+async fn holder(
+    lookup: impl FnOnce() -> Option<crate::sys::Holder> + Send + 'static,
+    timeout: Duration,
+) -> Option<crate::sys::Holder> {
+    let asked = tokio::task::spawn_blocking(lookup);
+    tokio::time::timeout(timeout / 2, asked).await.ok()?.ok()?
 }
 
 pub(super) async fn tcp_loopback(addr: SocketAddr) -> Attempt {

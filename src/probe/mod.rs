@@ -8,7 +8,7 @@ mod local;
 mod nat;
 pub mod net;
 
-pub use engine::{probe_width, run, EngineConfig, MAX_TRIES};
+pub use engine::{bound, probe_width, run, EngineConfig, MAX_TRIES};
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -66,6 +66,9 @@ pub enum Why {
     RealService(Box<app::AppResult>),
     /// A local error: no route, no descriptors, bad address.
     Local(Local),
+    /// The run reached its deadline `after` its start with this probe still inside the
+    /// operating system.
+    Unfinished { after: Duration },
 }
 
 impl Why {

@@ -45,7 +45,9 @@ pub(super) async fn mapping(
     let mut buf = [0u8; MAX_REPLY_LEN + 1];
     while seen.iter().any(|s| s.from.is_none()) {
         let wake = resend_at.map_or(deadline, |r| r.min(deadline));
-        let Ok(received) = tokio::time::timeout_at(wake, socket.recv_from(&mut buf)).await else {
+        let Ok(received) =
+            tokio::time::timeout_at(wake, crate::sys::udp::recv_from(&socket, &mut buf)).await
+        else {
             if wake == deadline {
                 break;
             }

@@ -129,6 +129,23 @@ async fn proxied(
     }
 }
 
+/// The run's deadline is tested with a probe the operating system never returns from: in
+/// debug builds, `AUTOMATE_PORTS_TEST_STALL=PORT` blocks the thread that probes that port
+/// for an hour, as Wine's socket layer once did.
+#[cfg(debug_assertions)]
+fn stall_for_tests(job: &ProbeJob) {
+    static PORT: std::sync::OnceLock<Option<u16>> = std::sync::OnceLock::new();
+    let port = PORT.get_or_init(|| {
+        std::env::var("AUTOMATE_PORTS_TEST_STALL")
+            .ok()?
+            .parse()
+            .ok()
+    });
+    if *port == Some(job.addr.port()) {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
 impl NetProber {
     /// The key, for a job that goes to a far side `serve` stands in for.
     fn key_for(&self, job: &ProbeJob) -> Option<&Key> {
@@ -138,6 +155,8 @@ impl NetProber {
 
 impl Prober for NetProber {
     async fn attempt(&self, job: ProbeJob, timeout: Duration, heard: Heard) -> Attempt {
+        #[cfg(debug_assertions)]
+        stall_for_tests(&job);
         // Thousands of these are in flight at once, and an async fn is as large as its
         // largest branch: the plain TCP connect (the bulk of every sweep) stays inline and
         // small, the branches with buffers are boxed.
@@ -154,10 +173,10 @@ impl Prober for NetProber {
                 Box::pin(super::local::tcp_loopback(job.addr)).await
             }
             (ProbeKind::Loopback, Protocol::Udp) => {
-                Box::pin(super::local::udp_loopback(job.addr)).await
+                Box::pin(super::local::udp_loopback(job.addr, timeout)).await
             }
             (ProbeKind::Listening, protocol) => {
-                Box::pin(super::local::listening(job.addr, protocol)).await
+                Box::pin(super::local::listening(job.addr, protocol, timeout)).await
             }
             (ProbeKind::Nat { second }, _) => match key {
                 Some(key) => {
@@ -348,7 +367,7 @@ async fn udp_exchange(
     }
     let mut buf = [0u8; 512];
     let Some(key) = key else {
-        return match socket.recv(&mut buf).await {
+        return match crate::sys::udp::recv(&socket, &mut buf).await {
             Ok(_) => Attempt::Answer(State::Open, Why::Reply),
             Err(e) => classify(&e, addr, Protocol::Udp),
         };
@@ -359,14 +378,16 @@ async fn udp_exchange(
     let mut junk = 0u32;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let received = match tokio::time::timeout_at(deadline, socket.recv(&mut buf)).await {
-            Ok(received) => received,
-            Err(_) if junk > 0 => {
-                tracing::debug!(%addr, junk, "only datagrams that do not prove the key");
-                return Attempt::Answer(State::Open, Why::NotServe(NotServe::BadUdpProof));
-            }
-            Err(_) => return Attempt::Silent,
-        };
+        let received =
+            match tokio::time::timeout_at(deadline, crate::sys::udp::recv(&socket, &mut buf)).await
+            {
+                Ok(received) => received,
+                Err(_) if junk > 0 => {
+                    tracing::debug!(%addr, junk, "only datagrams that do not prove the key");
+                    return Attempt::Answer(State::Open, Why::NotServe(NotServe::BadUdpProof));
+                }
+                Err(_) => return Attempt::Silent,
+            };
         match received {
             Ok(n) => match protocol::check_reply(key, &buf[..n], &probe) {
                 ReplyCheck::Valid | ReplyCheck::Mapped(_) => {

@@ -36,7 +36,7 @@ pub fn render(report: &Report) -> String {
                     s.set_message(message);
                     s
                 }
-                (Verdict::Fail, Some(State::Error)) => {
+                (Verdict::Fail, Some(State::Error | State::Unfinished)) => {
                     let mut s = TestCaseStatus::non_success(NonSuccessKind::Error);
                     s.set_message(message);
                     s

@@ -150,7 +150,7 @@ pub(super) fn spawn_listener(
                 // One byte more than a probe: anything that fills it is oversized.
                 let mut buf = [0u8; PROBE_LEN + 1];
                 loop {
-                    let Ok((n, from)) = socket.recv_from(&mut buf).await else {
+                    let Ok((n, from)) = crate::sys::udp::recv_from(&socket, &mut buf).await else {
                         // ICMP errors from earlier replies surface here on some systems.
                         continue;
                     };

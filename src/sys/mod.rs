@@ -6,6 +6,7 @@
 mod linux;
 #[cfg(any(windows, test))]
 mod owners;
+pub mod udp;
 #[cfg(windows)]
 #[allow(unsafe_code)]
 mod windows;
@@ -23,6 +24,23 @@ pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// Runs `f` on a thread of its own and waits for it at most `limit`: a call the operating
+/// system never returns from then costs a thread, not the run. `None` when it did not return
+/// in time (or no thread could be started).
+pub fn within<T: Send + 'static>(
+    limit: std::time::Duration,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("os-call".into())
+        .spawn(move || {
+            let _ = tx.send(f());
+        })
+        .ok()?;
+    rx.recv_timeout(limit).ok()
 }
 
 /// "Too many open files", as `raw_os_error` reports it.

@@ -138,6 +138,13 @@ fn what(
         (_, _, Why::App(found)) if found.finding.is_proxy() => {
             return Err(proxy(found, subject, lang))
         }
+        (_, State::Unfinished, _) => {
+            return Err(tr!(
+                lang,
+                "Nothing is known about {proto} {ports} on {place}: the run reached its deadline while this machine's operating system still held the probe. Run the check again; if it stays stuck, a security product that intercepts network calls (or Wine) is the likely cause, not a firewall.",
+                "Über {proto} {ports} auf {place} ist nichts bekannt: der Lauf hat seine Frist erreicht, während das Betriebssystem dieses Rechners die Probe noch festhielt. Die Prüfung wiederholen; bleibt sie hängen, ist eher ein Sicherheitsprodukt, das Netzwerkaufrufe abfängt (oder Wine), die Ursache als eine Firewall."
+            ));
+        }
         (_, State::Error, Why::Local(local)) => {
             let message = local.text(lang);
             return Err(tr!(

@@ -37,7 +37,7 @@ enum Judgement {
 fn judge(state: State, expect: Expect, proven: Option<bool>) -> Judgement {
     let unproven = proven == Some(false);
     match (expect, state) {
-        (Expect::Either, State::Error) => Judgement::Unmet,
+        (Expect::Either, State::Error | State::Unfinished) => Judgement::Unmet,
         (Expect::Either, _) => Judgement::Met,
         (_, State::OpenFiltered) => Judgement::Unsure,
         (Expect::Blocked, State::Open) if unproven => Judgement::Unsure,
@@ -187,7 +187,12 @@ fn judge_port(
     result.state = Some(outcome.state);
     result.verdict = verdict_of(judgement, check.required, run.strict);
     result.reason = outcome.reason(run.lang);
-    if check.expect == Expect::Either && !matches!(outcome.state, State::Open | State::Error) {
+    if check.expect == Expect::Either
+        && !matches!(
+            outcome.state,
+            State::Open | State::Error | State::Unfinished
+        )
+    {
         let note = hints::note(check, result, run);
         result.reason = format!("{}; {note}", result.reason);
     }

@@ -15,7 +15,7 @@ pub(super) fn paths(
     mapping: &[bool],
     lang: Lang,
 ) -> (Vec<TunnelPath>, Vec<String>) {
-    let ran = |c: &CheckResult| !matches!(c.state, None | Some(State::Error));
+    let ran = |c: &CheckResult| !matches!(c.state, None | Some(State::Error | State::Unfinished));
     let mut paths = Vec::new();
     let mut notes = Vec::new();
     let nats = checks

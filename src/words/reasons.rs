@@ -179,26 +179,40 @@ impl Outcome {
                 keyed(&self.why, &after, lang)
             }
             Why::Local(local) => local.text(lang),
+            Why::Unfinished { after } => unfinished(*after, lang),
             Why::Mapped(found) => crate::words::nat::mapping(found, lang),
             Why::App(found) => crate::words::app::summary(found, lang),
-            Why::RealService(found) => {
-                let summary = crate::words::app::summary(found, lang);
-                if found.verdict == crate::model::AppVerdict::Fail {
-                    tr!(
-                        lang,
-                        "not automate-ports serve; what answers here says: {summary}",
-                        "nicht automate-ports serve; was hier antwortet, sagt: {summary}"
-                    )
-                } else {
-                    tr!(
-                        lang,
-                        "the real service answered (serve does not hold this port): {summary}",
-                        "der echte Dienst hat geantwortet (serve belegt diesen Port nicht): {summary}"
-                    )
-                }
-            }
+            Why::RealService(found) => real_service(found, lang),
         }
     }
+}
+
+/// With the key, where serve left the port to the real service: what answered there.
+fn real_service(found: &crate::model::AppResult, lang: Lang) -> String {
+    let summary = crate::words::app::summary(found, lang);
+    if found.verdict == crate::model::AppVerdict::Fail {
+        tr!(
+            lang,
+            "not automate-ports serve; what answers here says: {summary}",
+            "nicht automate-ports serve; was hier antwortet, sagt: {summary}"
+        )
+    } else {
+        tr!(
+            lang,
+            "the real service answered (serve does not hold this port): {summary}",
+            "der echte Dienst hat geantwortet (serve belegt diesen Port nicht): {summary}"
+        )
+    }
+}
+
+/// The run's deadline came with the probe still inside the operating system.
+fn unfinished(after: std::time::Duration, lang: Lang) -> String {
+    let after = lang.duration(after);
+    tr!(
+        lang,
+        "no result: the operating system did not return within {after}",
+        "kein Ergebnis: das Betriebssystem ist nicht innerhalb von {after} zurückgekehrt"
+    )
 }
 
 /// The port is taken on this machine: by whom, where the OS tells.

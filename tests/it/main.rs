@@ -3,6 +3,7 @@
 
 mod app;
 mod check;
+mod deadline;
 mod errors;
 mod fleet;
 mod hardening;

@@ -97,13 +97,13 @@ pub fn probe_width(wanted: Option<usize>, extra: usize) -> anyhow::Result<usize>
     Ok(wanted.min(budget))
 }
 
-/// Runs every job and returns their outcomes in job order. `done` is called as each job
-/// finishes (for a progress bar).
+/// Runs every job and returns their outcomes in job order. `done` is called with each job's
+/// index and outcome as it finishes (a progress bar, the run's watchdog).
 pub async fn run<P: Prober>(
     prober: Arc<P>,
     jobs: &[ProbeJob],
     config: EngineConfig,
-    done: &dyn Fn(),
+    done: &Done<'_>,
 ) -> Vec<Outcome> {
     let mut engine = Engine::new(jobs, config);
     let width = config.concurrency.max(1);
@@ -178,6 +178,40 @@ pub async fn run<P: Prober>(
         }
     }
     engine.into_outcomes()
+}
+
+/// Told each job's index and outcome as it finishes.
+pub type Done<'a> = dyn Fn(usize, &Outcome) + 'a;
+
+/// The longest [`run`] can take for `jobs`, whatever the far side does: every job given its
+/// most tries and narrow looks, each cut by the engine at `timeout` × its phases, one window
+/// of `config.concurrency` after another, and no faster than `--rate` starts them. Far above
+/// a real run's time; a run that passes it is stuck in the operating system.
+pub fn bound(
+    jobs: &[ProbeJob],
+    config: &EngineConfig,
+    phases: impl Fn(&ProbeJob) -> u32,
+) -> Duration {
+    let tries = u32::from(MAX_TRIES.max(config.retries.saturating_add(1)));
+    let longest = jobs
+        .iter()
+        .map(|job| {
+            // Narrow looks follow only a keyed exchange that connected without an answer.
+            let narrow = if job.keyed {
+                u32::from(NARROW_LOOKS) * 2
+            } else {
+                0
+            };
+            config.timeout * phases(job) * (tries + narrow)
+        })
+        .max()
+        .unwrap_or_default();
+    let windows = u32::try_from(jobs.len().div_ceil(config.concurrency.max(1))).unwrap_or(u32::MAX);
+    let paced = config.rate.map_or(Duration::ZERO, |rate| {
+        let starts = jobs.len() as f64 * f64::from(tries + u32::from(NARROW_LOOKS));
+        Duration::from_secs_f64(starts / f64::from(rate.max(1)))
+    });
+    longest.saturating_mul(windows.max(1)) + paced
 }
 
 /// What a try's task hands back.

@@ -106,7 +106,7 @@ async fn a_dead_address_gets_the_full_timeout_and_the_retries() {
     let jobs = [job(3, Protocol::Udp), job(4, Protocol::Tcp)];
     let config = config(2000, 2, 8);
     let started = Instant::now();
-    let out = run(Arc::clone(&prober), &jobs, config, &|| {}).await;
+    let out = run(Arc::clone(&prober), &jobs, config, &|_, _| {}).await;
     assert_eq!((out[0].state, out[0].tries), (State::OpenFiltered, 3));
     assert_eq!((out[1].state, out[1].tries), (State::Filtered, 3));
     assert_eq!(out[1].reason(Lang::En), "no answer in 2 s, 3 tries");
@@ -124,7 +124,7 @@ async fn a_dead_address_gets_the_full_timeout_and_the_retries() {
 async fn answers_are_final_and_in_job_order() {
     let prober = Arc::new(Fake::default());
     let jobs = [job(1, Protocol::Tcp), job(2, Protocol::Tcp)];
-    let out = run(Arc::clone(&prober), &jobs, config(2000, 2, 8), &|| {}).await;
+    let out = run(Arc::clone(&prober), &jobs, config(2000, 2, 8), &|_, _| {}).await;
     assert_eq!((out[0].state, out[0].tries), (State::Open, 1));
     assert_eq!((out[1].state, out[1].tries), (State::Closed, 1));
     assert_eq!(prober.tries.load(Ordering::SeqCst), 2);
@@ -137,7 +137,13 @@ async fn a_filter_on_a_live_address_is_given_up_early_after_one_more_try() {
     let mut jobs: Vec<ProbeJob> = (1000..1100).map(|p| job(p, Protocol::Tcp)).collect();
     jobs.extend((10..30).map(|p| job(p, Protocol::Tcp)));
     let started = Instant::now();
-    let out = run(Arc::clone(&prober), &jobs, config(2000, 1, 1000), &|| {}).await;
+    let out = run(
+        Arc::clone(&prober),
+        &jobs,
+        config(2000, 1, 1000),
+        &|_, _| {},
+    )
+    .await;
     let took = started.elapsed();
     assert!(out[..100].iter().all(|o| o.state == State::Closed));
     for o in &out[100..] {
@@ -161,7 +167,13 @@ async fn loss_on_a_live_address_is_recovered_without_full_timeouts() {
     }
     let jobs: Vec<ProbeJob> = (1000..1200).map(|p| job(p, Protocol::Tcp)).collect();
     let started = Instant::now();
-    let out = run(Arc::clone(&prober), &jobs, config(2000, 1, 1000), &|| {}).await;
+    let out = run(
+        Arc::clone(&prober),
+        &jobs,
+        config(2000, 1, 1000),
+        &|_, _| {},
+    )
+    .await;
     let took = started.elapsed();
     assert!(out.iter().all(|o| o.state == State::Closed), "{out:?}");
     assert_eq!(out[0].tries, 2);
@@ -177,7 +189,7 @@ async fn more_loss_than_the_cap_is_reported_with_its_tries() {
     prober.lose.lock().unwrap().insert(1001, 100);
     prober.lose.lock().unwrap().insert(1002, 1);
     let jobs: Vec<ProbeJob> = (1000..1010).map(|p| job(p, Protocol::Tcp)).collect();
-    let out = run(Arc::clone(&prober), &jobs, config(2000, 1, 100), &|| {}).await;
+    let out = run(Arc::clone(&prober), &jobs, config(2000, 1, 100), &|_, _| {}).await;
     assert_eq!((out[1].state, out[1].tries), (State::Filtered, MAX_TRIES));
     assert_eq!(out[2].state, State::Closed);
 }
@@ -191,7 +203,7 @@ async fn each_address_is_judged_by_its_own_answers() {
         job(20, Protocol::Tcp),
         job_at([192, 0, 2, 9], 20, Protocol::Tcp),
     ];
-    let out = run(Arc::clone(&prober), &jobs, config(2000, 0, 8), &|| {}).await;
+    let out = run(Arc::clone(&prober), &jobs, config(2000, 0, 8), &|_, _| {}).await;
     assert_eq!(out[1].tries, 2);
     assert!(out[1].elapsed < Duration::from_secs(1));
     assert_eq!(out[2].tries, 1);
@@ -202,7 +214,7 @@ async fn each_address_is_judged_by_its_own_answers() {
 async fn connected_without_a_valid_answer_gets_narrow_second_looks() {
     let prober = Arc::new(Fake::default());
     let jobs = [job(5, Protocol::Tcp), job(1000, Protocol::Tcp)];
-    let out = run(Arc::clone(&prober), &jobs, config(2000, 1, 8), &|| {}).await;
+    let out = run(Arc::clone(&prober), &jobs, config(2000, 1, 8), &|_, _| {}).await;
     assert_eq!(out[0].tries, 1 + NARROW_LOOKS);
     assert!(matches!(out[0].why, Why::NotServe(_)), "{:?}", out[0]);
     assert_eq!(
@@ -215,7 +227,7 @@ async fn connected_without_a_valid_answer_gets_narrow_second_looks() {
 async fn a_connected_try_is_never_given_up_as_silence() {
     let prober = Arc::new(Fake::default());
     let jobs = [job(7, Protocol::Tcp), job(1000, Protocol::Tcp)];
-    let out = run(Arc::clone(&prober), &jobs, config(2000, 1, 8), &|| {}).await;
+    let out = run(Arc::clone(&prober), &jobs, config(2000, 1, 8), &|_, _| {}).await;
     assert!(
         matches!(out[0].why, Why::NotServe(super::super::NotServe::Silent(_))),
         "{:?}",
@@ -229,7 +241,7 @@ async fn window_is_never_wider_than_asked() {
     let prober = Arc::new(Fake::default());
     let jobs: Vec<ProbeJob> = (0..200).map(|i| job(10 + i, Protocol::Tcp)).collect();
     let done = std::cell::Cell::new(0);
-    let out = run(Arc::clone(&prober), &jobs, config(500, 0, 16), &|| {
+    let out = run(Arc::clone(&prober), &jobs, config(500, 0, 16), &|_, _| {
         done.set(done.get() + 1);
     })
     .await;
@@ -248,7 +260,7 @@ async fn rate_spaces_job_starts() {
         ..config(1000, 0, 1000)
     };
     let started = Instant::now();
-    let out = run(Arc::clone(&prober), &jobs, config, &|| {}).await;
+    let out = run(Arc::clone(&prober), &jobs, config, &|_, _| {}).await;
     assert!(out.iter().all(|o| o.state == State::Open));
     // 50 starts at 100 per second: the last one starts 0.49 s after the first.
     let took = started.elapsed();
@@ -256,4 +268,44 @@ async fn rate_spaces_job_starts() {
         took >= Duration::from_millis(490) && took < Duration::from_millis(600),
         "{took:?}"
     );
+}
+
+#[test]
+fn the_bound_covers_every_try_of_every_window() {
+    let jobs: Vec<ProbeJob> = (0..100).map(|i| job(10 + i, Protocol::Tcp)).collect();
+    let one = |_: &ProbeJob| 1;
+    // Six tries of 2 s, one window.
+    assert_eq!(
+        super::bound(&jobs, &config(2000, 1, 1000), one),
+        Duration::from_secs(12)
+    );
+    // More retries than the engine's own cap raise the cap; four windows of 25.
+    assert_eq!(
+        super::bound(&jobs, &config(1000, 9, 25), one),
+        Duration::from_secs(40)
+    );
+    // A keyed job adds its narrow looks (two, at twice the timeout), all times its phases.
+    let mut keyed = jobs.clone();
+    keyed[3].keyed = true;
+    assert_eq!(
+        super::bound(&keyed, &config(1000, 1, 1000), |_| 2),
+        Duration::from_secs(20)
+    );
+    // --rate spaces out every start of every try.
+    let mut paced = config(1000, 1, 1000);
+    paced.rate = Some(100);
+    assert_eq!(super::bound(&jobs, &paced, one), Duration::from_secs(6 + 8));
+    assert_eq!(super::bound(&[], &config(1000, 1, 10), one), Duration::ZERO);
+}
+
+#[tokio::test(start_paused = true)]
+async fn no_run_takes_longer_than_its_bound() {
+    // Silence everywhere at the widest retries: the slowest thing the engine does.
+    let prober = Arc::new(Fake::default());
+    let jobs: Vec<ProbeJob> = (0..40).map(|i| job(10 + i, Protocol::Udp)).collect();
+    let config = config(500, 10, 7);
+    let started = tokio::time::Instant::now();
+    let out = run(Arc::clone(&prober), &jobs, config, &|_, _| {}).await;
+    assert_eq!(out.len(), 40);
+    assert!(started.elapsed() <= super::bound(&jobs, &config, |_| 1));
 }

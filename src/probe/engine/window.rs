@@ -15,7 +15,8 @@ use crate::plan::ProbeJob;
 
 use super::state::{PathState, Running, Slot, Starts};
 use super::{
-    silence, Attempt, EngineConfig, Finished, Heard, Outcome, MAX_TRIES, NARROW_LOOKS, NARROW_WIDTH,
+    silence, Attempt, Done, EngineConfig, Finished, Heard, Outcome, MAX_TRIES, NARROW_LOOKS,
+    NARROW_WIDTH,
 };
 
 pub(super) struct Engine<'a> {
@@ -100,7 +101,7 @@ impl<'a> Engine<'a> {
         self.slots[index].running = Some(Running { abort, narrow });
     }
 
-    pub(super) fn joined(&mut self, joined: Option<Result<Finished, JoinError>>, done: &dyn Fn()) {
+    pub(super) fn joined(&mut self, joined: Option<Result<Finished, JoinError>>, done: &Done<'_>) {
         match joined {
             Some(Ok(finished)) => self.finished(finished, done),
             Some(Err(e)) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
@@ -109,7 +110,7 @@ impl<'a> Engine<'a> {
         }
     }
 
-    pub(super) fn finished(&mut self, finished: Finished, done: &dyn Fn()) {
+    pub(super) fn finished(&mut self, finished: Finished, done: &Done<'_>) {
         let Finished {
             index,
             generation,
@@ -152,15 +153,16 @@ impl<'a> Engine<'a> {
                         path.samples.push(elapsed);
                     }
                 }
-                self.outcomes[index] = Some(Outcome {
+                let outcome = Outcome {
                     state,
                     why,
                     elapsed,
                     tries: slot.tries,
                     keyed: job.keyed,
-                });
+                };
+                done(index, &outcome);
+                self.outcomes[index] = Some(outcome);
                 slot.done = true;
-                done();
             }
             Attempt::Silent => self.silent(index, done),
         }
@@ -168,7 +170,7 @@ impl<'a> Engine<'a> {
 
     /// Running tries on an address that has gone quiet: everything that was going to answer
     /// has, so these are lost or dropped. Give them up and decide on another try.
-    pub(super) fn give_up_quiet(&mut self, done: &dyn Fn()) {
+    pub(super) fn give_up_quiet(&mut self, done: &Done<'_>) {
         let now = Instant::now();
         let timeout = self.config.timeout;
         let quiet: Vec<Option<Duration>> = self
@@ -218,7 +220,7 @@ impl<'a> Engine<'a> {
 
     /// A try heard nothing: send another now, later (parked until the address shows loss),
     /// or report the silence.
-    pub(super) fn silent(&mut self, index: usize, done: &dyn Fn()) {
+    pub(super) fn silent(&mut self, index: usize, done: &Done<'_>) {
         match self.another_try(index) {
             Some(true) => self.ready.push_back(index),
             Some(false) => self.parked.push(index),
@@ -259,7 +261,7 @@ impl<'a> Engine<'a> {
     }
 
     /// Ends a job with what it has: the held answer, else silence.
-    pub(super) fn finish(&mut self, index: usize, done: &dyn Fn()) {
+    pub(super) fn finish(&mut self, index: usize, done: &Done<'_>) {
         let slot = &mut self.slots[index];
         let job = &self.jobs[index];
         let outcome = match slot.held.take() {
@@ -272,12 +274,12 @@ impl<'a> Engine<'a> {
             },
             None => silence(job, slot.longest_wait, slot.tries),
         };
+        done(index, &outcome);
         self.outcomes[index] = Some(outcome);
         slot.done = true;
-        done();
     }
 
-    pub(super) fn finish_parked(&mut self, done: &dyn Fn()) {
+    pub(super) fn finish_parked(&mut self, done: &Done<'_>) {
         for index in std::mem::take(&mut self.parked) {
             self.finish(index, done);
         }
