@@ -22,7 +22,7 @@ const DISAGREE_PAUSE: Duration = Duration::from_millis(10);
 /// One datagram from the connected peer.
 pub async fn recv(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        let ready = socket.ready(Interest::READABLE).await?;
+        let ready = socket.ready(Interest::READABLE | Interest::ERROR).await?;
         match socket.try_recv(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => disagree(socket, ready).await?,
             other => return other,
@@ -33,7 +33,7 @@ pub async fn recv(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<usize> {
 /// One datagram from anyone, with its source.
 pub async fn recv_from(socket: &UdpSocket, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
     loop {
-        let ready = socket.ready(Interest::READABLE).await?;
+        let ready = socket.ready(Interest::READABLE | Interest::ERROR).await?;
         match socket.try_recv_from(buf) {
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => disagree(socket, ready).await?,
             other => return other,

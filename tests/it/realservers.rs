@@ -13,26 +13,11 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::require_root;
-use crate::util::{result_at, run_ok, Lab, Netns};
+use crate::util::{installed, result_at, run_ok, Lab, Netns};
 use crate::workflows::{brief, lab, LabCert, BOTH};
 
 /// The client's addresses in the lab: what the database sees connecting.
 const CLIENT: [&str; 2] = ["192.0.2.1", "2001:db8:77::1"];
-
-/// Whether `program` is installed (in the PATH or /usr/sbin); if not, says so (or fails in CI).
-fn installed(program: &str, package: &str) -> bool {
-    let found = ["/usr/sbin", "/usr/bin", "/sbin", "/bin"]
-        .iter()
-        .any(|dir| Path::new(dir).join(program).exists());
-    if !found {
-        assert!(
-            std::env::var_os("AUTOMATE_PORTS_REQUIRE_LAB").is_none(),
-            "{program} is missing: apt-get install {package} (AUTOMATE_PORTS_REQUIRE_LAB is set)"
-        );
-        eprintln!("SKIPPED: {program} is not installed (apt-get install {package})");
-    }
-    found
-}
 
 /// Waits until `path` exists, at most `limit`.
 fn wait_for(path: &Path, limit: Duration, what: &str, log: &Path) {

@@ -203,7 +203,26 @@ pub fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// Skips a test that needs root, loudly.
+/// Whether `program` is installed (in the PATH or a system folder). A test that needs it and
+/// finds it missing skips loudly, naming the package; under AUTOMATE_PORTS_REQUIRE_LAB (CI,
+/// which installs it) a missing program is a failure instead.
+pub fn installed(program: &str, package: &str) -> bool {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let found = std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .any(|dir| dir.join(program).is_file());
+    if !found {
+        assert!(
+            std::env::var_os("AUTOMATE_PORTS_REQUIRE_LAB").is_none(),
+            "{program} is missing: apt-get install {package} (AUTOMATE_PORTS_REQUIRE_LAB is set)"
+        );
+        eprintln!("SKIPPED: {program} is not installed (apt-get install {package})");
+    }
+    found
+}
+
+/// Skips a test of the namespace lab, loudly, where it cannot run: not root, or a program the
+/// lab uses is missing.
 #[macro_export]
 macro_rules! require_root {
     () => {
@@ -219,6 +238,18 @@ macro_rules! require_root {
                 module_path!()
             );
             return;
+        }
+        // The lab's firewalls and its small servers.
+        for (program, package) in [
+            ("ip", "iproute2"),
+            ("iptables", "iptables"),
+            ("ip6tables", "iptables"),
+            ("nft", "nftables"),
+            ("python3", "python3"),
+        ] {
+            if !$crate::util::installed(program, package) {
+                return;
+            }
         }
     };
 }
