@@ -8,10 +8,17 @@ fn main() {
     }
     let version = std::env::var("CARGO_PKG_VERSION").expect("cargo sets it");
     let mut res = winresource::WindowsResource::new();
+    // Cross-building with mingw-w64: the tools' prefix follows the target's architecture, not its
+    // name (x86_64-pc-windows-gnu, and the legacy x86_64-win7-windows-gnu and
+    // i686-win7-windows-gnu, for which winresource would fall back to an unprefixed `windres`).
+    // Debian: binutils-mingw-w64-x86-64, binutils-mingw-w64-i686.
+    let prefix = match std::env::var("CARGO_CFG_TARGET_ARCH").as_deref() {
+        Ok("x86") => "i686-w64-mingw32-",
+        _ => "x86_64-w64-mingw32-",
+    };
     if std::env::var("HOST").is_ok_and(|h| !h.contains("windows")) {
-        // Cross-building with mingw-w64 (Debian: binutils-mingw-w64-x86-64).
-        res.set_windres_path("x86_64-w64-mingw32-windres");
-        res.set_ar_path("x86_64-w64-mingw32-ar");
+        res.set_windres_path(&format!("{prefix}windres"));
+        res.set_ar_path(&format!("{prefix}ar"));
     }
     res.set("ProductName", "automate-ports")
         .set(
@@ -23,7 +30,7 @@ fn main() {
         .set("OriginalFilename", "automate-ports.exe")
         .set("InternalName", "automate-ports")
         .set("LegalCopyright", "MIT OR Apache-2.0");
-    res.compile().expect(
-        "the version resource compiles (needs x86_64-w64-mingw32-windres when cross-building)",
-    );
+    if let Err(e) = res.compile() {
+        panic!("the version resource does not compile (needs {prefix}windres when cross-building): {e}");
+    }
 }
