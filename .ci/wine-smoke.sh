@@ -2,6 +2,12 @@
 # Wine smoke test for the Windows build (x86_64-pc-windows-gnu) on Debian 12, as root, headless.
 #
 #   bash wine-smoke.sh path/to/automate-ports.exe path/to/shim-dir
+#   LEGACY_WIN7=1 bash wine-smoke.sh path/to/legacy/x86_64-win7-windows-gnu/.../automate-ports.exe
+#
+# LEGACY_WIN7=1: the legacy x64 exe (x86_64-win7-windows-gnu), in a prefix whose Windows version
+# is Windows 7, with no shim (the exe must not import ProcessPrng; checked first): --version, the
+# demo, the agent role, a closed and an open TCP port, an open and a closed UDP port. Wine here is
+# 64-bit only, so the i686 legacy exe is checked by its import table alone (dist/check-imports.py).
 #
 # shim-dir holds bcryptprimitives.c and bcryptprimitives.def (.ci/wine-shim). Wine 8.0 (bookworm)
 # has no bcryptprimitives.dll, which Rust std imports ProcessPrng from; the shim is test-only and
@@ -14,7 +20,8 @@
 set -euo pipefail
 
 exe=$(realpath "$1")
-shim_src=$(realpath "$2")
+legacy=${LEGACY_WIN7:-}
+if [ -z "$legacy" ]; then shim_src=$(realpath "$2"); fi
 T=60 # seconds per Wine call; every passing call takes < 2 s
 
 # 1. Wine (64-bit only, no recommends: ~105 MB download, ~700 MB on disk).
@@ -42,15 +49,35 @@ unset DISPLAY WAYLAND_DISPLAY
 # 2. Shim DLL next to a copy of the exe.
 mkdir -p "$work/bin"
 cp "$exe" "$work/bin/automate-ports.exe"
+# --- legacy (LEGACY_WIN7=1): no shim; the exe must not need one. ---
+if [ -n "$legacy" ]; then
+  if x86_64-w64-mingw32-objdump -p "$exe" | grep -Eiq 'bcryptprimitives|ProcessPrng'; then
+    echo "wine smoke: FAIL the legacy exe imports ProcessPrng (bcryptprimitives.dll), which Windows 7 lacks" >&2
+    exit 1
+  fi
+  echo "wine smoke: legacy exe, no shim (it imports nothing from bcryptprimitives.dll)"
+else
+# --- end legacy ---
 x86_64-w64-mingw32-gcc -shared -O2 -s -Wall -Wextra -static-libgcc \
   -o "$work/bin/bcryptprimitives.dll" \
   "$shim_src/bcryptprimitives.c" "$shim_src/bcryptprimitives.def" -ladvapi32
+fi
 E="$work/bin/automate-ports.exe"
 
 # 3. Prefix (headless; a few seconds).
 start=$(date +%s)
 timeout 120 wine wineboot --init >/dev/null 2>&1
 echo "wine smoke: prefix ready in $(( $(date +%s) - start )) s ($(wine --version))"
+# --- legacy (LEGACY_WIN7=1): the prefix's Windows version is Windows 7 (what winecfg -v win7 sets). ---
+if [ -n "$legacy" ]; then
+  timeout 60 wine reg add 'HKCU\Software\Wine' /v Version /t REG_SZ /d win7 /f >/dev/null 2>&1
+  ver=$(timeout 60 wine cmd /c ver 2>/dev/null | tr -d '\r' | grep -m1 Windows || true)
+  case $ver in
+    *" 6.1."*) echo "wine smoke: Windows version set: $ver" ;;
+    *) echo "wine smoke: FAIL Wine did not take the Windows 7 version: '$ver'" >&2; exit 1 ;;
+  esac
+fi
+# --- end legacy ---
 
 passed=0 failed=0
 ok()   { passed=$((passed + 1)); echo "ok   $1"; }
@@ -66,6 +93,21 @@ run() {
     sed 's/^/     stderr: /' "$work/err" | head -20
     return 1
   fi
+}
+timed() { # timed NAME EXPECTED_RC ARGS...: like run, with -v; checks the time against the deadline
+  local name=$1 want=$2; shift 2
+  local t0 t1 rc=0 deadline took
+  t0=$(date +%s.%N)
+  timeout "$T" wine "$E" -v "$@" >"$work/out" 2>"$work/err" || rc=$?
+  t1=$(date +%s.%N)
+  deadline=$(sed -n 's/.*deadline: this run ends within \([0-9.]*\) s.*/\1/p' "$work/err" | head -1)
+  took=$(python3 -c "print(round($t1 - $t0, 1))")
+  if [ "$rc" -ne "$want" ] || [ -z "$deadline" ] || ! python3 -c "import sys; sys.exit(0 if $took <= $deadline + 2 else 1)"; then
+    bad "$name: exit $rc (wanted $want), took $took s, deadline ${deadline:-not printed} s"
+    sed 's/^/     stderr: /' "$work/err" | head -20
+    return 1
+  fi
+  echo "     $name: $took s of a $deadline s deadline"
 }
 # want_json NAME 'PYTHON EXPR over r (report) and by_id (id -> check)'
 want_json() {
@@ -94,6 +136,54 @@ profile() { # profile FILE ID PROTOCOL PORT: one required check against target "
   printf 'role = "custom"\ndescription = "wine smoke"\n\n[targets.box]\ndescription = "the box"\n\n[[check]]\nid = "%s"\ndescription = "%s"\nprotocol = "%s"\nports = "%s"\ntarget = "box"\nrequired = true\nsource = "test"\n' \
     "$2" "$2" "$3" "$4" >"$1"
 }
+
+# --- legacy (LEGACY_WIN7=1): what the legacy exe must do on Windows 7, then stop. ---
+if [ -n "$legacy" ]; then
+  version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | head -1)
+  if run "win7: version" 0 --version && grep -qx "automate-ports ${version:-.*}" "$work/out"; then ok "win7: version"; else bad "win7: version: $(cat "$work/out")"; fi
+  if run "win7: demo" 0 demo && grep -q 'every result matches the staging' "$work/err"; then ok "win7: demo"; else bad "win7: demo"; fi
+  udp_responder 75
+  sleep 0.3
+  if run "win7: agent role" 1 check --role agent --server 127.0.0.1 --format json --timeout 500ms; then
+    want_json "win7: agent role" 'by_id["agent-https"]["state"] == "closed" and by_id["agent-heartbeat"]["state"] == "open" and by_id["agent-tray"]["state"] == "open" and by_id["agent-wakeup"]["verdict"] == "skip" and r["summary"] == {"pass": 2, "fail": 1, "warn": 0, "skip": 1}'
+  fi
+  tcp_closed=$(free_port tcp)
+  profile "$work/tcp-closed.toml" tcp-closed tcp "$tcp_closed"
+  if run "win7: closed TCP" 1 check --profile "$work/tcp-closed.toml" --target box=127.0.0.1 --format json --timeout 500ms; then
+    want_json "win7: closed TCP" 'by_id["tcp-closed"]["state"] == "closed" and by_id["tcp-closed"]["verdict"] == "fail"'
+  fi
+  tcp_open=$(free_port tcp)
+  timeout 300 python3 -m http.server --bind 127.0.0.1 "$tcp_open" >/dev/null 2>&1 &
+  pids+=($!)
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$tcp_open") 2>/dev/null && break; sleep 0.1; done
+  profile "$work/tcp-open.toml" tcp-open tcp "$tcp_open"
+  if run "win7: open TCP" 0 check --profile "$work/tcp-open.toml" --target box=127.0.0.1 --format json --timeout 500ms; then
+    want_json "win7: open TCP" 'by_id["tcp-open"]["state"] == "open" and by_id["tcp-open"]["verdict"] == "pass"'
+  fi
+  udp_open=$(free_port udp)
+  udp_responder "$udp_open"
+  # Ready when it answers (a check sent before python binds reads an ICMP unreachable: closed).
+  timeout 10 python3 -c '
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(0.2)
+while True:
+    try:
+        s.sendto(b"ping", ("127.0.0.1", int(sys.argv[1]))); s.recv(16); break
+    except OSError:
+        pass' "$udp_open" || true
+  profile "$work/udp-open.toml" udp-open udp "$udp_open"
+  if run "win7: open UDP" 0 check --profile "$work/udp-open.toml" --target box=127.0.0.1 --format json --timeout 500ms; then
+    want_json "win7: open UDP" 'by_id["udp-open"]["state"] == "open" and by_id["udp-open"]["verdict"] == "pass"'
+  fi
+  udp_closed=$(free_port udp)
+  if timed "win7: closed UDP port" 1 check --udp "127.0.0.1:$udp_closed" --format json --timeout 1s; then
+    want_json "win7: closed UDP port" 'r["checks"][0]["state"] == "closed" and r["checks"][0]["reason"].startswith("ICMP port unreachable")'
+  fi
+  echo "wine smoke (legacy exe, Windows 7): $passed passed, $failed failed"
+  [ "$failed" -eq 0 ]
+  exit
+fi
+# --- end legacy ---
 
 # 4. The checks.
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | head -1)
@@ -234,21 +324,6 @@ fi
 # No run outlives its deadline: in three fresh prefixes, an agent whose settings name a server
 # where nothing listens, nothing on the tray port or on UDP 75, and a one-off closed UDP port.
 # Each run prints its deadline (-v) and must end, with a report, within it.
-timed() { # timed NAME EXPECTED_RC ARGS...: like run, with -v; checks the time against the deadline
-  local name=$1 want=$2; shift 2
-  local t0 t1 rc=0 deadline took
-  t0=$(date +%s.%N)
-  timeout "$T" wine "$E" -v "$@" >"$work/out" 2>"$work/err" || rc=$?
-  t1=$(date +%s.%N)
-  deadline=$(sed -n 's/.*deadline: this run ends within \([0-9.]*\) s.*/\1/p' "$work/err" | head -1)
-  took=$(python3 -c "print(round($t1 - $t0, 1))")
-  if [ "$rc" -ne "$want" ] || [ -z "$deadline" ] || ! python3 -c "import sys; sys.exit(0 if $took <= $deadline + 2 else 1)"; then
-    bad "$name: exit $rc (wanted $want), took $took s, deadline ${deadline:-not printed} s"
-    sed 's/^/     stderr: /' "$work/err" | head -20
-    return 1
-  fi
-  echo "     $name: $took s of a $deadline s deadline"
-}
 main_prefix=$WINEPREFIX
 kill "$responder_75" 2>/dev/null || true
 udp_closed=$(free_port udp)
