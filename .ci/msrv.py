@@ -20,6 +20,9 @@ def version(text):
 
 manifest = tomllib.load(open("Cargo.toml", "rb"))
 declared = manifest["package"]["rust-version"]
+# Every target's crates must be on disk for `cargo tree --target all` (a build fetches only the
+# host's; the Windows-only ones were missing on a fresh CI machine and the tree failed).
+subprocess.run(["cargo", "fetch", "--locked"], check=True)
 tree = subprocess.run(
     ["cargo", "tree", "-e", "normal,build", "--target", "all", "--prefix", "none", "--offline"],
     capture_output=True, text=True, check=True,
