@@ -187,6 +187,93 @@ pub fn read() -> Option<AgentConfig> {
     })
 }
 
+/// What decides the TLS versions the agent offers: the Windows version, Schannel's client
+/// protocol keys, the .NET TLS keys in both registry views, and the runtime named in the
+/// agent's `LTSVC.exe.config` (in `%SystemRoot%\LTSvc`, where the agent installs).
+#[cfg(windows)]
+pub fn read_tls() -> crate::tlsoffer::Settings {
+    use crate::tlsoffer::{Dword, NetKeys, ProtocolKeys, Settings, TlsVersion};
+    use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_32KEY, KEY_WOW64_64KEY};
+    use winreg::RegKey;
+
+    let hklm = RegKey::predef(HKEY_LOCAL_MACHINE);
+    let dword = |path: &str, name: &str, view: u32| -> Option<u32> {
+        hklm.open_subkey_with_flags(path, KEY_READ | view)
+            .ok()?
+            .get_value::<u32, _>(name)
+            .ok()
+    };
+    let both = |path: &str, name: &str| {
+        Dword::of_views(
+            dword(path, name, KEY_WOW64_64KEY),
+            dword(path, name, KEY_WOW64_32KEY),
+        )
+    };
+    let net = |version: &str| {
+        let path = format!("SOFTWARE\\Microsoft\\.NETFramework\\{version}");
+        NetKeys {
+            sch_use_strong_crypto: both(&path, "SchUseStrongCrypto"),
+            system_default_tls_versions: both(&path, "SystemDefaultTlsVersions"),
+        }
+    };
+    let schannel = TlsVersion::ALL.map(|v| {
+        let path = format!(
+            "SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\{}\\Client",
+            v.as_str()
+        );
+        ProtocolKeys {
+            enabled: dword(&path, "Enabled", KEY_WOW64_64KEY),
+            disabled_by_default: dword(&path, "DisabledByDefault", KEY_WOW64_64KEY),
+        }
+    });
+    let nt = "SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion";
+    let nt_key = hklm
+        .open_subkey_with_flags(nt, KEY_READ | KEY_WOW64_64KEY)
+        .ok();
+    let windows = nt_key.as_ref().and_then(|key| {
+        let build: u32 = key
+            .get_value::<String, _>("CurrentBuildNumber")
+            .ok()?
+            .trim()
+            .parse()
+            .ok()?;
+        // Windows 10 and later say 6.3 in CurrentVersion, and the truth in the numbers.
+        if let (Ok(major), Ok(minor)) = (
+            key.get_value::<u32, _>("CurrentMajorVersionNumber"),
+            key.get_value::<u32, _>("CurrentMinorVersionNumber"),
+        ) {
+            return Some((major, minor, build));
+        }
+        let version = key.get_value::<String, _>("CurrentVersion").ok()?;
+        let (major, minor) = version.trim().split_once('.')?;
+        Some((major.parse().ok()?, minor.parse().ok()?, build))
+    });
+    let root = std::env::var_os("SystemRoot").unwrap_or_else(|| "C:\\Windows".into());
+    let config = std::path::Path::new(&root)
+        .join("LTSvc")
+        .join("LTSVC.exe.config");
+    // A config file is small; a larger one is not the agent's.
+    let runtime = std::fs::File::open(&config).ok().and_then(|file| {
+        use std::io::Read as _;
+        let mut text = String::new();
+        file.take(1 << 20).read_to_string(&mut text).ok()?;
+        crate::tlsoffer::parse_supported_runtime(&text)
+    });
+    Settings {
+        windows,
+        runtime,
+        net2: net("v2.0.50727"),
+        net4: net("v4.0.30319"),
+        schannel,
+    }
+}
+
+/// Elsewhere nothing decides it: no Windows, no Schannel.
+#[cfg(not(windows))]
+pub fn read_tls() -> crate::tlsoffer::Settings {
+    crate::tlsoffer::Settings::default()
+}
+
 /// Elsewhere there is no registry: `check --role agent` then needs `--server`.
 #[cfg(not(windows))]
 pub fn read() -> Option<AgentConfig> {

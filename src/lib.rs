@@ -28,5 +28,6 @@ pub mod report;
 pub mod resolve;
 pub mod serve;
 pub mod sys;
+pub mod tlsoffer;
 pub mod verdict;
 pub mod words;

@@ -62,6 +62,16 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
     }
     let options = pipeline_options(targets, &args.probe, args.strict, lang);
     let mut app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
+    if profile.role == "agent" && cfg!(windows) {
+        watchdog.stage("reading the agent's TLS settings", AGENT_READ_LIMIT);
+        if let Some(settings) = crate::sys::within(AGENT_READ_LIMIT, crate::agentconfig::read_tls) {
+            let offer = crate::tlsoffer::judge(&settings);
+            installed
+                .notes
+                .push(crate::words::app::agent_offer_note(&settings, &offer, lang));
+            app.agent_offer = Some(offer);
+        }
+    }
     watchdog.stage("resolving the proxy", RESOLVE_LIMIT);
     let (proxy, proxy_notes) = proxy(args, installed.proxy.as_ref(), lang)?;
     app.proxy = proxy;

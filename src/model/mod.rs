@@ -148,6 +148,11 @@ impl AppProbe {
         !matches!(self, AppProbe::Mysql)
     }
 
+    /// Shakes hands with TLS.
+    pub fn is_tls(self) -> bool {
+        matches!(self, AppProbe::Tls | AppProbe::Automate)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             AppProbe::Tls => "tls",

@@ -82,12 +82,19 @@ async fn run_app(
         .as_deref()
         .map_or_else(|| job.addr.ip().to_string(), str::to_string);
     let ran = super::app::run(probe, stream, &host, job.addr.ip(), config);
-    tokio::time::timeout(timeout, ran)
+    let mut found = tokio::time::timeout(timeout, ran)
         .await
         .unwrap_or_else(|_| {
             let silent = super::app::Finding::NoAnswer { timeout };
             super::app::AppResult::new(probe, AppVerdict::Fail, silent)
-        })
+        });
+    // The TLS versions, on connections of their own: not through a proxy, which would see
+    // (and answer for) them instead of the server.
+    if probe.is_tls() && config.proxy.is_none() {
+        let versions = super::app::versions::survey(job.addr, &host, &found, config, timeout).await;
+        found = super::app::versions::judge(found, versions, config);
+    }
+    found
 }
 
 /// Through the proxy: the tunnel, then the application probe inside it (each phase bounded
@@ -202,14 +209,16 @@ impl Prober for NetProber {
         let keyed = self.key_for(job).is_some();
         match job.kind {
             // The keyed exchange, then the application probe on a new connection.
-            ProbeKind::App(_) if keyed => 4,
+            ProbeKind::App(probe) if keyed => 4 + u32::from(probe.is_tls()),
             // The proxy's answer, then the application inside the tunnel.
             ProbeKind::App(probe) if probe.is_web() && self.app.proxy.is_some() => 3,
-            // Connect, then the application. Keyed TCP: connect, then the exchange (keyed UDP
+            // Connect, then the application (and for TLS, the versions). Keyed TCP: connect,
+            // then the exchange (keyed UDP
             // bounds itself, reading past datagrams that do not prove the key until its own
             // deadline). The NAT probe waits out its own timeout for the second port's reply,
             // then reports what the first saw: the engine must not cut that short.
-            ProbeKind::App(_) | ProbeKind::Nat { .. } => 2,
+            ProbeKind::App(probe) => 2 + u32::from(probe.is_tls()),
+            ProbeKind::Nat { .. } => 2,
             ProbeKind::Connect if keyed => 2,
             _ => 1,
         }

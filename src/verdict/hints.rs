@@ -342,6 +342,16 @@ fn application(
     } = subject;
     let summary = crate::words::app::summary(found, lang);
     let service = &check.description;
+    if let Finding::SchannelFailed { .. } = found.finding {
+        return schannel(subject, &summary, lang);
+    }
+    if let Finding::OldTlsOnly { .. } = found.finding {
+        return tr!(
+            lang,
+            "On {place}, {proto} {ports}: {summary}. The port is open; the server's TLS is what needs changing: enable TLS 1.2 (and 1.3 where the server has it) for its web server, e.g. the Schannel server keys under HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Server (Enabled = 1, DisabledByDefault = 0) on a Windows server, then restart it.",
+            "Auf {place}, {proto} {ports}: {summary}. Der Port ist offen; das TLS des Servers muss geändert werden: TLS 1.2 (und 1.3, wo der Server es kann) für seinen Webserver einschalten, z. B. die Schannel-Serverschlüssel unter HKLM\\SYSTEM\\CurrentControlSet\\Control\\SecurityProviders\\SCHANNEL\\Protocols\\TLS 1.2\\Server (Enabled = 1, DisabledByDefault = 0) auf einem Windows-Server, dann neu starten."
+        );
+    }
     let certificate = matches!(
         found.finding,
         Finding::Certificate(_) | Finding::NoCertificate | Finding::CertificateUnreadable
@@ -359,6 +369,32 @@ fn application(
             "Auf {place}, {proto} {ports}: {summary}. Der Port ist offen, an der Firewall liegt es also nicht: prüfen, dass der Dienst für \"{service}\" auf {place} läuft und selbst auf {proto} {ports} lauscht, ohne dass ein anderes Programm oder ein Proxy an seiner Stelle antwortet."
         )
     }
+}
+
+/// Schannel cannot connect where rustls did: the registry lines that let Windows and the
+/// agent's .NET offer TLS 1.2 (Microsoft: TLS registry settings; TLS best practices with the
+/// .NET Framework), then a restart of the agent's services.
+fn schannel(subject: &Subject<'_>, summary: &str, lang: Lang) -> String {
+    let Subject { place, .. } = subject;
+    let schannel = r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Client";
+    let mut lines = vec![
+        format!(r#"reg add "{schannel}" /v Enabled /t REG_DWORD /d 1 /f"#),
+        format!(r#"reg add "{schannel}" /v DisabledByDefault /t REG_DWORD /d 0 /f"#),
+    ];
+    for view in [r"SOFTWARE", r"SOFTWARE\WOW6432Node"] {
+        for version in ["v2.0.50727", "v4.0.30319"] {
+            let key = format!(r"HKLM\{view}\Microsoft\.NETFramework\{version}");
+            for name in ["SystemDefaultTlsVersions", "SchUseStrongCrypto"] {
+                lines.push(format!(r#"reg add "{key}" /v {name} /t REG_DWORD /d 1 /f"#));
+            }
+        }
+    }
+    let lines = lines.join("; ");
+    tr!(
+        lang,
+        "On {place}: {summary}. The port and the server are fine for modern clients; this PC's TLS is what needs changing: as administrator, {lines}; on Windows 7 / Server 2008 R2 also install the .NET TLS update (KB3154518 or later); then restart the agent's services (LTService, LTSvcMon) or the PC.",
+        "Auf {place}: {summary}. Port und Server sind für aktuelle Clients in Ordnung; das TLS dieses PCs muss geändert werden: als Administrator {lines}; unter Windows 7 / Server 2008 R2 auch das .NET-TLS-Update (KB3154518 oder neuer) installieren; dann die Dienste des Agenten (LTService, LTSvcMon) oder den PC neu starten."
+    )
 }
 
 /// Commands that let this machine send the check's traffic, for the platform it runs on

@@ -364,3 +364,104 @@ fn agent_urls_check_each_endpoint_on_its_own_port_and_scheme() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("use http:// or https://"));
 }
+
+/// `openssl s_server` on loopback accepting only `versions` (its flags), answering HTTP.
+struct OpensslServer {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl OpensslServer {
+    fn start(flags: &[&str]) -> OpensslServer {
+        let dir = tempfile::tempdir().unwrap();
+        let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+        let made = std::process::Command::new("openssl")
+            .args([
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "30",
+            ])
+            .args([
+                "-subj",
+                "/CN=127.0.0.1",
+                "-addext",
+                "subjectAltName=DNS:localhost,IP:127.0.0.1",
+            ])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .output()
+            .unwrap();
+        assert!(made.status.success());
+        let port = crate::util::free_tcp_port();
+        let child = std::process::Command::new("timeout")
+            .args(["120", "openssl", "s_server", "-quiet", "-www"])
+            .args(["-accept", &format!("127.0.0.1:{port}")])
+            .arg("-cert")
+            .arg(&cert)
+            .arg("-key")
+            .arg(&key)
+            .args(flags)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        OpensslServer {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for OpensslServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Which TLS versions the server accepts is probed version by version (rustls speaks only
+/// 1.2 and 1.3): a server that accepts only TLS 1.0 is named as such, not as "not TLS".
+#[test]
+fn the_tls_versions_a_server_accepts() {
+    if !crate::util::installed("openssl", "openssl") {
+        return;
+    }
+    let old = OpensslServer::start(&["-tls1", "-cipher", "DEFAULT@SECLEVEL=0"]);
+    let modern = OpensslServer::start(&["-no_tls1", "-no_tls1_1"]);
+    for _ in 0..3 {
+        let (code, r) = probe("tls", old.port, &["--insecure"]);
+        let accepts = &r["app"]["tls_versions"]["server_accepts"];
+        assert_eq!(accepts["TLS 1.0"], "yes", "{r}");
+        assert_eq!(accepts["TLS 1.1"], "no", "{r}");
+        assert_eq!(accepts["TLS 1.2"], "no", "{r}");
+        assert_eq!(r["verdict"], "fail");
+        assert!(
+            reason(&r).contains("the server accepts only TLS 1.0, not TLS 1.2 or 1.3"),
+            "{r}"
+        );
+        assert!(
+            r["hint"].as_str().unwrap().contains("enable TLS 1.2"),
+            "{r}"
+        );
+        assert_eq!(code, 1);
+
+        let (code, r) = probe("tls", modern.port, &["--insecure"]);
+        let accepts = &r["app"]["tls_versions"]["server_accepts"];
+        assert_eq!(accepts["TLS 1.0"], "no", "{r}");
+        assert_eq!(accepts["TLS 1.1"], "no", "{r}");
+        assert_eq!(accepts["TLS 1.2"], "yes", "{r}");
+        assert_eq!(accepts["TLS 1.3"], "yes", "{r}");
+        // Off Windows there is no Schannel to ask, and no agent offer.
+        assert!(r["app"]["tls_versions"].get("schannel").is_none(), "{r}");
+        assert_eq!(r["verdict"], "pass", "{r}");
+        assert_eq!(code, 0);
+    }
+}

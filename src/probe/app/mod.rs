@@ -21,7 +21,9 @@ mod certificate;
 mod http;
 mod mysql;
 pub mod proxy;
+mod schannel;
 mod tls;
+pub(crate) mod versions;
 
 pub use http::{automate_version, parse_http_head, HttpHead};
 use http::{http, request};
@@ -39,6 +41,9 @@ pub struct AppConfig {
     pub cert_warn_days: u32,
     /// HTTP and HTTPS probes go through this proxy (`--proxy`, or the agent's own).
     pub proxy: Option<proxy::Proxy>,
+    /// What the Automate agent on this machine offers and asks Schannel for (Windows, agent
+    /// role), judged from its settings.
+    pub agent_offer: Option<crate::tlsoffer::AgentOffer>,
     extra_roots: Vec<CertificateDer<'static>>,
     verifiers: OnceLock<Verifiers>,
 }
@@ -79,6 +84,7 @@ impl AppConfig {
             insecure,
             cert_warn_days,
             proxy: None,
+            agent_offer: None,
             extra_roots,
             verifiers: OnceLock::new(),
         })
