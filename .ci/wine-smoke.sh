@@ -6,8 +6,8 @@
 #
 # LEGACY_WIN7=1: the legacy x64 exe (x86_64-win7-windows-gnu), in a prefix whose Windows version
 # is Windows 7, with no shim (the exe must not import ProcessPrng; checked first): --version, the
-# demo, the agent role, a closed and an open TCP port, an open and a closed UDP port. Wine here is
-# 64-bit only, so the i686 legacy exe is checked by its import table alone (dist/check-imports.py).
+# demo, the agent role, a closed and an open TCP port, an open and a closed UDP port, the web
+# check through Schannel (tls_checks), serve's firewall lines (netsh). Wine here is 64-bit only, so the i686 legacy exe is checked by its import table alone (dist/check-imports.py).
 #
 # shim-dir holds bcryptprimitives.c and bcryptprimitives.def (.ci/wine-shim). Wine 8.0 (bookworm)
 # has no bcryptprimitives.dll, which Rust std imports ProcessPrng from; the shim is test-only and
@@ -137,6 +137,76 @@ profile() { # profile FILE ID PROTOCOL PORT: one required check against target "
     "$2" "$2" "$3" "$4" >"$1"
 }
 
+# TLS the way the agent negotiates it: loopback servers that accept only TLS 1.2+ and only
+# TLS 1.0 (Python's ssl; 1.0 needs OpenSSL's security level 0), answering as Automate does.
+tls_site() { # tls_site PORT tls12|tls10
+  timeout 300 python3 -c '
+import http.server, ssl, sys, warnings
+warnings.simplefilter("ignore")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        body = b"0|1|2|||||||240.150" if self.path == "/LabTech/agent.aspx" else b"no"
+        self.send_response(200 if body != b"no" else 404)
+        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
+    def log_message(self, *a): pass
+s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
+c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[3], sys.argv[4])
+if sys.argv[2] == "tls10":
+    c.set_ciphers("DEFAULT:@SECLEVEL=0")
+    c.minimum_version = ssl.TLSVersion.TLSv1; c.maximum_version = ssl.TLSVersion.TLSv1
+else:
+    c.minimum_version = ssl.TLSVersion.TLSv1_2
+s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()' "$1" "$2" "$work/tls-cert.pem" "$work/tls-key.pem" &
+  pids+=($!)
+  for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && break; sleep 0.1; done
+}
+# tls_checks LABEL: in the current prefix (Windows 7 SP1, as Wine 8 sets up and the legacy
+# section asks for), the agent role's web check through Schannel:
+#   a TLS 1.2+ server: the report carries Schannel's result and the server's versions;
+#   a TLS 1.0-only server: not a plain pass (Wine's Schannel still connects: a warning);
+#   an agent on .NET 3.5 (LTSVC.exe.config) without the TLS 1.2 keys, TLS 1.2+ server: the
+#   agent asks Schannel for TLS 1.0 only, the check fails and the hint gives the registry
+#   lines; with those keys written (wine reg add) it passes.
+# What Wine cannot show: its Schannel (GnuTLS) enables TLS 1.2 for clients by default, where a
+# real Windows 7 leaves it out; that default is proven by the unit tests (src/tlsoffer/tests.rs).
+tls_checks() {
+  local label=$1 key='HKLM\SOFTWARE\LabTech\Service' tls12 tls10 ltsvc
+  [ -s "$work/tls-cert.pem" ] || openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj /CN=127.0.0.1 \
+    -addext subjectAltName=IP:127.0.0.1 -keyout "$work/tls-key.pem" -out "$work/tls-cert.pem" >/dev/null 2>&1
+  tls12=$(free_port tcp); tls_site "$tls12" tls12
+  tls10=$(free_port tcp); tls_site "$tls10" tls10
+  timeout "$T" wine reg delete "$key\\Settings" /v ProxyServerURL /f >/dev/null 2>&1 || true
+  timeout "$T" wine reg add "$key" /v 'Server Address' /t REG_SZ /d "https://127.0.0.1:$tls12" /f >/dev/null 2>&1
+  if run "$label: TLS 1.2+ server, Schannel" 0 check --role agent --format json --timeout 5s --insecure; then
+    want_json "$label: TLS 1.2+ server, Schannel" 'by_id["agent-https"]["verdict"] == "pass" and by_id["agent-https"]["app"]["tls_versions"]["schannel"]["ok"] is True and by_id["agent-https"]["app"]["tls_versions"]["server_accepts"] == {"TLS 1.0": "no", "TLS 1.1": "no", "TLS 1.2": "yes", "TLS 1.3": "yes"} and any("the agent'"'"'s TLS offer here, from Windows 6.1 build 7601" in n for n in r["notes"])'
+  fi
+  timeout "$T" wine reg add "$key" /v 'Server Address' /t REG_SZ /d "https://127.0.0.1:$tls10" /f >/dev/null 2>&1
+  if run "$label: TLS 1.0-only server" 0 check --role agent --format json --timeout 5s --insecure; then
+    want_json "$label: TLS 1.0-only server" 'by_id["agent-https"]["verdict"] == "warn" and by_id["agent-https"]["reason"].startswith("the server accepts only TLS 1.0, not TLS 1.2 or 1.3") and by_id["agent-https"]["app"]["tls_versions"]["server_accepts"]["TLS 1.0"] == "yes" and "TLS 1.2\\Server" in by_id["agent-https"]["hint"]'
+  fi
+  ltsvc="$WINEPREFIX/drive_c/windows/LTSvc"
+  mkdir -p "$ltsvc"
+  printf '<?xml version="1.0" encoding="utf-8"?>\r\n<configuration>\r\n  <startup>\r\n    <supportedRuntime version="v2.0.50727"/>\r\n  </startup>\r\n</configuration>\r\n' >"$ltsvc/LTSVC.exe.config"
+  timeout "$T" wine reg add "$key" /v 'Server Address' /t REG_SZ /d "https://127.0.0.1:$tls12" /f >/dev/null 2>&1
+  if run "$label: .NET 3.5 agent without the TLS 1.2 keys" 1 check --role agent --format json --timeout 5s --insecure; then
+    want_json "$label: .NET 3.5 agent without the TLS 1.2 keys" 'by_id["agent-https"]["verdict"] == "fail" and by_id["agent-https"]["reason"].startswith("Schannel, the TLS of Windows that the agent uses, cannot connect asking for what the agent here asks for") and by_id["agent-https"]["app"]["tls_versions"]["schannel"]["asked"] == ["TLS 1.0"] and by_id["agent-https"]["app"]["tls_versions"]["agent_offers"] == {"TLS 1.0": "yes", "TLS 1.1": "no", "TLS 1.2": "no", "TLS 1.3": "no"} and "SCHANNEL\\Protocols\\TLS 1.2\\Client\" /v DisabledByDefault /t REG_DWORD /d 0 /f" in by_id["agent-https"]["hint"] and "NETFramework\\v2.0.50727\" /v SystemDefaultTlsVersions /t REG_DWORD /d 1 /f" in by_id["agent-https"]["hint"]'
+  fi
+  # The lines the hint gives, as an administrator would run them (both registry views).
+  local schannel='HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Client'
+  timeout "$T" wine reg add "$schannel" /v Enabled /t REG_DWORD /d 1 /f >/dev/null 2>&1
+  timeout "$T" wine reg add "$schannel" /v DisabledByDefault /t REG_DWORD /d 0 /f >/dev/null 2>&1
+  for view in 'HKLM\SOFTWARE' 'HKLM\SOFTWARE\WOW6432Node'; do
+    for name in SystemDefaultTlsVersions SchUseStrongCrypto; do
+      timeout "$T" wine reg add "$view\\Microsoft\\.NETFramework\\v2.0.50727" /v "$name" /t REG_DWORD /d 1 /f >/dev/null 2>&1
+    done
+  done
+  if run "$label: .NET 3.5 agent with the TLS 1.2 keys" 0 check --role agent --format json --timeout 5s --insecure; then
+    want_json "$label: .NET 3.5 agent with the TLS 1.2 keys" 'by_id["agent-https"]["verdict"] == "pass" and by_id["agent-https"]["app"]["tls_versions"]["schannel"]["ok"] is True and by_id["agent-https"]["app"]["tls_versions"]["agent_offers"]["TLS 1.2"] == "yes"'
+  fi
+  rm -f "$ltsvc/LTSVC.exe.config"
+}
+
 # --- legacy (LEGACY_WIN7=1): what the legacy exe must do on Windows 7, then stop. ---
 if [ -n "$legacy" ]; then
   version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml 2>/dev/null | head -1)
@@ -179,6 +249,21 @@ while True:
   if timed "win7: closed UDP port" 1 check --udp "127.0.0.1:$udp_closed" --format json --timeout 1s; then
     want_json "win7: closed UDP port" 'r["checks"][0]["state"] == "closed" and r["checks"][0]["reason"].startswith("ICMP port unreachable")'
   fi
+  tls_checks "win7"
+  # serve on Windows 7: no NetSecurity module, so no PowerShell rules: it says it cannot read
+  # them and prints netsh lines to allow it and to remove the rule.
+  AUTOMATE_PORTS_KEY=wine-smoke-key-0123 timeout 60 wine "$E" serve --role agent --bind 127.0.0.1 --for 20s >"$work/serve7.out" 2>&1 &
+  serve7=$!
+  pids+=($serve7)
+  for _ in $(seq 100); do grep -q '^ready' "$work/serve7.out" 2>/dev/null && break; sleep 0.2; done
+  if grep -q '^could not ask Windows Defender Firewall (Windows 7 / Server 2008 R2 has no PowerShell NetSecurity module' "$work/serve7.out" \
+    && grep -q '^  netsh advfirewall firewall add rule name="automate-ports serve" dir=in action=allow program=".*automate-ports.exe" enable=yes$' "$work/serve7.out" \
+    && grep -q '^ready' "$work/serve7.out"; then
+    ok "win7: serve prints netsh firewall lines"
+  else
+    bad "win7: serve prints netsh firewall lines"; sed 's/^/     serve: /' "$work/serve7.out" | head -10
+  fi
+  kill "$serve7" 2>/dev/null || true
   echo "wine smoke (legacy exe, Windows 7): $passed passed, $failed failed"
   [ "$failed" -eq 0 ]
   exit
@@ -247,14 +332,24 @@ if run "tray held by a Windows program" 1 check --role agent --server 127.0.0.1 
   want_json "tray held by a Windows program" 'by_id["agent-tray"]["state"] == "open" and by_id["agent-tray"]["reason"].startswith("in use by another program on this machine") and "PID 0" not in by_id["agent-tray"]["reason"]'
 fi
 sed 's/^/     serve: /' "$work/serve.out" | head -8
-# serve on Windows says what the firewall does with its inbound traffic; Wine has no
-# PowerShell, so it says it could not ask, and prints the exact rule to add and remove.
+# serve on Windows says what the firewall does with its inbound traffic and prints the exact
+# rule to add and remove. Wine has no PowerShell, so it says it could not ask. Wine 8's prefix
+# reports Windows 7 (6.1), which has no New-NetFirewallRule: the lines are netsh's there, and
+# PowerShell's on Windows 8 and later.
+winver=$(timeout "$T" wine cmd /c ver 2>/dev/null | tr -d '\r' | grep -m1 Windows || true)
+case $winver in
+  *" 6.0."*|*" 6.1."*)
+    allow_rule='^  netsh advfirewall firewall add rule name="automate-ports serve" dir=in action=allow program=".*automate-ports.exe" enable=yes$'
+    remove_rule='netsh advfirewall firewall delete rule name="automate-ports serve"$' ;;
+  *)
+    allow_rule="^  New-NetFirewallRule -DisplayName 'automate-ports serve' -Program '.*automate-ports.exe' -Direction Inbound -Action Allow$"
+    remove_rule="Remove-NetFirewallRule -DisplayName 'automate-ports serve'$" ;;
+esac
 if grep -q '^could not ask Windows Defender Firewall' "$work/serve.out" \
-  && grep -q "^  New-NetFirewallRule -DisplayName 'automate-ports serve' -Program '.*automate-ports.exe' -Direction Inbound -Action Allow$" "$work/serve.out" \
-  && grep -q "Remove-NetFirewallRule -DisplayName 'automate-ports serve'$" "$work/serve.out"; then
-  ok "serve names the firewall rule"
+  && grep -q "$allow_rule" "$work/serve.out" && grep -q "$remove_rule" "$work/serve.out"; then
+  ok "serve names the firewall rule ($winver)"
 else
-  bad "serve names the firewall rule"
+  bad "serve names the firewall rule ($winver)"
 fi
 
 # The installed agent's settings, written with `wine reg add` as the agent stores them (a `~`,
@@ -320,6 +415,8 @@ start_proxy "$deny_port" deny
 if run "a proxy that refuses CONNECT" 1 check --role agent --format json --timeout 5s --insecure --proxy "http://127.0.0.1:$deny_port"; then
   want_json "a proxy that refuses CONNECT" 'all(c["state"] == "error" and "refused the tunnel" in c["reason"] and "firewall" not in c["hint"] for c in r["checks"] if c["id"] == "agent-https")'
 fi
+
+tls_checks "TLS"
 
 # No run outlives its deadline: in three fresh prefixes, an agent whose settings name a server
 # where nothing listens, nothing on the tray port or on UDP 75, and a one-off closed UDP port.

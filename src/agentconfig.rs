@@ -226,28 +226,7 @@ pub fn read_tls() -> crate::tlsoffer::Settings {
             disabled_by_default: dword(&path, "DisabledByDefault", KEY_WOW64_64KEY),
         }
     });
-    let nt = "SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion";
-    let nt_key = hklm
-        .open_subkey_with_flags(nt, KEY_READ | KEY_WOW64_64KEY)
-        .ok();
-    let windows = nt_key.as_ref().and_then(|key| {
-        let build: u32 = key
-            .get_value::<String, _>("CurrentBuildNumber")
-            .ok()?
-            .trim()
-            .parse()
-            .ok()?;
-        // Windows 10 and later say 6.3 in CurrentVersion, and the truth in the numbers.
-        if let (Ok(major), Ok(minor)) = (
-            key.get_value::<u32, _>("CurrentMajorVersionNumber"),
-            key.get_value::<u32, _>("CurrentMinorVersionNumber"),
-        ) {
-            return Some((major, minor, build));
-        }
-        let version = key.get_value::<String, _>("CurrentVersion").ok()?;
-        let (major, minor) = version.trim().split_once('.')?;
-        Some((major.parse().ok()?, minor.parse().ok()?, build))
-    });
+    let windows = crate::sys::windows_version();
     let root = std::env::var_os("SystemRoot").unwrap_or_else(|| "C:\\Windows".into());
     let config = std::path::Path::new(&root)
         .join("LTSvc")

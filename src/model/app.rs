@@ -219,12 +219,13 @@ pub enum Finding {
     },
     /// Schannel, the TLS the agent uses, could not connect where rustls did; `settled` when
     /// the agent's own offer was known (else the OS default was tried). What rustls found
-    /// is `inner`.
+    /// is `inner`, with the verdict it had (`was`).
     SchannelFailed {
         error: String,
         code: Option<u32>,
         settled: bool,
         inner: Box<Finding>,
+        was: AppVerdict,
     },
     NoCertificate,
     CertificateUnreadable,

@@ -9,6 +9,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+use crate::sys::FirewallShell;
+
 /// The rule's display name: the lines serve prints add and remove exactly this one.
 const RULE: &str = "automate-ports serve";
 
@@ -22,36 +24,57 @@ pub(super) struct Rules {
 }
 
 /// The lines serve prints on Windows: what the firewall does with inbound traffic to `exe`
-/// (from `asked`, the firewall's answer or why there is none), then how to allow it.
-pub(super) fn lines(exe: &Path, asked: Result<Rules, String>) -> Vec<String> {
+/// (from `asked`, the firewall's answer or why there is none), then how to allow it, in
+/// PowerShell or, on Windows 7 / Server 2008 R2, with netsh.
+pub(super) fn lines(exe: &Path, asked: Result<Rules, String>, shell: FirewallShell) -> Vec<String> {
     let program = exe.display();
-    let allow = format!(
-        "  New-NetFirewallRule -DisplayName '{RULE}' -Program '{program}' -Direction Inbound -Action Allow"
-    );
-    let remove = format!("  and when done: Remove-NetFirewallRule -DisplayName '{RULE}'");
+    let (allow, remove, console) = if shell == FirewallShell::Netsh {
+        (
+            format!("  netsh advfirewall firewall add rule name=\"{RULE}\" dir=in action=allow program=\"{program}\" enable=yes"),
+            format!("  and when done: netsh advfirewall firewall delete rule name=\"{RULE}\""),
+            "a command prompt",
+        )
+    } else {
+        (
+            format!("  New-NetFirewallRule -DisplayName '{RULE}' -Program '{program}' -Direction Inbound -Action Allow"),
+            format!("  and when done: Remove-NetFirewallRule -DisplayName '{RULE}'"),
+            "PowerShell",
+        )
+    };
     let head = match asked {
         Ok(Rules { enabled: 0, .. }) => {
             return vec!["Windows Defender Firewall is off on every profile: it does not filter serve here (a firewall in front of this server still does)".into()];
         }
         Ok(Rules { block, .. }) if block > 0 => format!(
-            "Windows Defender Firewall has {block} rule(s) blocking inbound traffic to this program: check will see its ports as filtered. Disable them, then allow it (PowerShell as Administrator):"
+            "Windows Defender Firewall has {block} rule(s) blocking inbound traffic to this program: check will see its ports as filtered. Disable them, then allow it ({console} as Administrator):"
         ),
         Ok(Rules { allow, .. }) if allow > 0 => {
             return vec![format!(
                 "Windows Defender Firewall allows inbound traffic to this program ({allow} rule(s))"
             )];
         }
-        Ok(_) => "Windows Defender Firewall has no rule for this program, so it blocks inbound traffic to it (with no prompt when serve runs as SYSTEM or a service): allow it (PowerShell as Administrator):".to_string(),
-        Err(why) => format!(
-            "could not ask Windows Defender Firewall ({why}; reading its rules may need an elevated PowerShell): if check reports filtered ports, allow this program (PowerShell as Administrator):"
-        ),
+        Ok(_) => format!("Windows Defender Firewall has no rule for this program, so it blocks inbound traffic to it (with no prompt when serve runs as SYSTEM or a service): allow it ({console} as Administrator):"),
+        Err(why) => {
+            let elevated = if shell == FirewallShell::Netsh {
+                ""
+            } else {
+                "; reading its rules may need an elevated PowerShell"
+            };
+            format!(
+            "could not ask Windows Defender Firewall ({why}{elevated}): if check reports filtered ports, allow this program ({console} as Administrator):"
+        )
+        }
     };
     vec![head, allow, remove]
 }
 
-/// Reads the firewall's rules for `exe` through PowerShell.
+/// Reads the firewall's rules for `exe` through PowerShell (Windows 8 / 2012 and later: the
+/// NetSecurity module).
 #[cfg(windows)]
-pub(super) fn ask(exe: &Path) -> Result<Rules, String> {
+pub(super) fn ask(exe: &Path, shell: FirewallShell) -> Result<Rules, String> {
+    if shell == FirewallShell::Netsh {
+        return Err("Windows 7 / Server 2008 R2 has no PowerShell NetSecurity module to read its rules with".into());
+    }
     let program = exe.display().to_string().replace('\'', "''");
     // Enum names (True, Inbound, Allow, Block) are not translated: the answer is the same on a
     // German Windows.
@@ -84,7 +107,32 @@ mod tests {
     use super::*;
 
     fn said(asked: Result<Rules, String>) -> Vec<String> {
-        lines(Path::new("C:\\Tools\\automate-ports.exe"), asked)
+        lines(
+            Path::new("C:\\Tools\\automate-ports.exe"),
+            asked,
+            FirewallShell::PowerShell,
+        )
+    }
+
+    #[test]
+    fn windows_7_gets_netsh_lines() {
+        let said = lines(
+            Path::new("C:\\Tools\\automate-ports.exe"),
+            Err("Windows 7 / Server 2008 R2 has no PowerShell NetSecurity module to read its rules with".into()),
+            FirewallShell::Netsh,
+        );
+        assert!(
+            said[0].ends_with("(a command prompt as Administrator):"),
+            "{said:?}"
+        );
+        assert_eq!(
+            said[1],
+            "  netsh advfirewall firewall add rule name=\"automate-ports serve\" dir=in action=allow program=\"C:\\Tools\\automate-ports.exe\" enable=yes"
+        );
+        assert_eq!(
+            said[2],
+            "  and when done: netsh advfirewall firewall delete rule name=\"automate-ports serve\""
+        );
     }
 
     #[test]

@@ -204,7 +204,8 @@ fn settle(config: &ServeConfig, status: &mut dyn FnMut(&str)) -> anyhow::Result<
     }
     #[cfg(windows)]
     if let Ok(exe) = std::env::current_exe() {
-        for line in firewall::lines(&exe, firewall::ask(&exe)) {
+        let shell = crate::sys::FirewallShell::here();
+        for line in firewall::lines(&exe, firewall::ask(&exe, shell), shell) {
             status(&line);
         }
     }

@@ -18,6 +18,41 @@ pub use windows::{service_state, tcp_listener, udp_holder};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// The firewall commands this machine takes: Windows 7 / Server 2008 R2 have no NetSecurity
+/// PowerShell module (`New-NetFirewallRule` came with Windows 8 / Server 2012), so there the
+/// lines are `netsh advfirewall`, which every Windows since Vista knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FirewallShell {
+    Linux,
+    PowerShell,
+    Netsh,
+}
+
+impl FirewallShell {
+    /// This machine's, asked once.
+    pub fn here() -> FirewallShell {
+        if !cfg!(windows) {
+            return FirewallShell::Linux;
+        }
+        match windows_version() {
+            Some((major, minor, _)) if (major, minor) < (6, 2) => FirewallShell::Netsh,
+            _ => FirewallShell::PowerShell,
+        }
+    }
+}
+
+/// Windows' version (major, minor, build) from the registry, as the agent's installers read
+/// it; `None` elsewhere or when unreadable. Read once.
+pub fn windows_version() -> Option<(u32, u32, u32)> {
+    #[cfg(windows)]
+    {
+        static VERSION: std::sync::OnceLock<Option<(u32, u32, u32)>> = std::sync::OnceLock::new();
+        *VERSION.get_or_init(windows::version)
+    }
+    #[cfg(not(windows))]
+    None
+}
+
 /// The wall clock in milliseconds since the Unix epoch (0 before 1970): the probe protocol's
 /// timestamps.
 pub fn now_ms() -> u64 {

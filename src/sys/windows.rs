@@ -157,3 +157,30 @@ pub fn service_state(name: &str) -> crate::agentconfig::ServiceState {
         state
     }
 }
+
+/// Windows' version from `HKLM\SOFTWARE\Microsoft\Windows NT\CurrentVersion`: Windows 10 and
+/// later say 6.3 in `CurrentVersion` and the truth in `CurrentMajor/MinorVersionNumber`.
+pub fn version() -> Option<(u32, u32, u32)> {
+    use winreg::enums::{HKEY_LOCAL_MACHINE, KEY_READ, KEY_WOW64_64KEY};
+    let key = winreg::RegKey::predef(HKEY_LOCAL_MACHINE)
+        .open_subkey_with_flags(
+            "SOFTWARE\\Microsoft\\Windows NT\\CurrentVersion",
+            KEY_READ | KEY_WOW64_64KEY,
+        )
+        .ok()?;
+    let build: u32 = key
+        .get_value::<String, _>("CurrentBuildNumber")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()?;
+    if let (Ok(major), Ok(minor)) = (
+        key.get_value::<u32, _>("CurrentMajorVersionNumber"),
+        key.get_value::<u32, _>("CurrentMinorVersionNumber"),
+    ) {
+        return Some((major, minor, build));
+    }
+    let version = key.get_value::<String, _>("CurrentVersion").ok()?;
+    let (major, minor) = version.trim().split_once('.')?;
+    Some((major.parse().ok()?, minor.parse().ok()?, build))
+}

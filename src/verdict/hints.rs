@@ -7,6 +7,7 @@ use crate::lang::Lang;
 use crate::model::{Check, Expect, Protocol, State};
 use crate::probe::Why;
 use crate::report::CheckResult;
+use crate::sys::FirewallShell;
 use crate::tr;
 
 /// Where a hint points: the protocol, the ports that did not pass, the host and address.
@@ -186,7 +187,7 @@ fn what(
         ),
         (_, _, Why::InUse(holder)) => return Err(in_use(holder.as_ref(), subject, lang)),
         (_, _, Why::LocalFirewall) => {
-            let rules = local_rule(check, subject, cfg!(windows));
+            let rules = local_rule(check, subject, crate::sys::FirewallShell::here());
             let rule = match rules.as_slice() {
                 [first, other] => tr!(lang, "`{first}` (or: `{other}`)", "`{first}` (oder: `{other}`)"),
                 _ => format!("`{}`", rules.join("`, `")),
@@ -375,7 +376,12 @@ fn application(
 /// agent's .NET offer TLS 1.2 (Microsoft: TLS registry settings; TLS best practices with the
 /// .NET Framework), then a restart of the agent's services.
 fn schannel(subject: &Subject<'_>, summary: &str, lang: Lang) -> String {
-    let Subject { place, .. } = subject;
+    let Subject {
+        place,
+        proto,
+        ports,
+        ..
+    } = subject;
     let schannel = r"HKLM\SYSTEM\CurrentControlSet\Control\SecurityProviders\SCHANNEL\Protocols\TLS 1.2\Client";
     let mut lines = vec![
         format!(r#"reg add "{schannel}" /v Enabled /t REG_DWORD /d 1 /f"#),
@@ -392,22 +398,26 @@ fn schannel(subject: &Subject<'_>, summary: &str, lang: Lang) -> String {
     let lines = lines.join("; ");
     tr!(
         lang,
-        "On {place}: {summary}. The port and the server are fine for modern clients; this PC's TLS is what needs changing: as administrator, {lines}; on Windows 7 / Server 2008 R2 also install the .NET TLS update (KB3154518 or later); then restart the agent's services (LTService, LTSvcMon) or the PC.",
-        "Auf {place}: {summary}. Port und Server sind für aktuelle Clients in Ordnung; das TLS dieses PCs muss geändert werden: als Administrator {lines}; unter Windows 7 / Server 2008 R2 auch das .NET-TLS-Update (KB3154518 oder neuer) installieren; dann die Dienste des Agenten (LTService, LTSvcMon) oder den PC neu starten."
+        "From this PC to {place}, {proto} {ports}: {summary}. The port and the server are fine for modern clients; this PC's TLS is what needs changing: as administrator, {lines}; on Windows 7 / Server 2008 R2 also install the .NET TLS update (KB3154518 or later); then restart the agent's services (LTService, LTSvcMon) or the PC.",
+        "Von diesem PC zu {place}, {proto} {ports}: {summary}. Port und Server sind für aktuelle Clients in Ordnung; das TLS dieses PCs muss geändert werden: als Administrator {lines}; unter Windows 7 / Server 2008 R2 auch das .NET-TLS-Update (KB3154518 oder neuer) installieren; dann die Dienste des Agenten (LTService, LTSvcMon) oder den PC neu starten."
     )
 }
 
 /// Commands that let this machine send the check's traffic, for the platform it runs on
-/// (Linux: nftables, then ufw).
-fn local_rule(check: &Check, subject: &Subject<'_>, windows: bool) -> Vec<String> {
+/// (Linux: nftables, then ufw; Windows 7 / 2008 R2: netsh, which lacks New-NetFirewallRule).
+fn local_rule(check: &Check, subject: &Subject<'_>, shell: FirewallShell) -> Vec<String> {
     let ports = &subject.ports;
     let proto = check.protocol.upper();
     let address = subject
         .address
         .map_or_else(|| subject.host.to_string(), |a| a.to_string());
-    if windows {
+    if shell == FirewallShell::PowerShell {
         vec![format!(
             "New-NetFirewallRule -DisplayName 'Automate {proto} {ports} out' -Direction Outbound -Protocol {proto} -RemoteAddress {address} -RemotePort {ports} -Action Allow"
+        )]
+    } else if shell == FirewallShell::Netsh {
+        vec![format!(
+            "netsh advfirewall firewall add rule name=\"Automate {proto} {ports} out\" dir=out action=allow protocol={proto} remoteip={address} remoteport={ports}"
         )]
     } else {
         let family = if subject.address.is_some_and(|a| a.is_ipv6()) {
@@ -429,7 +439,7 @@ mod tests {
     use crate::model::{PortRange, ProbeKind};
 
     #[test]
-    fn local_rules_for_windows_and_linux() {
+    fn local_rules_for_windows_7_and_later_and_linux() {
         let check = Check {
             id: "c".into(),
             description: String::new(),
@@ -447,11 +457,15 @@ mod tests {
         result.address = Some("192.0.2.10".parse().unwrap());
         let subject = Subject::of(&check, &result, &[], Lang::En);
         assert_eq!(
-            local_rule(&check, &subject, true)[0],
+            local_rule(&check, &subject, FirewallShell::PowerShell)[0],
             "New-NetFirewallRule -DisplayName 'Automate TCP 49152-65535 out' -Direction Outbound -Protocol TCP -RemoteAddress 192.0.2.10 -RemotePort 49152-65535 -Action Allow"
         );
         assert_eq!(
-            local_rule(&check, &subject, false),
+            local_rule(&check, &subject, FirewallShell::Netsh),
+            ["netsh advfirewall firewall add rule name=\"Automate TCP 49152-65535 out\" dir=out action=allow protocol=TCP remoteip=192.0.2.10 remoteport=49152-65535"]
+        );
+        assert_eq!(
+            local_rule(&check, &subject, FirewallShell::Linux),
             [
                 "nft insert rule inet filter output ip daddr 192.0.2.10 tcp dport { 49152-65535 } accept",
                 "ufw allow out to 192.0.2.10 port 49152:65535 proto tcp"

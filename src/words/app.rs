@@ -95,9 +95,15 @@ fn tls_versions(finding: &Finding, found: &AppResult, lang: Lang) -> String {
             code,
             settled,
             inner,
+            was,
         } => {
             let cause = code.map_or("", |c| sec_status_cause(c, lang));
-            let rustls = say(inner, found, lang);
+            // The inner finding in the words it had before Schannel's failure changed the verdict.
+            let before = AppResult {
+                verdict: *was,
+                ..found.clone()
+            };
+            let rustls = say(inner, &before, lang);
             let asked = if *settled {
                 lang.pick(
                     "asking for what the agent here asks for",

@@ -88,7 +88,9 @@ fn blocking(
             .collect();
         cred.enabled_protocols(&protocols);
     }
-    let cred = cred.acquire(Direction::Outbound).map_err(schannel_error)?;
+    let cred = cred
+        .acquire(Direction::Outbound)
+        .map_err(|e| schannel_error(&e))?;
     let mut builder = Builder::new();
     if host.parse::<std::net::IpAddr>().is_err() {
         builder.domain(host);
@@ -101,7 +103,7 @@ fn blocking(
     for _ in 0..64 {
         match handshake {
             Ok(_) => return Ok(()),
-            Err(HandshakeError::Failure(e)) => return Err(schannel_error(e)),
+            Err(HandshakeError::Failure(e)) => return Err(schannel_error(&e)),
             Err(HandshakeError::Interrupted(mid)) => handshake = mid.handshake(),
         }
     }
@@ -110,10 +112,11 @@ fn blocking(
 
 /// The SECURITY_STATUS of a failed call, by name where it is a common one.
 #[cfg(windows)]
-fn schannel_error(e: std::io::Error) -> (Option<u32>, String) {
+fn schannel_error(e: &std::io::Error) -> (Option<u32>, String) {
     match e.raw_os_error() {
         Some(raw) => {
-            let code = raw as u32;
+            // SECURITY_STATUS values are HRESULTs: the bits, not the sign.
+            let code = u32::from_ne_bytes(raw.to_ne_bytes());
             let text = match crate::words::app::sec_status_name(code) {
                 Some(name) => format!("{name} (0x{code:08X})"),
                 None => format!("0x{code:08X}: {e}"),

@@ -191,6 +191,7 @@ pub(crate) fn judge(mut found: AppResult, versions: TlsVersions, config: &AppCon
     if found.verdict == crate::model::AppVerdict::Fail {
         return found;
     }
+    let was = found.verdict;
     let settled = config
         .agent_offer
         .as_ref()
@@ -205,6 +206,7 @@ pub(crate) fn judge(mut found: AppResult, versions: TlsVersions, config: &AppCon
         code: schannel.code,
         settled,
         inner: Box::new(found.finding.clone()),
+        was,
     };
     found
 }
