@@ -318,7 +318,8 @@ if run "open UDP" 0 check --profile "$work/udp-open.toml" --target box=127.0.0.1
   want_json "open UDP" 'by_id["udp-open"]["state"] == "open" and by_id["udp-open"]["verdict"] == "pass"'
 fi
 
-# The tray port held by another program. Windows names it from the UDP owner table
+# The tray port held by another program, no agent installed yet (no LabTech key in the
+# registry): a warning that names the port an install would take (42001). Windows names it from the UDP owner table
 # (GetExtendedUdpTable) and a process snapshot; Wine 8.0 fills the table but reports PID 0 for
 # every owner (seen here with serve.exe itself holding the port), so under Wine the holder is
 # unknown: the check must still run the table code, say the port is in use, and not guess a
@@ -329,7 +330,7 @@ then
 fi
 for _ in $(seq 100); do grep -q '^ready' "$work/serve.out" 2>/dev/null && break; sleep 0.2; done
 if run "tray held by a Windows program" 1 check --role agent --server 127.0.0.1 --format json --timeout 500ms; then
-  want_json "tray held by a Windows program" 'by_id["agent-tray"]["state"] == "open" and by_id["agent-tray"]["reason"].startswith("in use by another program on this machine") and "PID 0" not in by_id["agent-tray"]["reason"]'
+  want_json "tray held by a Windows program" 'by_id["agent-tray"]["state"] == "open" and by_id["agent-tray"]["reason"].startswith("in use by another program on this machine (no Automate agent is installed); an agent install would take UDP 42001 instead") and by_id["agent-tray"]["verdict"] == "warn" and "PID 0" not in by_id["agent-tray"]["reason"]'
 fi
 sed 's/^/     serve: /' "$work/serve.out" | head -8
 # serve on Windows says what the firewall does with its inbound traffic and prints the exact

@@ -62,9 +62,16 @@ pub fn from_installed_agent(
         ));
         targets.insert("server".into(), found.servers.clone());
     }
+    // The agent is installed: its tray port is fixed (TrayPort, or 42000), and a program
+    // holding it breaks the tray; no install will move it.
+    for check in &mut profile.checks {
+        if let ProbeKind::Loopback { fallback } = &mut check.probe {
+            *fallback = None;
+        }
+    }
     if let Some(port) = found.tray_port {
         for check in &mut profile.checks {
-            if check.probe == ProbeKind::Loopback {
+            if matches!(check.probe, ProbeKind::Loopback { .. }) {
                 check.ports = PortRange::single(port).expect("parse_tray_port rejects 0");
             }
         }
@@ -161,9 +168,11 @@ mod tests {
         let tray = agent
             .checks
             .iter()
-            .find(|c| c.probe == ProbeKind::Loopback)
+            .find(|c| matches!(c.probe, ProbeKind::Loopback { .. }))
             .unwrap();
         assert_eq!(tray.ports, PortRange::single(42001).unwrap());
+        // Installed: its tray port is fixed, no install will move it.
+        assert_eq!(tray.probe, ProbeKind::Loopback { fallback: None });
         assert_eq!(notes.len(), 3, "{notes:?}");
         assert!(
             notes[2].contains("LTService running, LTSvcMon not installed"),

@@ -119,7 +119,7 @@ pub async fn run<P: Prober>(
     // A loopback probe holds a second socket: keep a descriptor for each.
     let two_sockets = jobs
         .iter()
-        .filter(|j| j.kind == ProbeKind::Loopback)
+        .filter(|j| matches!(j.kind, ProbeKind::Loopback { .. }))
         .count();
     let width = probe::probe_width(options.concurrency, two_sockets)?;
     tracing::debug!(jobs = jobs.len(), paths = paths.len(), width, "probing");

@@ -34,7 +34,8 @@ impl fmt::Display for Protocol {
 }
 
 /// An inclusive, non-empty port range; `start >= 1`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
 pub struct PortRange {
     start: u16,
     end: u16,
@@ -61,6 +62,10 @@ impl PortRange {
     /// How many ports the range holds.
     pub fn count(self) -> usize {
         usize::from(self.end - self.start) + 1
+    }
+
+    pub fn contains(self, port: u16) -> bool {
+        (self.start..=self.end).contains(&port)
     }
 
     pub fn is_single(self) -> bool {
@@ -105,7 +110,9 @@ pub enum ProbeKind {
     Connect,
     /// Bind the port on the target address of this machine and exchange traffic with
     /// ourselves: proves the local stack and firewall let the port through on loopback.
-    Loopback,
+    /// `fallback`: where the port is taken by another program and nothing is installed yet,
+    /// the ports an install takes instead, first free first (the agent's tray: 42000-42009).
+    Loopback { fallback: Option<PortRange> },
     /// Connect, then ask the application what it is (TCP only).
     App(AppProbe),
     /// On this machine: a service listens on the port (TCP: a loopback connect is accepted;
@@ -120,7 +127,7 @@ pub enum ProbeKind {
 impl ProbeKind {
     /// Whether the far side of this probe is a remote port (`serve` can stand in for it).
     pub fn is_remote(self) -> bool {
-        !matches!(self, ProbeKind::Loopback | ProbeKind::Listening)
+        !matches!(self, ProbeKind::Loopback { .. } | ProbeKind::Listening)
     }
 }
 

@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
 use super::net::{bind_error, classify, local_error};
 use super::{Attempt, Why};
-use crate::model::{Protocol, State};
+use crate::model::{PortRange, Protocol, State};
 
 /// Whether a service on this machine holds the port: TCP accepts a connect on `addr`; UDP
 /// refuses our bind of `addr` (a free port is bound for a moment, then let go).
@@ -37,12 +37,31 @@ pub(super) async fn listening(addr: SocketAddr, protocol: Protocol, timeout: Dur
 }
 
 /// Binds the port on this machine's address and sends ourselves a datagram through it.
-pub(super) async fn udp_loopback(addr: SocketAddr, timeout: Duration) -> Attempt {
+/// Where another program holds it and the check has an install range (`fallback`), which
+/// port an install would take instead.
+pub(super) async fn udp_loopback(
+    addr: SocketAddr,
+    fallback: Option<PortRange>,
+    timeout: Duration,
+) -> Attempt {
     let listener = match UdpSocket::bind(addr).await {
         Ok(s) => s,
         Err(e) if e.kind() == io::ErrorKind::AddrInUse => {
             let holder = holder(move || crate::sys::udp_holder(addr), timeout).await;
-            return Attempt::Answer(State::Open, Why::InUse(holder));
+            let agent = holder
+                .as_ref()
+                .is_some_and(crate::sys::Holder::is_automate_agent);
+            return Attempt::Answer(
+                State::Open,
+                match fallback {
+                    Some(range) if !agent => Why::InstallMoves {
+                        holder,
+                        free: first_free(addr, range).await,
+                        range,
+                    },
+                    _ => Why::InUse(holder),
+                },
+            );
         }
         Err(e) => return bind_error(&e, addr),
     };
@@ -65,6 +84,24 @@ pub(super) async fn udp_loopback(addr: SocketAddr, timeout: Duration) -> Attempt
             Err(e) => return local_error(&e, addr),
         }
     }
+}
+
+/// The port an install takes when `addr`'s is taken: as the community install scripts do
+/// (LabTech / ConnectWiseAutomateAgent PowerShell modules, Install-LTService), the next one
+/// up, wrapping from the end of `range` to its start, until one is free. Each is bound for a
+/// moment and let go.
+async fn first_free(addr: SocketAddr, range: PortRange) -> Option<u16> {
+    let from = addr.port();
+    let order = (from..=range.end()).chain(range.start()..from);
+    for port in order {
+        if UdpSocket::bind(SocketAddr::new(addr.ip(), port))
+            .await
+            .is_ok()
+        {
+            return Some(port);
+        }
+    }
+    None
 }
 
 /// Which process holds a port, asked of the OS off the runtime's workers and within half the

@@ -32,6 +32,14 @@ pub enum Why {
     /// Loopback probe: something on this machine already holds the port; which process, where
     /// the OS tells.
     InUse(Option<crate::sys::Holder>),
+    /// Loopback probe with an install range, nothing installed yet: another program holds
+    /// the port, so an install takes `free` instead, the first free port of `range` from the
+    /// port on (`None`: every one is taken).
+    InstallMoves {
+        holder: Option<crate::sys::Holder>,
+        free: Option<u16>,
+        range: crate::model::PortRange,
+    },
     /// Listening probe: a service here holds the port (which process, where the OS tells).
     Listens(Option<crate::sys::Holder>),
     /// Listening probe: nothing on this machine holds the port.

@@ -176,11 +176,11 @@ impl Prober for NetProber {
             (ProbeKind::Connect, Protocol::Udp) => {
                 Box::pin(udp_exchange(job.addr, key, timeout, &heard)).await
             }
-            (ProbeKind::Loopback, Protocol::Tcp) => {
+            (ProbeKind::Loopback { .. }, Protocol::Tcp) => {
                 Box::pin(super::local::tcp_loopback(job.addr)).await
             }
-            (ProbeKind::Loopback, Protocol::Udp) => {
-                Box::pin(super::local::udp_loopback(job.addr, timeout)).await
+            (ProbeKind::Loopback { fallback }, Protocol::Udp) => {
+                Box::pin(super::local::udp_loopback(job.addr, fallback, timeout)).await
             }
             (ProbeKind::Listening, protocol) => {
                 Box::pin(super::local::listening(job.addr, protocol, timeout)).await

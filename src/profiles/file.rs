@@ -43,6 +43,8 @@ pub(super) struct CheckFile {
     pub(super) probe: Option<Spanned<ProbeFile>>,
     /// `probe = "nat"`: the second destination port the mapping is compared at.
     pub(super) second_port: Option<Spanned<i64>>,
+    /// `probe = "loopback"`: the ports an install takes instead when the port is taken.
+    pub(super) fallback_ports: Option<Spanned<PortsFile>>,
     pub(super) source: String,
     pub(super) fix: Option<String>,
     /// The fix in German, for `--lang de`.

@@ -210,7 +210,12 @@ mod tests {
         );
         let agent = builtin("agent").unwrap();
         let tray = agent.checks.iter().find(|c| c.id == "agent-tray").unwrap();
-        assert_eq!(tray.probe, ProbeKind::Loopback);
+        assert_eq!(
+            tray.probe,
+            ProbeKind::Loopback {
+                fallback: PortRange::new(42000, 42009)
+            }
+        );
         assert!(agent.target("peer").unwrap().optional);
         // "The local firewall must allow 42000 UDP between agents": required once --peer names one.
         let wakeup = agent
@@ -326,6 +331,63 @@ source = "s"
         let e = parse("t.toml", "role = \"x\"\ndescription = \n").unwrap_err();
         assert_eq!(e.line, Some(2));
         assert!(!e.to_string().contains('\n'));
+    }
+
+    #[test]
+    fn fallback_ports_go_with_a_udp_loopback_and_hold_its_port() {
+        let udp = |ports: &str, extra: &str| {
+            MINIMAL
+                .replace("PORTS", ports)
+                .replace("protocol = \"tcp\"", "protocol = \"udp\"")
+                .replace("source = \"s\"", &format!("source = \"s\"\n{extra}"))
+        };
+        let ok = parse(
+            "t.toml",
+            &udp(
+                "\"42000\"",
+                "probe = \"loopback\"\nfallback-ports = \"42000-42009\"",
+            ),
+        )
+        .unwrap();
+        assert_eq!(
+            ok.checks[0].probe,
+            ProbeKind::Loopback {
+                fallback: PortRange::new(42000, 42009)
+            }
+        );
+        for (ports, extra, want) in [
+            (
+                "\"42000\"",
+                "fallback-ports = \"42000-42009\"",
+                "only goes with probe = \"loopback\"",
+            ),
+            (
+                "\"42000\"",
+                "probe = \"loopback\"\nfallback-ports = \"42001-42009\"",
+                "must hold the check's one port 42000",
+            ),
+            (
+                "\"42000-42001\"",
+                "probe = \"loopback\"\nfallback-ports = \"42000-42009\"",
+                "must hold the check's one port",
+            ),
+            (
+                "\"42000\"",
+                "probe = \"loopback\"\nfallback-ports = \"0-9\"",
+                "port",
+            ),
+        ] {
+            let e = parse("t.toml", &udp(ports, extra)).unwrap_err();
+            assert_eq!(e.key.as_deref(), Some("fallback-ports"), "{e}");
+            assert!(e.message.contains(want), "{e}");
+            assert!(e.line.is_some(), "{e}");
+        }
+        let tcp = MINIMAL.replace("PORTS", "443").replace(
+            "source = \"s\"",
+            "source = \"s\"\nprobe = \"loopback\"\nfallback-ports = \"443-444\"",
+        );
+        let e = parse("t.toml", &tcp).unwrap_err();
+        assert!(e.message.contains("over UDP"), "{e}");
     }
 
     #[test]

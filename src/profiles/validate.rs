@@ -168,6 +168,7 @@ fn check(
             )
         })?;
     let probe = with_second_port(src, c, &id, probe, ports)?;
+    let probe = with_fallback_ports(src, c, &id, probe, ports)?;
     Ok(Check {
         id,
         description: c.description.clone(),
@@ -224,12 +225,45 @@ fn with_second_port(
     }
 }
 
+/// `probe = "loopback"` may name `fallback-ports`: the range an install picks from when the
+/// port is taken, which must hold the port itself.
+fn with_fallback_ports(
+    src: &Source<'_>,
+    c: &CheckFile,
+    id: &str,
+    probe: ProbeKind,
+    ports: PortRange,
+) -> Result<ProbeKind, ProfileError> {
+    let Some(raw) = &c.fallback_ports else {
+        return Ok(probe);
+    };
+    let err = |m: String| src.err(Some(raw.span()), Some("fallback-ports"), m);
+    if !matches!(probe, ProbeKind::Loopback { .. }) || matches!(c.protocol, ProtocolFile::Tcp) {
+        return Err(err(format!(
+            "check '{id}': fallback-ports only goes with probe = \"loopback\" over UDP: remove it"
+        )));
+    }
+    let range = parse_ports(raw.get_ref()).map_err(err)?;
+    if !ports.is_single() || !range.contains(ports.start()) {
+        return Err(err(format!(
+            "check '{id}': fallback-ports must hold the check's one port {}: e.g. \"{}-{}\"",
+            ports.start(),
+            ports.start(),
+            ports.start().saturating_add(9)
+        )));
+    }
+    Ok(ProbeKind::Loopback {
+        fallback: Some(range),
+    })
+}
+
 /// The probe a check asks for, if it fits its protocol (application probes speak TCP).
 fn probe_kind(probe: Option<ProbeFile>, protocol: Protocol) -> Option<ProbeKind> {
     let tcp = protocol == Protocol::Tcp;
     Some(match probe {
         None => ProbeKind::Connect,
-        Some(ProbeFile::Loopback) => ProbeKind::Loopback,
+        // The fallback range is filled in by `with_fallback_ports`.
+        Some(ProbeFile::Loopback) => ProbeKind::Loopback { fallback: None },
         Some(ProbeFile::Listening) => ProbeKind::Listening,
         // The second port is filled in by `with_second_port`.
         Some(ProbeFile::Nat) if !tcp => ProbeKind::Nat { second: 0 },

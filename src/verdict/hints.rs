@@ -186,6 +186,9 @@ fn what(
             "{proto} {ports} bei {place} erreicht automate-ports serve, aber auf Port {port}: die Portweiterleitung zeigt auf den falschen internen Port."
         ),
         (_, _, Why::InUse(holder)) => return Err(in_use(holder.as_ref(), subject, lang)),
+        (_, _, Why::InstallMoves { holder, free, range }) => {
+            return Err(install_moves(holder.as_ref(), *free, *range, subject, lang))
+        }
         (_, _, Why::LocalFirewall) => {
             let rules = local_rule(check, subject, crate::sys::FirewallShell::here());
             let rule = match rules.as_slice() {
@@ -232,7 +235,7 @@ fn by_state(check: &Check, state: State, why: &Why, subject: &Subject<'_>, lang:
             "A router or firewall between here and {place} reported it unreachable for {proto} {ports}.",
             "Ein Router oder eine Firewall zwischen hier und {place} meldet {proto} {ports} als nicht erreichbar."
         ),
-        (_, State::Filtered, _) if check.probe == crate::model::ProbeKind::Loopback => tr!(
+        (_, State::Filtered, _) if matches!(check.probe, crate::model::ProbeKind::Loopback { .. }) => tr!(
             lang,
             "{proto} {ports} over loopback got nowhere: a local firewall or endpoint protection drops it.",
             "{proto} {ports} über Loopback kommt nicht an: eine lokale Firewall oder ein Endpoint-Schutz verwirft es."
@@ -300,6 +303,36 @@ fn in_use(holder: Option<&crate::sys::Holder>, subject: &Subject<'_>, lang: Lang
         "Der Port ist auf diesem Rechner belegt; ist der Automate-Agent nicht installiert, das Programm suchen, das ihn belegt.",
     )
     .into()
+}
+
+/// No agent yet and the tray port is taken: the port an install takes, or that none is free.
+fn install_moves(
+    holder: Option<&crate::sys::Holder>,
+    free: Option<u16>,
+    range: crate::model::PortRange,
+    subject: &Subject<'_>,
+    lang: Lang,
+) -> String {
+    let Subject { proto, ports, .. } = subject;
+    let who = holder.map_or_else(
+        || {
+            lang.pick("another program", "ein anderes Programm")
+                .to_string()
+        },
+        |h| format!("{} (PID {})", h.name, h.pid),
+    );
+    match free {
+        Some(port) => tr!(
+            lang,
+            "No Automate agent is installed here yet and {who} holds {proto} {ports}: an install takes {proto} {port} for the tray instead (install scripts move TrayPort to the first free port in {range} and pass it to the MSI as SERVICEPORT={port}), which works. To keep {ports}, stop or reconfigure {who} before installing.",
+            "Hier ist noch kein Automate-Agent installiert, und {who} belegt {proto} {ports}: eine Installation nimmt stattdessen {proto} {port} für das Tray (Installationsskripte legen TrayPort auf den ersten freien Port in {range} und übergeben ihn dem MSI als SERVICEPORT={port}); das funktioniert. Um {ports} zu behalten, {who} vor der Installation beenden oder umstellen."
+        ),
+        None => tr!(
+            lang,
+            "Every port in {range} is taken on this machine ({who} holds {proto} {ports}): an agent install finds no tray port. Free one before installing (stop or reconfigure the programs holding them), or install with SERVICEPORT set to a free port.",
+            "Jeder Port in {range} ist auf diesem Rechner belegt ({who} belegt {proto} {ports}): eine Agenten-Installation findet keinen Tray-Port. Vor der Installation einen freigeben (die belegenden Programme beenden oder umstellen) oder mit SERVICEPORT auf einem freien Port installieren."
+        ),
+    }
 }
 
 /// The NAT mapping was not one P2P can use, or could not be compared.

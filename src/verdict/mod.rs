@@ -61,9 +61,13 @@ fn judge_outcome(outcome: &Outcome, expect: Expect) -> Judgement {
         },
         // The port is taken by a program that is not the agent: the tray cannot work.
         (Why::InUse(Some(holder)), _) if !holder.is_automate_agent() => Judgement::Unmet,
-        // The path is proven open (the answer is bound to the key, nonce and port), but the
-        // check itself could not complete: doubtful, not a firewall's fault.
-        (Why::Stale { .. }, _) => Judgement::Unsure,
+        // Nothing installed yet: an install takes the next free port, as install scripts do;
+        // none free, and it has no tray port.
+        (Why::InstallMoves { free: None, .. }, _) => Judgement::Unmet,
+        // The install moves to a free port: doubtful, not broken. And a path proven open (the
+        // answer is bound to the key, nonce and port) whose check could not complete: doubtful,
+        // not a firewall's fault.
+        (Why::InstallMoves { free: Some(_), .. } | Why::Stale { .. }, _) => Judgement::Unsure,
         // Proven with the key, but P2P cannot be set up (or it could not be compared):
         // tunnels still work through the relay, so doubtful rather than failed.
         (Why::Mapped(found), _) if !found.allows_p2p() => base.max(Judgement::Unsure),

@@ -162,7 +162,7 @@ fn every_hint_and_reason_has_its_german() {
             for protocol in [Protocol::Tcp, Protocol::Udp] {
                 for (expect, probe) in [
                     (Expect::Reachable, ProbeKind::Connect),
-                    (Expect::Reachable, ProbeKind::Loopback),
+                    (Expect::Reachable, ProbeKind::Loopback { fallback: None }),
                     (Expect::Blocked, ProbeKind::Connect),
                 ] {
                     let c = check(protocol, expect, probe);

@@ -135,6 +135,11 @@ impl Outcome {
                 "hier gebunden, Datenaustausch über Loopback in {after}"
             ),
             Why::InUse(holder) => in_use(holder.as_ref(), lang),
+            Why::InstallMoves {
+                holder,
+                free,
+                range,
+            } => install_moves(holder.as_ref(), *free, *range, lang),
             Why::Listens(Some(holder)) => {
                 let (name, pid) = (&holder.name, holder.pid);
                 tr!(
@@ -237,6 +242,43 @@ fn in_use(holder: Option<&Holder>, lang: Lang) -> String {
             "held by {name} (PID {pid}), not the Automate agent",
             "von {name} (PID {pid}) belegt, nicht vom Automate-Agenten"
         )
+    }
+}
+
+/// The port is taken and nothing is installed: which port an install takes instead.
+fn install_moves(
+    holder: Option<&Holder>,
+    free: Option<u16>,
+    range: crate::model::PortRange,
+    lang: Lang,
+) -> String {
+    let held = match holder {
+        Some(h) => {
+            let (name, pid) = (&h.name, h.pid);
+            tr!(
+                lang,
+                "held by {name} (PID {pid}), not the Automate agent",
+                "von {name} (PID {pid}) belegt, nicht vom Automate-Agenten"
+            )
+        }
+        None => lang
+            .pick(
+                "in use by another program on this machine (no Automate agent is installed)",
+                "von einem anderen Programm auf diesem Rechner belegt (kein Automate-Agent installiert)",
+            )
+            .to_string(),
+    };
+    match free {
+        Some(port) => tr!(
+            lang,
+            "{held}; an agent install would take UDP {port} instead (the first free port in {range}, as install scripts choose)",
+            "{held}; eine Agenten-Installation nähme stattdessen UDP {port} (den ersten freien Port in {range}, wie Installationsskripte wählen)"
+        ),
+        None => tr!(
+            lang,
+            "{held}; every port in {range} is taken, so an agent install finds no tray port",
+            "{held}; jeder Port in {range} ist belegt, eine Agenten-Installation findet also keinen Tray-Port"
+        ),
     }
 }
 

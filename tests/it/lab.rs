@@ -387,9 +387,12 @@ fn progress_bar_only_on_a_terminal_for_slow_table_runs() {
     assert_eq!(out.status.code(), Some(1));
 }
 
-/// The tray port taken by another program: the agent's tray check fails and names the
-/// program and its PID; free again, it passes. In an empty namespace (nothing else can hold
-/// 42000 there), three runs each.
+/// The tray port taken by another program, no agent installed (as on any Linux lab machine):
+/// the check warns, names the program and its PID and the port an install would take
+/// (42001, the next free one, as the install scripts choose); every port of 42000-42009
+/// taken, it fails; free again, it passes. A tray check without an install range (an
+/// installed agent's fixed port; here a profile of its own) fails on the same program. In an
+/// empty namespace (nothing else can hold 42000 there), three runs each.
 #[test]
 fn a_foreign_program_on_the_tray_port_is_named() {
     require_root!();
@@ -417,10 +420,73 @@ fn a_foreign_program_on_the_tray_port_is_named() {
     for run in 1..=3 {
         let r = tray(run);
         let reason = r["reason"].as_str().unwrap();
+        assert_eq!(
+            (r["state"].as_str(), r["verdict"].as_str()),
+            (Some("open"), Some("warn")),
+            "run {run}: {r}"
+        );
+        assert!(
+            reason.contains("held by python3 (PID ")
+                && reason.contains("not the Automate agent")
+                && reason.contains("an agent install would take UDP 42001 instead (the first free port in 42000-42009"),
+            "run {run}: {reason}"
+        );
+        let hint = r["hint"].as_str().unwrap();
+        assert!(
+            hint.contains("python3 (PID") && hint.contains("SERVICEPORT=42001"),
+            "run {run}: {r}"
+        );
+    }
+    drop(holder);
+    let all = crate::util::Script::start(
+        &lab.client,
+        "hold_udp.py",
+        &["127.0.0.1", "42000", "42009"],
+        "holding",
+    );
+    for run in 1..=3 {
+        let r = tray(run);
         assert_eq!(r["verdict"], "fail", "run {run}: {r}");
         assert!(
-            reason.contains("held by python3 (PID ") && reason.contains("not the Automate agent"),
-            "run {run}: {reason}"
+            r["reason"]
+                .as_str()
+                .unwrap()
+                .contains("every port in 42000-42009 is taken"),
+            "run {run}: {r}"
+        );
+    }
+    drop(all);
+    let r = tray(4);
+    assert_eq!(r["verdict"], "pass", "free again: {r}");
+}
+
+/// An installed agent's tray port is fixed (the install range is dropped when its settings
+/// are found): a loopback check without `fallback-ports` fails on a foreign program and
+/// names it, three runs.
+#[test]
+fn a_fixed_tray_port_held_by_a_foreign_program_fails() {
+    require_root!();
+    let lab = Lab::new("trayfix");
+    let holder = crate::util::Script::start(
+        &lab.client,
+        "hold_udp.py",
+        &["127.0.0.1", "42000"],
+        "holding",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let fixed = dir.path().join("fixed-tray.toml");
+    std::fs::write(
+        &fixed,
+        "role = \"custom\"\ndescription = \"tray\"\n[targets.loopback]\ndescription = \"here\"\ndefault = \"127.0.0.1\"\n[[check]]\nid = \"tray\"\ndescription = \"tray\"\nprotocol = \"udp\"\nports = \"42000\"\ntarget = \"loopback\"\nrequired = true\nprobe = \"loopback\"\nsource = \"test\"\n",
+    )
+    .unwrap();
+    for run in 1..=3 {
+        let (code, report) = lab.check(&["--profile", fixed.to_str().unwrap()], false);
+        let r = &results(&report, "tray")[0];
+        assert_eq!(
+            (code, r["verdict"].as_str()),
+            (1, Some("fail")),
+            "run {run}: {r}"
         );
         assert!(
             r["hint"].as_str().unwrap().contains("python3 (PID"),
