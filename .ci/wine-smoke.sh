@@ -395,6 +395,20 @@ if run "agent settings from the registry" 0 check --role agent --format json --t
   want_json "agent settings from the registry" '[(c["ports"], c["verdict"], c["app"]["probe"], c["app"]["automate_version"]) for c in r["checks"] if c["id"] == "agent-https"] == [("18080", "pass", "automate-http", "240.150"), ("18443", "pass", "automate", "240.150")] and r["agent"] == {"id": 1234, "client_id": 7, "location_id": 12, "version": "240.150"} and by_id["agent-tray"]["ports"] == "42002" and any("LTService not installed, LTSvcMon stopped" in n for n in r["notes"]) and any("http://127.0.0.1:18080, https://127.0.0.1:18443" in n for n in r["notes"])'
 fi
 
+# The agent's own record, as community health checks read it: LastSuccessStatus two minutes
+# old, HeartbeatLastReceived 40 s, HeartbeatLastSent 45 s, written as the agent writes them (local
+# time in the culture's general date format; this prefix's sShortDate is M/d/yyyy). The report
+# shows their ages, in a note and in agent.evidence.
+agent_time() { # agent_time SECONDS_AGO -> "12/5/2026 7:18:09 AM"
+  python3 -c 'import datetime,sys; t=datetime.datetime.now()-datetime.timedelta(seconds=int(sys.argv[1])); print(f"{t.month}/{t.day}/{t.year} {(t.hour%12) or 12}:{t:%M:%S %p}")' "$1"
+}
+reg LastSuccessStatus REG_SZ "$(agent_time 120)"
+reg HeartbeatLastReceived REG_SZ "$(agent_time 40)"
+reg HeartbeatLastSent REG_SZ "$(agent_time 45)"
+if run "the agent's own record" 0 check --role agent --format json --timeout 5s --insecure; then
+  want_json "the agent's own record" '118 <= r["agent"]["evidence"]["last_contact"]["age_s"] <= 180 and 38 <= r["agent"]["evidence"]["heartbeat_received"]["age_s"] <= 100 and any("the agent last reached its server 2 min ago" in n or "the agent last reached its server 3 min ago" in n for n in r["notes"])'
+fi
+
 # The agent's proxy (Settings\ProxyServerURL, as agents store it, without a scheme): the agent
 # check goes through it by default and says so; --proxy to a proxy that refuses CONNECT gives a
 # proxy finding, not a firewall hint. The proxy is the lab's (tests/it/scripts), on loopback.

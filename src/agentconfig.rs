@@ -35,6 +35,9 @@ pub struct AgentInfo {
     pub client_id: Option<u64>,
     pub location_id: Option<u64>,
     pub version: Option<String>,
+    /// What the agent recorded about reaching its server (`crate::evidence`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<crate::evidence::Evidence>,
 }
 
 /// The agent's proxy: its URL, and whether the agent sends credentials to it (this tool
@@ -181,10 +184,51 @@ pub fn read() -> Option<AgentConfig> {
             client_id: text(key, "ClientID").and_then(|v| parse_id(&v)),
             location_id: text(key, "LocationID").and_then(|v| parse_id(&v)),
             version: text(key, "Version").filter(|v| !v.trim().is_empty()),
+            evidence: evidence(|name| text(key, name)),
         },
         proxy: parse_proxy(&setting("ProxyServerURL"), &setting("ProxyUsername")),
         key: format!("HKLM\\{path}"),
     })
+}
+
+/// The agent's record of reaching its server, dated by this machine's local clock and read
+/// in the date order of the culture the service writes in (the system account's, `.DEFAULT`;
+/// the user's where that has none).
+#[cfg(windows)]
+fn evidence(text: impl Fn(&str) -> Option<String>) -> Option<crate::evidence::Evidence> {
+    use crate::evidence::{order_of, stamp, Civil, Evidence};
+    use winreg::enums::{HKEY_CURRENT_USER, HKEY_USERS};
+    use winreg::RegKey;
+
+    let short_date = [
+        (HKEY_USERS, ".DEFAULT\\Control Panel\\International"),
+        (HKEY_CURRENT_USER, "Control Panel\\International"),
+    ]
+    .iter()
+    .find_map(|(root, path)| {
+        RegKey::predef(*root)
+            .open_subkey(path)
+            .ok()?
+            .get_value::<String, _>("sShortDate")
+            .ok()
+    });
+    let order = short_date.as_deref().and_then(order_of);
+    let (year, month, day, hour, minute, second) = crate::sys::local_now();
+    let now = Some(Civil {
+        year,
+        month,
+        day,
+        hour,
+        minute,
+        second,
+    });
+    let at = |name: &str| text(name).and_then(|v| stamp(&v, order, now));
+    let found = Evidence {
+        last_contact: at("LastSuccessStatus"),
+        heartbeat_sent: at("HeartbeatLastSent"),
+        heartbeat_received: at("HeartbeatLastReceived"),
+    };
+    (!found.is_empty()).then_some(found)
 }
 
 /// What decides the TLS versions the agent offers: the Windows version, Schannel's client

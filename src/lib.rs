@@ -11,6 +11,7 @@ pub mod agentconfig;
 pub mod cli;
 pub mod demo;
 pub mod endpoint;
+pub mod evidence;
 pub mod exit;
 pub mod fleet;
 pub mod lang;

@@ -81,6 +81,9 @@ pub fn from_installed_agent(
             "Tray-Port {port} aus den Einstellungen des installierten Agenten"
         ));
     }
+    if let Some(evidence) = &found.agent.evidence {
+        notes.push(crate::evidence::note(evidence, lang));
+    }
     let services: Vec<String> = found
         .services
         .iter()
@@ -132,6 +135,7 @@ mod tests {
                 client_id: Some(7),
                 location_id: Some(12),
                 version: Some("240.150".into()),
+                evidence: None,
             },
             proxy: None,
             key: "HKLM\\SOFTWARE\\LabTech\\Service".into(),

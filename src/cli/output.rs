@@ -63,6 +63,9 @@ impl Delivery {
     ) -> anyhow::Result<ExitCode> {
         report.notes.splice(0..0, self.notes);
         report.agent = self.agent;
+        if let Some(evidence) = report.agent.as_ref().and_then(|a| a.evidence.as_ref()) {
+            crate::evidence::beside(&mut report.checks, evidence, report.lang);
+        }
         // The report on stdout first: a file that fails now (a full disk) loses nothing else.
         let code = write_report(&report, self.format)?;
         *reported = true;

@@ -41,6 +41,13 @@ impl FirewallShell {
     }
 }
 
+/// This machine's local date and time (year, month, day, hour, minute, second), for ages of
+/// times Windows programs wrote in local time.
+#[cfg(windows)]
+pub fn local_now() -> (i64, u32, u32, u32, u32, u32) {
+    windows::local_now()
+}
+
 /// Windows' version (major, minor, build) from the registry, as the agent's installers read
 /// it; `None` elsewhere or when unreadable. Read once.
 pub fn windows_version() -> Option<(u32, u32, u32)> {

@@ -184,3 +184,19 @@ pub fn version() -> Option<(u32, u32, u32)> {
     let (major, minor) = version.trim().split_once('.')?;
     Some((major.parse().ok()?, minor.parse().ok()?, build))
 }
+
+/// The local date and time (`GetLocalTime`).
+pub fn local_now() -> (i64, u32, u32, u32, u32, u32) {
+    use windows_sys::Win32::System::SystemInformation::GetLocalTime;
+    let mut t = windows_sys::Win32::Foundation::SYSTEMTIME::default();
+    // SAFETY: GetLocalTime fills the SYSTEMTIME it is given and cannot fail.
+    unsafe { GetLocalTime(&raw mut t) };
+    (
+        i64::from(t.wYear),
+        u32::from(t.wMonth),
+        u32::from(t.wDay),
+        u32::from(t.wHour),
+        u32::from(t.wMinute),
+        u32::from(t.wSecond),
+    )
+}
