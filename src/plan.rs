@@ -145,12 +145,16 @@ fn at_endpoint(check: &Check, host: &str) -> (Check, String) {
     let Ok(endpoint) = Endpoint::parse(host) else {
         return (check, host.to_string());
     };
-    if check.probe == ProbeKind::App(AppProbe::Automate) {
+    if let ProbeKind::App(probe @ (AppProbe::Automate | AppProbe::Installer)) = check.probe {
         if let Some(port) = endpoint.web_port().and_then(PortRange::single) {
             check.ports = port;
         }
         if endpoint.is_plain() {
-            check.probe = ProbeKind::App(AppProbe::AutomateHttp);
+            check.probe = ProbeKind::App(if probe == AppProbe::Automate {
+                AppProbe::AutomateHttp
+            } else {
+                AppProbe::InstallerHttp
+            });
         }
     }
     (check, endpoint.host)

@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::parsers::{
-    parse_host, parse_lifetime, parse_output, parse_proxy, parse_server, parse_target,
-    parse_timeout,
+    parse_host, parse_installer_token, parse_lifetime, parse_output, parse_proxy, parse_server,
+    parse_target, parse_timeout,
 };
 
 const EXIT_CODES: &str = "\
@@ -220,6 +220,8 @@ pub struct CheckArgs {
     /// Connect directly, even where the installed agent has a proxy set.
     #[arg(long)]
     pub no_proxy: bool,
+    #[command(flatten)]
+    pub installer: InstallerArgs,
     /// Repeat the checks until no required one fails or this much time has passed (CI: a lab server still booting).
     #[arg(long, value_name = "DURATION", value_parser = parse_lifetime)]
     pub wait: Option<Duration>,
@@ -228,6 +230,19 @@ pub struct CheckArgs {
     pub strict: bool,
     #[command(flatten)]
     pub lang: LangArg,
+}
+
+/// `check --installer`: can this PC download the agent installer?
+#[derive(Debug, Args, Clone)]
+pub struct InstallerArgs {
+    /// Agent role: also download the first bytes of the agent installer from each server, as
+    /// an install script does (/LabTech/Deployment.aspx, through the proxy if any): passes on
+    /// an MSI, names a web filter's block page, a sign-in page, a 404 or a redirect.
+    #[arg(long = "installer")]
+    pub wanted: bool,
+    /// The installer download asks for this installer token (Deployment.aspx?InstallerToken=...); implies --installer.
+    #[arg(long = "installer-token", value_name = "TOKEN", value_parser = parse_installer_token)]
+    pub token: Option<String>,
 }
 
 /// The language of the report's words (shared by `check` and `demo`).

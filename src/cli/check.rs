@@ -60,8 +60,10 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
             "die Einstellungen des installierten Agenten kamen nicht innerhalb von {limit} von Windows zurück: ohne sie geprüft (den Server mit --server angeben)"
         ));
     }
+    installer_target(&args.installer, &profile, &mut targets)?;
     let options = pipeline_options(targets, &args.probe, args.strict, lang);
     let mut app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
+    app.installer_token.clone_from(&args.installer.token);
     if profile.role == "agent" && cfg!(windows) {
         watchdog.stage("reading the agent's TLS settings", AGENT_READ_LIMIT);
         if let Some(settings) = crate::sys::within(AGENT_READ_LIMIT, crate::agentconfig::read_tls) {
@@ -100,6 +102,25 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         }
     };
     delivery.deliver(report, reported)
+}
+
+/// `--installer`: the download goes to every server the agent check goes to.
+fn installer_target(
+    args: &super::args::InstallerArgs,
+    profile: &crate::model::Profile,
+    targets: &mut crate::plan::Targets,
+) -> anyhow::Result<()> {
+    if !args.wanted && args.token.is_none() {
+        return Ok(());
+    }
+    anyhow::ensure!(
+        profile.target("installer").is_some(),
+        "--installer goes with --role agent (its installer download check): add --role agent"
+    );
+    if let Some(servers) = targets.get("server").cloned() {
+        targets.insert("installer".into(), servers);
+    }
+    Ok(())
 }
 
 /// The longest the installed agent's settings (registry, Service Control Manager) may take.

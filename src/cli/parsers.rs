@@ -80,6 +80,16 @@ pub fn parse_host(s: &str) -> Result<String, String> {
     Ok(host.to_string())
 }
 
+/// An installer token as it goes into the download URL: letters, digits and `-`.
+pub fn parse_installer_token(s: &str) -> Result<String, String> {
+    let token = s.trim();
+    if crate::probe::app::installer::valid_token(token) {
+        Ok(token.to_string())
+    } else {
+        Err(format!("'{s}' is not an installer token: give the token from the Automate console (letters, digits and '-')"))
+    }
+}
+
 /// An HTTP proxy: `http://host:port` (or `host:port`); returned as a URL.
 pub fn parse_proxy(s: &str) -> Result<String, String> {
     let text = s.trim();

@@ -256,6 +256,58 @@ pub enum Finding {
     AutomateFailed {
         error: String,
     },
+    /// The installer's first bytes are an MSI (an OLE compound file) of `size` bytes
+    /// (`Content-Length`, if sent), or a ZIP for an installer token; `tls` is what the TLS
+    /// probe before it found (`PlainHttp` over HTTP).
+    Installer {
+        size: Option<u64>,
+        zip: bool,
+        tls: Box<Finding>,
+    },
+    /// Not the installer: what came instead, the HTTP status and the page's title, if any.
+    NoInstaller {
+        instead: Instead,
+        status: Option<u16>,
+        title: Option<String>,
+    },
+    /// The download failed (the OS's or the TLS stack's words).
+    InstallerFailed {
+        error: String,
+    },
+}
+
+/// A file that came instead of the MSI.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// A Windows program (`MZ`).
+    Program,
+    /// A ZIP where no installer token asked for one.
+    Zip,
+    Empty,
+    Other,
+}
+
+/// What a download of the agent installer got instead of the MSI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Instead {
+    /// A web filter's block page (its words say blocked, denied, a category, a filter vendor).
+    BlockPage,
+    /// A sign-in page (a password field, "sign in"): a portal or an authenticating filter.
+    LoginPage,
+    /// 404: no installer at this URL.
+    NotFound,
+    /// 401 or 403 without a block page's words.
+    Refused,
+    /// A redirect, to `location`.
+    Redirected { location: String },
+    /// Another HTML page.
+    Page,
+    /// A file, but not an MSI.
+    OtherFile { kind: FileKind },
+    /// An MSI too short to be the agent's installer (`size` bytes).
+    Short { size: u64 },
+    /// No HTTP answer.
+    NotHttp,
 }
 
 impl Finding {
@@ -284,6 +336,8 @@ impl Finding {
                 | Finding::NotAutomate
                 | Finding::SchannelFailed { .. }
                 | Finding::OldTlsOnly { .. }
+                | Finding::Installer { .. }
+                | Finding::NoInstaller { .. }
         )
     }
 }

@@ -143,6 +143,12 @@ pub enum AppProbe {
     /// The same request over plain HTTP, for an agent set to `http://`.
     #[serde(rename = "automate-http")]
     AutomateHttp,
+    /// TLS, then the first bytes of the agent installer as an install script downloads it
+    /// (`/LabTech/Deployment.aspx`): an MSI, or what a web filter or portal put in its place.
+    Installer,
+    /// The same download over plain HTTP, for a server set as `http://`.
+    #[serde(rename = "installer-http")]
+    InstallerHttp,
     /// The MySQL/MariaDB greeting, or the error it sends this host.
     Mysql,
     /// Plain HTTP: status line and `Server` header.
@@ -157,7 +163,10 @@ impl AppProbe {
 
     /// Shakes hands with TLS.
     pub fn is_tls(self) -> bool {
-        matches!(self, AppProbe::Tls | AppProbe::Automate)
+        matches!(
+            self,
+            AppProbe::Tls | AppProbe::Automate | AppProbe::Installer
+        )
     }
 
     pub fn as_str(self) -> &'static str {
@@ -165,6 +174,8 @@ impl AppProbe {
             AppProbe::Tls => "tls",
             AppProbe::Automate => "automate",
             AppProbe::AutomateHttp => "automate-http",
+            AppProbe::Installer => "installer",
+            AppProbe::InstallerHttp => "installer-http",
             AppProbe::Mysql => "mysql",
             AppProbe::Http => "http",
         }
@@ -231,6 +242,10 @@ pub const FLAG_TARGETS: &[&str] = &["server", "mediator", "db", "peer", "screenc
 
 /// How a user names a target on the command line: `--server HOST` or `--target NAME=HOST`.
 pub fn target_flag(name: &str) -> String {
+    // The installer download goes to the server's hosts once asked for.
+    if name == "installer" {
+        return "--installer".to_string();
+    }
     if FLAG_TARGETS.contains(&name) {
         format!("--{name} HOST")
     } else {

@@ -77,6 +77,7 @@ pub(super) enum ProbeFile {
     Nat,
     Tls,
     Automate,
+    Installer,
     Mysql,
     Http,
 }

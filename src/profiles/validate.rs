@@ -271,6 +271,7 @@ fn probe_kind(probe: Option<ProbeFile>, protocol: Protocol) -> Option<ProbeKind>
         Some(ProbeFile::Udp) if !tcp => ProbeKind::Connect,
         Some(ProbeFile::Tls) if tcp => ProbeKind::App(AppProbe::Tls),
         Some(ProbeFile::Automate) if tcp => ProbeKind::App(AppProbe::Automate),
+        Some(ProbeFile::Installer) if tcp => ProbeKind::App(AppProbe::Installer),
         Some(ProbeFile::Mysql) if tcp => ProbeKind::App(AppProbe::Mysql),
         Some(ProbeFile::Http) if tcp => ProbeKind::App(AppProbe::Http),
         Some(_) => return None,

@@ -379,6 +379,9 @@ fn application(
     if let Finding::SchannelFailed { .. } = found.finding {
         return schannel(subject, &summary, lang);
     }
+    if let Finding::NoInstaller { .. } | Finding::InstallerFailed { .. } = found.finding {
+        return installer(&found.finding, subject, &summary, lang);
+    }
     if let Finding::OldTlsOnly { .. } = found.finding {
         return tr!(
             lang,
@@ -402,6 +405,43 @@ fn application(
             "On {place}, {proto} {ports}: {summary}. The port is open, so the firewall is not what stops it: make sure the service for \"{service}\" runs on {place} and listens on {proto} {ports} itself, with no other program or proxy answering in its place.",
             "Auf {place}, {proto} {ports}: {summary}. Der Port ist offen, an der Firewall liegt es also nicht: prüfen, dass der Dienst für \"{service}\" auf {place} läuft und selbst auf {proto} {ports} lauscht, ohne dass ein anderes Programm oder ein Proxy an seiner Stelle antwortet."
         )
+    }
+}
+
+/// The installer download got something else: what stands in the way.
+fn installer(
+    finding: &crate::model::Finding,
+    subject: &Subject<'_>,
+    summary: &str,
+    lang: Lang,
+) -> String {
+    use crate::model::{Finding, Instead};
+    let Subject {
+        place,
+        proto,
+        ports,
+        ..
+    } = subject;
+    let instead = match finding {
+        Finding::NoInstaller { instead, .. } => Some(instead),
+        _ => None,
+    };
+    match instead {
+        Some(Instead::BlockPage | Instead::LoginPage | Instead::Redirected { .. } | Instead::Refused) => tr!(
+            lang,
+            "From this PC to {place}, {proto} {ports}: {summary}. A web filter or proxy on the way replaces the download: allow {place}'s /LabTech/ URLs (Deployment.aspx, Service/) for this site in it (a category such as software downloads often blocks .msi files), or install from a copy of the MSI.",
+            "Von diesem PC zu {place}, {proto} {ports}: {summary}. Ein Webfilter oder Proxy auf dem Weg ersetzt den Download: die /LabTech/-URLs von {place} (Deployment.aspx, Service/) für diesen Standort darin freigeben (eine Kategorie wie Software-Downloads sperrt oft .msi-Dateien), oder aus einer Kopie des MSI installieren."
+        ),
+        Some(Instead::NotFound) => tr!(
+            lang,
+            "From this PC to {place}, {proto} {ports}: {summary}. The server answers but has no installer at /LabTech/Deployment.aspx: check its deployment settings (the installer token, the Automate version), or download the MSI in the Automate console and install it from a file.",
+            "Von diesem PC zu {place}, {proto} {ports}: {summary}. Der Server antwortet, hat aber unter /LabTech/Deployment.aspx keinen Installer: seine Bereitstellungseinstellungen prüfen (Installer-Token, Automate-Version), oder das MSI in der Automate-Konsole laden und aus einer Datei installieren."
+        ),
+        _ => tr!(
+            lang,
+            "From this PC to {place}, {proto} {ports}: {summary}. Something other than the Automate server answers the download (a proxy, a portal, another web server): check the path from here to {place}.",
+            "Von diesem PC zu {place}, {proto} {ports}: {summary}. Etwas anderes als der Automate-Server beantwortet den Download (ein Proxy, ein Portal, ein anderer Webserver): den Weg von hier zu {place} prüfen."
+        ),
     }
 }
 

@@ -236,7 +236,9 @@ fn note_shared_ports(checks: &mut [CheckResult], lang: Lang) {
         }
     }
     for ((_, _, ports, proto), members) in groups {
-        if members.len() < 2 {
+        // Where every one asked the application (the agent's web check and its installer
+        // download), each answer confirms its own service.
+        if members.len() < 2 || members.iter().all(|&i| checks[i].app.is_some()) {
             continue;
         }
         let ids: Vec<String> = members.iter().map(|&i| checks[i].id.clone()).collect();

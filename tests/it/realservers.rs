@@ -100,21 +100,48 @@ impl Drop for Mariadb {
 
 /// nginx serving HTTPS on 443 (IPv4 and IPv6) in a namespace, with `chain` and `key`;
 /// `/LabTech/agent.aspx` answers as Automate does when `agent` is set, else 404 like
-/// everything else.
+/// everything else. `installer`: what `/LabTech/Deployment.aspx` serves.
 struct Nginx {
     _dir: tempfile::TempDir,
     child: Child,
 }
 
+/// What the lab's nginx serves at the installer URL.
+#[derive(Clone, Copy)]
+enum Download {
+    Nothing,
+    /// A file that starts as an MSI does (an OLE compound file), 300 KiB.
+    Msi,
+    /// A web filter's block page, as FortiGuard-style filters send it (HTTP 200).
+    BlockPage,
+}
+
 impl Nginx {
     fn start(ns: &Netns, cert: &LabCert, agent: bool) -> Nginx {
+        Nginx::serving(ns, cert, agent, Download::Nothing)
+    }
+
+    fn serving(ns: &Netns, cert: &LabCert, agent: bool, installer: Download) -> Nginx {
         let dir = tempfile::tempdir().expect("tempdir");
         let d = dir.path().display();
-        let endpoint = if agent {
+        let agent_endpoint = if agent {
             "location = /LabTech/agent.aspx { default_type text/plain; return 200 \"0|1|2|||||||200.264\"; }"
         } else {
             ""
         };
+        let msi = dir.path().join("agent.msi");
+        let mut bytes = vec![0xD0, 0xCF, 0x11, 0xE0, 0xA1, 0xB1, 0x1A, 0xE1];
+        bytes.resize(300 * 1024, 0x5a);
+        std::fs::write(&msi, bytes).expect("agent.msi");
+        let download = match installer {
+            Download::Nothing => String::new(),
+            Download::Msi => format!(
+                "location = /LabTech/Deployment.aspx {{ default_type application/x-msi; alias {}; }}",
+                msi.display()
+            ),
+            Download::BlockPage => "location = /LabTech/Deployment.aspx { default_type text/html; return 200 '<html><head><title>Web Page Blocked</title></head><body>Access to this download is blocked by the web filter. Category: Software Downloads.</body></html>'; }".to_string(),
+        };
+        let endpoint = format!("{agent_endpoint}\n    {download}");
         let conf = format!(
             "daemon off; master_process off; pid {d}/nginx.pid; error_log {d}/error.log;
 events {{ worker_connections 256; }}
@@ -295,4 +322,107 @@ fn real_nginx_with_a_private_ca_answers_as_automate_or_not() {
             assert!(hint.contains("The port is open"), "{hint}");
         }
     });
+}
+
+/// The installer download (`check --installer`), as onboarding scripts fetch it: nginx
+/// serving an MSI at `/LabTech/Deployment.aspx` passes on both addresses of a dual-stack
+/// name, directly and through a CONNECT proxy; a web filter's block page at the same URL
+/// fails and is named as one, with a web filter hint, directly and through the proxy.
+/// Three runs each; with the key, the download still runs where serve leaves 443 to nginx.
+#[test]
+fn real_nginx_serves_the_installer_or_a_block_page() {
+    require_root!();
+    if !installed("nginx", "nginx-light") {
+        return;
+    }
+    let lab = lab("rsin");
+    let cert = LabCert::new();
+    let proxy_url = format!("http://{}:3128", crate::util::SERVER_V4);
+    let direct = [
+        "--role",
+        "agent",
+        "--server",
+        "lab-server",
+        "--ca-file",
+        cert.ca_file(),
+        "--installer",
+    ];
+    let proxied: Vec<&str> = direct
+        .iter()
+        .copied()
+        .chain(["--proxy", &proxy_url])
+        .collect();
+    let _proxy = crate::util::Script::start(
+        &lab.server,
+        "connect_proxy.py",
+        &["3128", "allow"],
+        "proxy ready",
+    );
+    {
+        let _nginx = Nginx::serving(&lab.server, &cert, true, Download::Msi);
+        for args in [&direct[..], &proxied[..]] {
+            both_ways(&lab, Some("agent"), args, |report, keyed, run| {
+                for address in BOTH {
+                    let r = result_at(report, "agent-installer", address);
+                    let reason = r["reason"].as_str().unwrap_or_default();
+                    assert_eq!(
+                        r["verdict"],
+                        "pass",
+                        "keyed {keyed} run {run}: {}",
+                        brief(r)
+                    );
+                    assert!(
+                        reason.contains("the agent installer downloads: an MSI, 0.3 MB"),
+                        "{}",
+                        brief(r)
+                    );
+                    assert_eq!(r["app"]["probe"], "installer", "{}", brief(r));
+                    assert_eq!(
+                        r["app"]["proxy"].is_string(),
+                        args.len() > direct.len(),
+                        "{}",
+                        brief(r)
+                    );
+                }
+            });
+        }
+    }
+    let _nginx = Nginx::serving(&lab.server, &cert, true, Download::BlockPage);
+    for args in [&direct[..], &proxied[..]] {
+        a_block_page_three_times(&lab, args);
+    }
+}
+
+/// The installer URL answers with a block page: the download fails, named as one, while the
+/// agent's own check-in passes; three runs.
+fn a_block_page_three_times(lab: &Lab, args: &[&str]) {
+    for run in 1..=3 {
+        let (code, report) = lab.check(args, false);
+        assert_eq!(code, 1, "run {run}");
+        for address in BOTH {
+            let r = result_at(&report, "agent-installer", address);
+            let reason = r["reason"].as_str().unwrap_or_default();
+            assert_eq!(
+                (r["state"].as_str(), r["verdict"].as_str()),
+                (Some("open"), Some("fail")),
+                "run {run}: {}",
+                brief(r)
+            );
+            assert!(
+                reason.contains("the agent installer does not download: a web filter's block page (HTTP 200, \"Web Page Blocked\")"),
+                "run {run}: {}",
+                brief(r)
+            );
+            let hint = r["hint"].as_str().unwrap_or_default();
+            assert!(
+                hint.contains("A web filter or proxy on the way replaces the download"),
+                "{hint}"
+            );
+            // The agent's own check-in still passes: only the download is blocked.
+            assert_eq!(
+                result_at(&report, "agent-https", address)["verdict"],
+                "pass"
+            );
+        }
+    }
 }

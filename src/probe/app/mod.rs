@@ -19,6 +19,7 @@ pub use crate::model::{AppResult, AppVerdict, Finding, TlsInfo};
 mod automate;
 mod certificate;
 mod http;
+pub mod installer;
 mod mysql;
 pub mod proxy;
 mod schannel;
@@ -44,6 +45,8 @@ pub struct AppConfig {
     /// What the Automate agent on this machine offers and asks Schannel for (Windows, agent
     /// role), judged from its settings.
     pub agent_offer: Option<crate::tlsoffer::AgentOffer>,
+    /// `--installer-token`: the installer download asks for this token's installer.
+    pub installer_token: Option<String>,
     extra_roots: Vec<CertificateDer<'static>>,
     verifiers: OnceLock<Verifiers>,
 }
@@ -85,6 +88,7 @@ impl AppConfig {
             cert_warn_days,
             proxy: None,
             agent_offer: None,
+            installer_token: None,
             extra_roots,
             verifiers: OnceLock::new(),
         })
@@ -136,7 +140,7 @@ pub async fn run(
             let mut stream = stream;
             http(&mut stream, host, "/").await
         }
-        AppProbe::Tls | AppProbe::Automate => {
+        AppProbe::Tls | AppProbe::Automate | AppProbe::Installer => {
             tls_and_maybe_automate(probe, stream, host, ip, config).await
         }
         AppProbe::AutomateHttp => {
@@ -147,6 +151,18 @@ pub async fn run(
             let mut r = automate::automate_answer(response, &plain);
             r.probe = AppProbe::AutomateHttp;
             r
+        }
+        AppProbe::InstallerHttp => {
+            let mut stream = stream;
+            let token = config.installer_token.as_deref();
+            let path = installer::path(token);
+            let response = request(&mut stream, host, &path, installer::PREFIX).await;
+            let plain = AppResult::new(
+                AppProbe::InstallerHttp,
+                AppVerdict::Pass,
+                Finding::PlainHttp,
+            );
+            installer::answer(AppProbe::InstallerHttp, response, &plain, token.is_some())
         }
     }
 }

@@ -88,6 +88,15 @@ pub(super) async fn tls_and_maybe_automate(
     if probe == AppProbe::Tls {
         return tls_result;
     }
+    if probe == AppProbe::Installer {
+        let token = config.installer_token.as_deref();
+        let path = super::installer::path(token);
+        let response = request(&mut tls, host, &path, super::installer::PREFIX).await;
+        let mut r = super::installer::answer(probe, response, &tls_result, token.is_some());
+        r.tls = info;
+        r.insecure = tls_result.insecure;
+        return r;
+    }
     let response = request(&mut tls, host, "/LabTech/agent.aspx", 64 * 1024).await;
     let mut r = automate_answer(response, &tls_result);
     r.tls = info;
