@@ -442,8 +442,9 @@ mod tests {
         );
         resolved.insert("127.0.0.1".into(), Ok(vec!["127.0.0.1".parse().unwrap()]));
         let (paths, jobs) = expand(&plan, &resolved, false);
-        // 443 and 75 on two addresses, the tray on one, the wake-up skipped.
-        assert_eq!(paths.len(), 6);
+        // 443 and 75 on two addresses, the tray on one, the wake-up and the installer download
+        // skipped.
+        assert_eq!(paths.len(), 7);
         assert_eq!(jobs.len(), 5);
         assert!(matches!(paths.last().unwrap().work, Work::Skipped { .. }));
     }
