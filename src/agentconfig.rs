@@ -3,9 +3,10 @@
 //! registry key `HKLM\SOFTWARE\LabTech\Service` (or its `WOW6432Node` twin; `LabTechBackup`
 //! when those name no server) holds `Server Address` (servers separated by `|` or `;`, each
 //! with its scheme and port), `TrayPort`, the agent's `ID`, `ClientID`, `LocationID` and
-//! `Version`; its `Settings` subkey holds the proxy (`ProxyServerURL`, `ProxyUsername`). The
-//! parsing is plain text and tested everywhere; only the reading is Windows-only, and the
-//! service states come from the Service Control Manager (`crate::sys`), never from text.
+//! `Version`; its `Settings` subkey holds the proxy (`ProxyServerURL`; of `ProxyUsername`
+//! only whether it is set, see [`AgentProxy`]). The parsing is plain text and tested
+//! everywhere; only the reading is Windows-only, and the service states come from the
+//! Service Control Manager (`crate::sys`), never from text.
 
 use serde::Serialize;
 
@@ -40,11 +41,17 @@ pub struct AgentInfo {
     pub evidence: Option<crate::evidence::Evidence>,
 }
 
-/// The agent's proxy: its URL, and whether the agent sends credentials to it (this tool
-/// does not: it cannot read the agent's encrypted password).
+/// The agent's proxy: its URL, and whether the agent has credentials for it. The agent keeps
+/// `ProxyServerURL`, `ProxyUsername` and `ProxyPassword` side by side in `Settings`, user
+/// and password encrypted (the community LabTech PowerShell module's `Get-LTProxy` reads
+/// all three there and decrypts them with the agent's own key; `Set-LTProxy` writes them).
+/// This tool never decrypts them, so it knows only that a user name is set: the password
+/// for the check comes from `--proxy-user` and its environment variable.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AgentProxy {
     pub url: String,
+    /// `ProxyUsername` is not empty. `Set-LTProxy` encrypts an empty name too, which gives a
+    /// value as long as a short name's; telling them apart would take decrypting it.
     pub credentials: bool,
 }
 
@@ -359,11 +366,13 @@ mod tests {
                 credentials: false
             })
         );
+        // The agent stores the user name encrypted (base64); only whether it is there counts.
         assert!(
-            parse_proxy("http://p:8080", "DOMAIN\\user")
+            parse_proxy("http://p:8080", "q7ZJx2Tn4tE=")
                 .unwrap()
                 .credentials
         );
+        assert!(!parse_proxy("http://p:8080", " \t").unwrap().credentials);
         assert_eq!(ServiceState::from_code(4), ServiceState::Running);
         assert_eq!(ServiceState::from_code(1), ServiceState::Stopped);
         assert_eq!(ServiceState::from_code(99).as_str(), "unknown");

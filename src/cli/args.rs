@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::parsers::{
-    parse_host, parse_installer_token, parse_lifetime, parse_output, parse_proxy, parse_server,
-    parse_target, parse_timeout,
+    parse_host, parse_installer_token, parse_lifetime, parse_output, parse_proxy, parse_proxy_user,
+    parse_server, parse_target, parse_timeout,
 };
 
 const EXIT_CODES: &str = "\
@@ -220,6 +220,11 @@ pub struct CheckArgs {
     /// Connect directly, even where the installed agent has a proxy set.
     #[arg(long)]
     pub no_proxy: bool,
+    /// Sign in to the proxy (--proxy, or the agent's) as this user, with Basic
+    /// authentication; the password is read from the environment variable
+    /// AUTOMATE_PORTS_PROXY_PASSWORD, never from the command line.
+    #[arg(long, value_name = "USER", value_parser = parse_proxy_user)]
+    pub proxy_user: Option<String>,
     #[command(flatten)]
     pub installer: InstallerArgs,
     /// Repeat the checks until no required one fails or this much time has passed (CI: a lab server still booting).

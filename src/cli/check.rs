@@ -11,7 +11,7 @@ use super::output::{runtime, Delivery};
 use super::watchdog::Watchdog;
 use crate::model::Family;
 use crate::pipeline::{self, Options};
-use crate::probe::app::proxy::Proxy;
+use crate::probe::app::proxy::{Credentials, Proxy};
 use crate::probe::app::AppConfig;
 use crate::probe::net::NetProber;
 use crate::protocol::Key;
@@ -22,6 +22,7 @@ use crate::{overrides, profiles};
 pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow::Result<ExitCode> {
     // Armed before anything asks the operating system (the agent's settings, a proxy's name).
     let watchdog = Watchdog::start(Duration::ZERO, "reading the command line");
+    let credentials = proxy_credentials(args.proxy_user.as_deref())?;
     let quick = !args.tcp.is_empty() || !args.udp.is_empty();
     let base = if quick && args.role.is_none() && args.profile.is_none() {
         None
@@ -75,7 +76,7 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         }
     }
     watchdog.stage("resolving the proxy", RESOLVE_LIMIT);
-    let (proxy, proxy_notes) = proxy(args, installed.proxy.as_ref(), lang)?;
+    let (proxy, proxy_notes) = proxy(args, installed.proxy.as_ref(), credentials, lang)?;
     app.proxy = proxy;
     let prober = NetProber::new(key(&args.key)?, app);
     // Before any probe: a report that cannot be written is known now, not after a sweep.
@@ -129,14 +130,36 @@ const AGENT_READ_LIMIT: Duration = Duration::from_secs(10);
 /// The longest the OS resolver may take for the proxy's name.
 const RESOLVE_LIMIT: Duration = Duration::from_secs(5);
 
+/// Where `--proxy-user` finds its password. An environment variable, because a command
+/// line is visible to every user of the machine (the process list) and stays in shell
+/// history.
+const PROXY_PASSWORD_VAR: &str = "AUTOMATE_PORTS_PROXY_PASSWORD";
+
+/// `--proxy-user` with the password from [`PROXY_PASSWORD_VAR`]; read before anything else
+/// so that a missing password stops the run at once.
+fn proxy_credentials(user: Option<&str>) -> anyhow::Result<Option<Credentials>> {
+    let Some(user) = user else {
+        return Ok(None);
+    };
+    match std::env::var(PROXY_PASSWORD_VAR) {
+        Ok(password) if !password.is_empty() => Ok(Some(Credentials::basic(user, &password))),
+        Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!(
+            "{PROXY_PASSWORD_VAR} is not valid Unicode: set it to the proxy password for --proxy-user {user}"
+        ),
+        _ => anyhow::bail!(
+            "--proxy-user {user} needs the proxy password in the environment variable {PROXY_PASSWORD_VAR} (never on the command line): set it, or drop --proxy-user"
+        ),
+    }
+}
+
 /// The proxy for HTTP and HTTPS checks: `--proxy`, else (agent role, Windows) the agent's
 /// own unless `--no-proxy`; resolved once, here, so a wrong name is a clear error up front.
 fn proxy(
     args: &CheckArgs,
     agent: Option<&crate::agentconfig::AgentProxy>,
+    credentials: Option<Credentials>,
     lang: crate::lang::Lang,
 ) -> anyhow::Result<(Option<Proxy>, Vec<String>)> {
-    use crate::tr;
     let (url, from_agent) = match (&args.proxy, agent) {
         (Some(url), _) => (url.clone(), false),
         (None, Some(agent)) if !args.no_proxy => {
@@ -144,6 +167,16 @@ fn proxy(
                 anyhow::anyhow!("the installed agent's proxy setting (ProxyServerURL) is unusable: {e}; pass --proxy URL or --no-proxy")
             })?;
             (url, true)
+        }
+        _ if credentials.is_some() => {
+            let why = if args.no_proxy {
+                "--no-proxy connects directly"
+            } else {
+                "no proxy is in use (no --proxy, and no agent's proxy here)"
+            };
+            anyhow::bail!(
+                "--proxy-user signs in to a proxy, but {why}: give --proxy http://HOST:PORT, or drop --proxy-user"
+            );
         }
         _ => return Ok((None, Vec::new())),
     };
@@ -160,27 +193,62 @@ fn proxy(
             endpoint.host
         )
     })?;
-    let mut notes = vec![if from_agent {
-        tr!(
+    let agent_signs_in = from_agent && agent.is_some_and(|a| a.credentials);
+    let notes = proxy_notes(
+        &url,
+        from_agent,
+        agent_signs_in,
+        args.proxy_user.as_deref(),
+        lang,
+    );
+    Ok((
+        Some(Proxy {
+            url,
+            addr,
+            credentials,
+        }),
+        notes,
+    ))
+}
+
+/// The report's note on the proxy: which one, whose, and how this run signs in to it.
+fn proxy_notes(
+    url: &str,
+    from_agent: bool,
+    agent_signs_in: bool,
+    user: Option<&str>,
+    lang: crate::lang::Lang,
+) -> Vec<String> {
+    use crate::tr;
+    let mut note = match (from_agent, agent_signs_in) {
+        (true, true) => tr!(
+            lang,
+            "HTTP and HTTPS checks go through the agent's proxy {url} (from its settings, with credentials configured for the agent; --no-proxy connects directly)",
+            "HTTP- und HTTPS-Prüfungen laufen über den Proxy des Agenten {url} (aus seinen Einstellungen, mit Anmeldedaten für den Agenten; --no-proxy verbindet direkt)"
+        ),
+        (true, false) => tr!(
             lang,
             "HTTP and HTTPS checks go through the agent's proxy {url} (from its settings; --no-proxy connects directly)",
             "HTTP- und HTTPS-Prüfungen laufen über den Proxy des Agenten {url} (aus seinen Einstellungen; --no-proxy verbindet direkt)"
-        )
-    } else {
-        tr!(
+        ),
+        (false, _) => tr!(
             lang,
             "HTTP and HTTPS checks go through the proxy {url}",
             "HTTP- und HTTPS-Prüfungen laufen über den Proxy {url}"
-        )
-    }];
-    if from_agent && agent.is_some_and(|a| a.credentials) {
+        ),
+    };
+    if let Some(user) = user {
+        note += &tr!(lang, ", signing in as {user}", ", angemeldet als {user}");
+    }
+    let mut notes = vec![note];
+    if agent_signs_in && user.is_none() {
         notes.push(tr!(
             lang,
-            "the agent sends credentials to its proxy; this tool does not (it cannot read the agent's stored password), so a 407 from the proxy is expected then",
-            "der Agent meldet sich an seinem Proxy an; dieses Werkzeug nicht (es kann das gespeicherte Passwort des Agenten nicht lesen), ein 407 des Proxys ist dann zu erwarten"
+            "the agent keeps its proxy password encrypted, so this tool cannot use it: give --proxy-user USER with the password in AUTOMATE_PORTS_PROXY_PASSWORD to sign in as the agent does; without them a 407 from the proxy is expected",
+            "der Agent speichert sein Proxy-Passwort verschlüsselt, daher kann dieses Werkzeug es nicht nutzen: --proxy-user BENUTZER mit dem Passwort in AUTOMATE_PORTS_PROXY_PASSWORD angeben, um sich wie der Agent anzumelden; ohne sie ist ein 407 des Proxys zu erwarten"
         ));
     }
-    Ok((Some(Proxy { url, addr }), notes))
+    notes
 }
 
 /// The OS resolver, once, within [`RESOLVE_LIMIT`] (a hung resolver must not hang the run).

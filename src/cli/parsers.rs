@@ -108,6 +108,23 @@ pub fn parse_proxy(s: &str) -> Result<String, String> {
     Ok(endpoint.to_string())
 }
 
+/// A proxy user for Basic authentication. RFC 7617 allows no colon in it (the header
+/// joins user and password with one), and control characters are no one's user name.
+pub fn parse_proxy_user(s: &str) -> Result<String, String> {
+    if s.is_empty() {
+        return Err("give the proxy's user name".into());
+    }
+    if s.contains(':') {
+        return Err(
+            "a user name for Basic authentication cannot contain ':'; the password goes in AUTOMATE_PORTS_PROXY_PASSWORD".into(),
+        );
+    }
+    if s.chars().any(char::is_control) {
+        return Err("the user name contains control characters".into());
+    }
+    Ok(s.to_string())
+}
+
 /// The server: a host as [`parse_host`] takes it, or a URL the way the agent's
 /// `Server Address` writes it (`https://host:8443`), kept in that form for the plan.
 pub fn parse_server(s: &str) -> Result<String, String> {
@@ -185,5 +202,22 @@ mod tests {
             ("db".into(), "10.0.0.5".into())
         );
         assert!(parse_target("db").is_err());
+    }
+
+    #[test]
+    fn proxy_users() {
+        assert_eq!(
+            parse_proxy_user("DOMAIN\\svc-lt").unwrap(),
+            "DOMAIN\\svc-lt"
+        );
+        assert_eq!(
+            parse_proxy_user("tech@example.com").unwrap(),
+            "tech@example.com"
+        );
+        assert!(parse_proxy_user("user:secret")
+            .unwrap_err()
+            .contains("AUTOMATE_PORTS_PROXY_PASSWORD"));
+        assert!(parse_proxy_user("").is_err());
+        assert!(parse_proxy_user("a\nb").is_err());
     }
 }

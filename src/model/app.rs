@@ -249,8 +249,13 @@ pub enum Finding {
         status: u16,
         reason: String,
     },
-    /// 407: the proxy wants credentials, which this tool does not send.
-    ProxyAuth,
+    /// 407: the proxy wants credentials. `schemes`: what its `Proxy-Authenticate` headers
+    /// offer (`Basic`, `NTLM`, ...), made safe; `sent`: whether Basic credentials went with
+    /// the request (`--proxy-user`).
+    ProxyAuth {
+        schemes: Vec<String>,
+        sent: bool,
+    },
     /// What answered on the proxy's port is not an HTTP proxy.
     ProxyBroken,
     AutomateFailed {
@@ -317,7 +322,7 @@ impl Finding {
             self,
             Finding::ProxyUnreachable { .. }
                 | Finding::ProxyRefused { .. }
-                | Finding::ProxyAuth
+                | Finding::ProxyAuth { .. }
                 | Finding::ProxyBroken
         )
     }
@@ -339,6 +344,42 @@ impl Finding {
                 | Finding::Installer { .. }
                 | Finding::NoInstaller { .. }
         )
+    }
+}
+
+/// What a proxy's 407 means for this tool, which signs in with Basic only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxySignIn {
+    /// Basic (or no scheme named), and no credentials sent: `--proxy-user` would do.
+    Wanted,
+    /// Basic, and the credentials sent were not accepted.
+    Refused,
+    /// Only NTLM, Negotiate or Kerberos: a Windows account's sign-in.
+    Windows,
+    /// Only other schemes (Digest, Bearer, a vendor's own).
+    Unsupported,
+}
+
+impl ProxySignIn {
+    pub fn of(schemes: &[String], sent: bool) -> ProxySignIn {
+        let is = |name: &str| schemes.iter().any(|s| s.eq_ignore_ascii_case(name));
+        let windows = |s: &String| {
+            ["NTLM", "Negotiate", "Kerberos"]
+                .iter()
+                .any(|w| s.eq_ignore_ascii_case(w))
+        };
+        // No Proxy-Authenticate at all breaks the rule, but credentials are what it asks.
+        if schemes.is_empty() || is("Basic") {
+            if sent {
+                ProxySignIn::Refused
+            } else {
+                ProxySignIn::Wanted
+            }
+        } else if schemes.iter().all(windows) {
+            ProxySignIn::Windows
+        } else {
+            ProxySignIn::Unsupported
+        }
     }
 }
 
@@ -409,5 +450,31 @@ impl AppResult {
             proxy: None,
             insecure: false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ProxySignIn;
+
+    #[test]
+    fn what_a_407_means_here() {
+        let of = |schemes: &[&str], sent| {
+            let schemes: Vec<String> = schemes.iter().map(ToString::to_string).collect();
+            ProxySignIn::of(&schemes, sent)
+        };
+        assert_eq!(of(&["Basic"], false), ProxySignIn::Wanted);
+        assert_eq!(of(&[], false), ProxySignIn::Wanted);
+        assert_eq!(
+            of(&["Negotiate", "NTLM", "Basic"], false),
+            ProxySignIn::Wanted
+        );
+        assert_eq!(of(&["basic"], true), ProxySignIn::Refused);
+        assert_eq!(of(&[], true), ProxySignIn::Refused);
+        assert_eq!(of(&["NTLM", "Negotiate"], false), ProxySignIn::Windows);
+        // Basic sent, but the proxy does not take it at all.
+        assert_eq!(of(&["ntlm"], true), ProxySignIn::Windows);
+        assert_eq!(of(&["Digest"], false), ProxySignIn::Unsupported);
+        assert_eq!(of(&["NTLM", "Digest"], true), ProxySignIn::Unsupported);
     }
 }

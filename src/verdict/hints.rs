@@ -10,6 +10,8 @@ use crate::report::CheckResult;
 use crate::sys::FirewallShell;
 use crate::tr;
 
+mod proxy;
+
 /// Where a hint points: the protocol, the ports that did not pass, the host and address.
 struct Subject<'a> {
     proto: &'static str,
@@ -137,7 +139,7 @@ fn what(
             "{proto} {ports} auf {place} antwortet von hier aus, muss aber gesperrt sein."
         ),
         (_, _, Why::App(found)) if found.finding.is_proxy() => {
-            return Err(proxy(found, subject, lang))
+            return Err(proxy::hint(found, subject, lang))
         }
         (_, State::Unfinished, _) => {
             return Err(tr!(
@@ -254,35 +256,6 @@ fn by_state(check: &Check, state: State, why: &Why, subject: &Subject<'_>, lang:
             lang,
             "{proto} {ports} on {place} is {state}.",
             "{proto} {ports} auf {place} ist {state}."
-        ),
-    }
-}
-
-/// The proxy stopped the probe: its rule, address or credentials, never a firewall.
-fn proxy(found: &crate::model::AppResult, subject: &Subject<'_>, lang: Lang) -> String {
-    use crate::model::Finding;
-    let Subject { ports, place, .. } = subject;
-    let proxy = found.proxy.as_deref().unwrap_or_default();
-    match &found.finding {
-        Finding::ProxyRefused { status, .. } => tr!(
-            lang,
-            "The proxy {proxy} will not open a tunnel to {place} on TCP {ports} (HTTP {status}): allow CONNECT to it on {ports} in the proxy's rules (many proxies allow CONNECT to 443 only).",
-            "Der Proxy {proxy} öffnet keinen Tunnel zu {place} auf TCP {ports} (HTTP {status}): CONNECT dorthin auf {ports} in den Regeln des Proxys erlauben (viele Proxys erlauben CONNECT nur zu 443)."
-        ),
-        Finding::ProxyAuth => tr!(
-            lang,
-            "The proxy {proxy} asks for credentials. The agent sends its own (its proxy settings); this tool does not, so the path beyond the proxy was not tested: check the agent's proxy user and password, or let the proxy allow {place} without them.",
-            "Der Proxy {proxy} verlangt Anmeldedaten. Der Agent sendet seine eigenen (seine Proxy-Einstellungen); dieses Werkzeug nicht, daher wurde der Weg hinter dem Proxy nicht geprüft: Proxy-Benutzer und -Passwort des Agenten prüfen, oder den Proxy {place} ohne Anmeldung erlauben lassen."
-        ),
-        Finding::ProxyBroken => tr!(
-            lang,
-            "What answers at {proxy} is not an HTTP proxy: check the proxy's address and port (--proxy, or the agent's proxy settings).",
-            "Was unter {proxy} antwortet, ist kein HTTP-Proxy: Adresse und Port des Proxys prüfen (--proxy oder die Proxy-Einstellungen des Agenten)."
-        ),
-        _ => tr!(
-            lang,
-            "This machine cannot reach the proxy {proxy}: check its address (--proxy, or the agent's proxy settings) and that this machine may reach it.",
-            "Dieser Rechner erreicht den Proxy {proxy} nicht: seine Adresse prüfen (--proxy oder die Proxy-Einstellungen des Agenten) und dass dieser Rechner ihn erreichen darf."
         ),
     }
 }

@@ -62,7 +62,7 @@ fn the_tunnel_path_is_said_in_both_languages() {
 
 fn every_why() -> Vec<(State, Why)> {
     let addr: std::net::SocketAddr = ([192, 0, 2, 1], 443).into();
-    vec![
+    let mut whys = vec![
         (State::Open, Why::Connected),
         (State::Open, Why::Reply),
         (State::Open, Why::Exchanged),
@@ -129,7 +129,35 @@ fn every_why() -> Vec<(State, Why)> {
         (State::Error, Why::Local(Local::NoSourcePort(443))),
         (State::Error, Why::Local(Local::BindDenied(addr))),
         (State::Error, Why::Local(Local::NotOurs(addr.ip()))),
-    ]
+    ];
+    whys.extend(proxy_sign_ins());
+    whys
+}
+
+/// What a proxy's 407 can mean here: credentials wanted, refused, or a sign-in this tool does
+/// not do.
+fn proxy_sign_ins() -> Vec<(State, Why)> {
+    let sign_ins = [
+        (&["Basic"][..], false),
+        (&["Basic"][..], true),
+        (&["NTLM", "Negotiate"][..], false),
+        (&["Digest"][..], true),
+    ];
+    sign_ins
+        .into_iter()
+        .map(|(schemes, sent)| {
+            let mut found = crate::probe::app::AppResult::new(
+                crate::model::AppProbe::Automate,
+                AppVerdict::Fail,
+                crate::model::Finding::ProxyAuth {
+                    schemes: schemes.iter().map(ToString::to_string).collect(),
+                    sent,
+                },
+            );
+            found.proxy = Some("http://proxy.example:3128".into());
+            (State::Error, Why::App(Box::new(found)))
+        })
+        .collect()
 }
 
 /// Every way a check can fail, with the words a German report must not fall back to.

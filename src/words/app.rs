@@ -45,8 +45,8 @@ fn say(finding: &Finding, found: &AppResult, lang: Lang) -> String {
         }
         Finding::ProxyUnreachable { .. }
         | Finding::ProxyRefused { .. }
-        | Finding::ProxyAuth
-        | Finding::ProxyBroken => proxy(finding, found, lang),
+        | Finding::ProxyAuth { .. }
+        | Finding::ProxyBroken => super::proxy::say(finding, found, lang),
         Finding::PlainHttp => tr!(
             lang,
             "plain HTTP, as the agent is set; unencrypted",
@@ -220,32 +220,6 @@ fn tls_versions(finding: &Finding, found: &AppResult, lang: Lang) -> String {
             }
         }
         _ => String::new(),
-    }
-}
-
-fn proxy(finding: &Finding, found: &AppResult, lang: Lang) -> String {
-    let proxy = found.proxy.as_deref().unwrap_or_default();
-    match finding {
-        Finding::ProxyUnreachable { error } => tr!(
-            lang,
-            "the proxy {proxy} cannot be reached ({error})",
-            "der Proxy {proxy} ist nicht erreichbar ({error})"
-        ),
-        Finding::ProxyRefused { status, reason } => tr!(
-            lang,
-            "the proxy {proxy} refused the tunnel (CONNECT: HTTP {status} {reason})",
-            "der Proxy {proxy} hat den Tunnel abgelehnt (CONNECT: HTTP {status} {reason})"
-        ),
-        Finding::ProxyAuth => tr!(
-            lang,
-            "the proxy {proxy} asks for credentials (HTTP 407)",
-            "der Proxy {proxy} verlangt Anmeldedaten (HTTP 407)"
-        ),
-        _ => tr!(
-            lang,
-            "what answers at {proxy} is not an HTTP proxy",
-            "was unter {proxy} antwortet, ist kein HTTP-Proxy"
-        ),
     }
 }
 

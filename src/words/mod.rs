@@ -5,4 +5,5 @@
 pub mod app;
 mod dns;
 pub mod nat;
+mod proxy;
 pub mod reasons;

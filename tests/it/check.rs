@@ -168,7 +168,7 @@ fn agent_role_json_has_the_documented_fields() {
         assert!(report["summary"][key].is_u64(), "summary.{key}");
     }
     let checks = report["checks"].as_array().unwrap();
-    assert_eq!(checks.len(), 4);
+    assert_eq!(checks.len(), 5);
     for c in checks {
         for key in [
             "id",
@@ -195,6 +195,11 @@ fn agent_role_json_has_the_documented_fields() {
     // The agent tray port is free here: the tool binds it and talks to itself.
     assert_eq!(tray["state"], "open", "{tray}");
     assert_eq!(results(&report, "agent-wakeup")[0]["verdict"], "skip");
+    let installer = &results(&report, "agent-installer")[0];
+    assert_eq!(
+        (installer["verdict"].as_str(), installer["reason"].as_str()),
+        (Some("skip"), Some("not checked: no --installer given"))
+    );
     assert_eq!(code, i32::from(report["summary"]["fail"] != 0));
 }
 

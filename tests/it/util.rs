@@ -18,6 +18,7 @@ pub fn bin() -> assert_cmd::Command {
     cmd.timeout(Duration::from_secs(60));
     cmd.env_remove("RUST_LOG")
         .env_remove("AUTOMATE_PORTS_KEY")
+        .env_remove("AUTOMATE_PORTS_PROXY_PASSWORD")
         .env("NO_COLOR", "1");
     english(&mut cmd);
     cmd
@@ -292,7 +293,9 @@ impl Netns {
         let mut cmd = assert_cmd::Command::new("ip");
         cmd.args(["netns", "exec", &self.name]).arg(bin_path());
         cmd.timeout(Duration::from_secs(120));
-        cmd.env_remove("RUST_LOG").env("NO_COLOR", "1");
+        cmd.env_remove("RUST_LOG")
+            .env_remove("AUTOMATE_PORTS_PROXY_PASSWORD")
+            .env("NO_COLOR", "1");
         english(&mut cmd);
         cmd
     }
@@ -429,6 +432,16 @@ impl Script {
             .unwrap_or_default();
         assert_eq!(first, ready, "{script} {args:?} did not start");
         started
+    }
+
+    /// The lines it printed since it started (or since the last call): those there, and
+    /// any that come within 200 ms more (the reader thread may be a moment behind).
+    pub fn lines(&self) -> Vec<String> {
+        let mut lines = Vec::new();
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_millis(200)) {
+            lines.push(line);
+        }
+        lines
     }
 
     /// Waits for it to end (at most 60 s) and returns its last line.
