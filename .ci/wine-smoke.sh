@@ -433,6 +433,22 @@ fi
 
 tls_checks "TLS"
 
+# A ScreenConnect client as installed: its service "ScreenConnect Client (THUMBPRINT)" with the
+# relay in the image path's query string (h=, p=). The client-side check finds it with no flags
+# and tests exactly that host and port (a listener that holds the connection, as a relay does).
+sc_port=$(free_port tcp)
+timeout 300 python3 -c '
+import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(16); held = []
+while True:
+    c, _ = s.accept(); held.append(c)' "$sc_port" &
+pids+=($!)
+for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$sc_port") 2>/dev/null && break; sleep 0.1; done
+timeout "$T" wine sc create 'ScreenConnect Client (0123456789abcdef)' binpath= "C:\sc\ScreenConnect.ClientService.exe ?e=Access&y=Guest&h=127.0.0.1&p=$sc_port&s=4f1d2c3b-0000-0000-0000-000000000000" >/dev/null 2>&1 || true
+if run "ScreenConnect client from its service" 0 check --role screenconnect-client --format json --timeout 2s; then
+  want_json "ScreenConnect client from its service" '[(c["address"], c["ports"], c["verdict"]) for c in r["checks"]] == [("127.0.0.1", "'"$sc_port"'", "pass")] and any("ScreenConnect client 0123456789abcdef: relay 127.0.0.1:'"$sc_port"'" in n for n in r["notes"])'
+fi
+
 # No run outlives its deadline: in three fresh prefixes, an agent whose settings name a server
 # where nothing listens, nothing on the tray port or on UDP 75, and a one-off closed UDP port.
 # Each run prints its deadline (-v) and must end, with a report, within it.

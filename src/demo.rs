@@ -171,6 +171,7 @@ fn staging_profile(open: &[(Protocol, u16)]) -> Profile {
                 source: "demo".into(),
                 fix: None,
                 fix_de: None,
+                port_from_host: false,
             })
             .collect(),
     }

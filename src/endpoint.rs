@@ -23,6 +23,16 @@ impl Endpoint {
     /// Reads `http://host:port/`, `https://[v6]:8443`, `host` or `v6 literal`. A path is
     /// allowed and dropped (agents write `https://server/`); any other scheme is an error.
     pub fn parse(raw: &str) -> Result<Endpoint, String> {
+        Endpoint::parse_with(raw, false)
+    }
+
+    /// Like [`Endpoint::parse`], and also `host:port` without a scheme: for targets whose
+    /// checks take the port from the host (`--target relay=host:443`).
+    pub fn parse_any(raw: &str) -> Result<Endpoint, String> {
+        Endpoint::parse_with(raw, true)
+    }
+
+    fn parse_with(raw: &str, bare_port: bool) -> Result<Endpoint, String> {
         let text = raw.trim();
         let (scheme, rest) = match text.split_once("://") {
             Some((s, rest)) if s.eq_ignore_ascii_case("http") => (Some(Scheme::Http), rest),
@@ -42,7 +52,7 @@ impl Endpoint {
         }
         let (host, port) = split_port(authority)
             .ok_or_else(|| format!("'{text}' has a port that is not a number from 1 to 65535"))?;
-        if port.is_some() && scheme.is_none() {
+        if port.is_some() && scheme.is_none() && !bare_port {
             return Err(format!(
                 "'{text}' looks like host:port: give the host alone (the role decides the ports), or a URL such as https://{authority}"
             ));
@@ -57,10 +67,13 @@ impl Endpoint {
     /// The port the agent's web traffic goes to, when the endpoint says: the explicit port,
     /// else the scheme's. `None`: the role's own port.
     pub fn web_port(&self) -> Option<u16> {
-        self.port.or(match self.scheme? {
+        if self.port.is_some() {
+            return self.port;
+        }
+        match self.scheme? {
             Scheme::Http => Some(80),
             Scheme::Https => Some(443),
-        })
+        }
     }
 
     /// Plain HTTP, no TLS.
@@ -99,7 +112,8 @@ impl fmt::Display for Endpoint {
             self.host.clone()
         };
         match (self.scheme, self.port) {
-            (None, _) => f.write_str(&self.host),
+            (None, Some(p)) => write!(f, "{host}:{p}"),
+            (None, None) => f.write_str(&self.host),
             (Some(s), port) => {
                 let scheme = if s == Scheme::Http { "http" } else { "https" };
                 match port {

@@ -27,6 +27,7 @@ pub mod protocol;
 pub mod quick;
 pub mod report;
 pub mod resolve;
+pub mod screenconnect;
 pub mod serve;
 pub mod sys;
 pub mod tlsoffer;

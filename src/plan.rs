@@ -73,28 +73,24 @@ pub fn build(profile: &Profile, given: &Targets, full_ranges: bool) -> anyhow::R
         }
     }
 
-    let given_hosts = |name: &str| given.get(name).filter(|hosts| !hosts.is_empty()).cloned();
-    let hosts_of = |name: &str| -> Vec<String> {
-        let Some(spec) = profile.target(name) else {
-            return Vec::new();
-        };
-        given_hosts(name)
-            .or_else(|| spec.default.clone().map(|d| vec![d]))
-            .or_else(|| {
-                let from = spec.default_from.as_deref()?;
-                given_hosts(from).or_else(|| Some(vec![profile.target(from)?.default.clone()?]))
-            })
-            .unwrap_or_default()
-    };
+    ports_given_fit(profile, given)?;
+    let hosts_of = |name: &str| hosts_for(profile, given, name, 0);
 
     let mut checks = Vec::with_capacity(profile.checks.len());
     for check in &profile.checks {
         let spec = profile.target(&check.target).expect("validated profile");
         let hosts = hosts_of(&check.target);
         if hosts.is_empty() && !spec.optional {
+            // Every flag that would name it: the target's own, then those it defaults from.
+            let mut others = Vec::new();
+            let mut from = spec.default_from.as_deref();
+            while let Some(name) = from.filter(|_| others.len() < 4) {
+                others.push(target_flag(name));
+                from = profile.target(name).and_then(|t| t.default_from.as_deref());
+            }
             let mut flag = target_flag(&spec.name);
-            if let Some(from) = &spec.default_from {
-                flag = format!("{flag} (or {})", target_flag(from));
+            if !others.is_empty() {
+                flag = format!("{flag} (or {})", others.join(", or "));
             }
             bail!(
                 "role '{}' needs {flag}: {} (check '{}')",
@@ -137,14 +133,71 @@ pub fn build(profile: &Profile, given: &Targets, full_ranges: bool) -> anyhow::R
     })
 }
 
+/// A host given with a port (`relay=host:443`) must go to a check that takes one.
+fn ports_given_fit(profile: &Profile, given: &Targets) -> anyhow::Result<()> {
+    for (name, hosts) in given {
+        let takes_port = profile.checks.iter().any(|c| {
+            c.target == *name
+                && (c.port_from_host
+                    || matches!(
+                        c.probe,
+                        ProbeKind::App(AppProbe::Automate | AppProbe::Installer)
+                    ))
+        });
+        for host in hosts {
+            let Ok(endpoint) = Endpoint::parse_any(host) else {
+                continue;
+            };
+            if endpoint.scheme.is_none() && endpoint.port.is_some() && !takes_port {
+                bail!(
+                    "'{host}' for {} has a port, but role '{}' decides the ports of its checks there: give the host alone",
+                    target_flag(name),
+                    profile.role
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The hosts of target `name`: given, else its default, else those of the target it
+/// defaults from (which may default from another: ScreenConnect's relay from
+/// `--screenconnect`, that from `--server`).
+fn hosts_for(profile: &Profile, given: &Targets, name: &str, depth: usize) -> Vec<String> {
+    let Some(spec) = profile.target(name) else {
+        return Vec::new();
+    };
+    if let Some(hosts) = given.get(name).filter(|hosts| !hosts.is_empty()) {
+        return hosts.clone();
+    }
+    if let Some(host) = &spec.default {
+        return vec![host.clone()];
+    }
+    match &spec.default_from {
+        Some(from) if depth < 4 => hosts_for(profile, given, from, depth + 1),
+        _ => Vec::new(),
+    }
+}
+
 /// A host given as the agent writes it (`http://server:8080`): the name to resolve, and the
 /// agent's web check (the Automate probe) on the endpoint's port, over plain HTTP for
 /// `http://`. The other checks on that host keep the role's ports.
 fn at_endpoint(check: &Check, host: &str) -> (Check, String) {
     let mut check = check.clone();
-    let Ok(endpoint) = Endpoint::parse(host) else {
+    let Ok(endpoint) = Endpoint::parse_any(host) else {
         return (check, host.to_string());
     };
+    if check.port_from_host {
+        if let Some(port) = endpoint.web_port().and_then(PortRange::single) {
+            check.ports = port;
+        }
+        // A web check on a server given as https:// speaks TLS.
+        if check.probe == ProbeKind::App(AppProbe::Http)
+            && endpoint.scheme == Some(crate::endpoint::Scheme::Https)
+        {
+            check.probe = ProbeKind::App(AppProbe::Tls);
+        }
+    }
     if let ProbeKind::App(probe @ (AppProbe::Automate | AppProbe::Installer)) = check.probe {
         if let Some(port) = endpoint.web_port().and_then(PortRange::single) {
             check.ports = port;
@@ -333,7 +386,10 @@ mod tests {
         assert!(e.contains("needs --server HOST"), "{e}");
         let sc = profiles::builtin("screenconnect").unwrap();
         let e = build(&sc, &given(&[]), false).unwrap_err().to_string();
-        assert!(e.contains("--screenconnect HOST (or --server HOST)"), "{e}");
+        assert!(
+            e.contains("--target web=HOST (or --screenconnect HOST, or --server HOST)"),
+            "{e}"
+        );
     }
 
     #[test]

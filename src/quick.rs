@@ -76,6 +76,7 @@ pub fn add(
             source: format!("the command line (--{kind} {host}:{port})"),
             fix: None,
             fix_de: None,
+            port_from_host: false,
         });
         targets.insert(target, vec![host.clone()]);
     }

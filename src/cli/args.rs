@@ -7,8 +7,8 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::parsers::{
-    parse_host, parse_installer_token, parse_lifetime, parse_output, parse_proxy, parse_proxy_user,
-    parse_server, parse_target, parse_timeout,
+    parse_endpoint, parse_host, parse_installer_token, parse_lifetime, parse_output, parse_proxy,
+    parse_proxy_user, parse_server, parse_target, parse_timeout,
 };
 
 const EXIT_CODES: &str = "\
@@ -162,7 +162,7 @@ pub enum ProfilesCommand {
 
 #[derive(Debug, Args)]
 pub struct CheckArgs {
-    /// Role of this machine: agent, server, split-db, tunnel, screenconnect (or the role of --profile).
+    /// Role of this machine: agent, server, server-local, split-db, tunnel, screenconnect, screenconnect-client (or the role of --profile).
     #[arg(long, value_name = "ROLE")]
     pub role: Option<String>,
     /// The Automate server: a name or address, or the agent's URL form (https://host:8443,
@@ -181,6 +181,10 @@ pub struct CheckArgs {
     /// The ScreenConnect server [default: the --server host].
     #[arg(long, value_name = "HOST", value_parser = parse_host)]
     pub screenconnect: Option<String>,
+    /// A ScreenConnect relay: HOST[:PORT] (443 when no port is given, as hosted instances
+    /// relay); the relay of --role screenconnect or screenconnect-client.
+    #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_endpoint)]
+    pub screenconnect_relay: Option<String>,
     /// Any target of the profile by name; repeatable.
     #[arg(long = "target", value_name = "NAME=HOST", value_parser = parse_target)]
     pub targets: Vec<(String, String)>,

@@ -62,18 +62,14 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         ));
     }
     installer_target(&args.installer, &profile, &mut targets)?;
+    let relay = args.screenconnect_relay.as_deref();
+    relay_targets(relay, &profile, &mut targets, &mut installed.notes, lang)?;
     let options = pipeline_options(targets, &args.probe, args.strict, lang);
     let mut app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
     app.installer_token.clone_from(&args.installer.token);
     if profile.role == "agent" && cfg!(windows) {
         watchdog.stage("reading the agent's TLS settings", AGENT_READ_LIMIT);
-        if let Some(settings) = crate::sys::within(AGENT_READ_LIMIT, crate::agentconfig::read_tls) {
-            let offer = crate::tlsoffer::judge(&settings);
-            installed
-                .notes
-                .push(crate::words::app::agent_offer_note(&settings, &offer, lang));
-            app.agent_offer = Some(offer);
-        }
+        app.agent_offer = agent_offer(&mut installed.notes, lang);
     }
     watchdog.stage("resolving the proxy", RESOLVE_LIMIT);
     let (proxy, proxy_notes) = proxy(args, installed.proxy.as_ref(), credentials, lang)?;
@@ -103,6 +99,73 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         }
     };
     delivery.deliver(report, reported)
+}
+
+/// What the agent here offers in TLS (Windows), from its settings read within a limit, and
+/// the note that says so.
+fn agent_offer(
+    notes: &mut Vec<String>,
+    lang: crate::lang::Lang,
+) -> Option<crate::tlsoffer::AgentOffer> {
+    let settings = crate::sys::within(AGENT_READ_LIMIT, crate::agentconfig::read_tls)?;
+    let offer = crate::tlsoffer::judge(&settings);
+    notes.push(crate::words::app::agent_offer_note(&settings, &offer, lang));
+    Some(offer)
+}
+
+/// `--screenconnect-relay HOST[:PORT]` (443 by default, as hosted instances relay), else for
+/// `screenconnect-client` the relay of every installed client.
+fn relay_targets(
+    flag: Option<&str>,
+    profile: &crate::model::Profile,
+    targets: &mut crate::plan::Targets,
+    notes: &mut Vec<String>,
+    lang: crate::lang::Lang,
+) -> anyhow::Result<()> {
+    if let Some(relay) = flag {
+        anyhow::ensure!(
+            profile.target("relay").is_some(),
+            "--screenconnect-relay goes with --role screenconnect or screenconnect-client: add one"
+        );
+        let endpoint = crate::endpoint::Endpoint::parse_any(relay).map_err(anyhow::Error::msg)?;
+        let relay = if endpoint.port.is_some() || endpoint.scheme.is_some() {
+            relay.to_string()
+        } else {
+            crate::endpoint::Endpoint {
+                port: Some(443),
+                ..endpoint
+            }
+            .to_string()
+        };
+        targets.insert("relay".into(), vec![relay]);
+        return Ok(());
+    }
+    if profile.role != "screenconnect-client" || targets.contains_key("relay") {
+        return Ok(());
+    }
+    let found = crate::screenconnect::find();
+    anyhow::ensure!(
+        !found.is_empty(),
+        "no ScreenConnect client is installed here (no 'ScreenConnect Client (...)' service, no /opt/screenconnect-*/ClientLaunchParameters.txt): name the relay with --screenconnect-relay HOST[:PORT]"
+    );
+    let mut relays = Vec::new();
+    for instance in found {
+        let relay = crate::endpoint::Endpoint {
+            host: instance.host.clone(),
+            scheme: None,
+            port: Some(instance.port),
+        }
+        .to_string();
+        let (thumb, source) = (&instance.thumbprint, &instance.source);
+        notes.push(crate::tr!(
+            lang,
+            "ScreenConnect client {thumb}: relay {relay} (from {source})",
+            "ScreenConnect-Client {thumb}: Relay {relay} (aus {source})"
+        ));
+        relays.push(relay);
+    }
+    targets.insert("relay".into(), relays);
+    Ok(())
 }
 
 /// `--installer`: the download goes to every server the agent check goes to.

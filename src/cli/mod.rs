@@ -56,11 +56,16 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Check(args) => check::run(&args, cli.quiet, &mut false),
         Command::Profiles(ProfilesCommand::List) => {
             let mut text = String::new();
+            let width = profiles::BUILTIN
+                .iter()
+                .map(|(name, _)| name.len())
+                .max()
+                .unwrap_or(0);
             for (name, source) in profiles::BUILTIN {
                 let p = profiles::parse(name, source)?;
                 let n = p.checks.len();
                 let noun = if n == 1 { "check " } else { "checks" };
-                let _ = writeln!(text, "{:<14} {n:>2} {noun}  {}", p.role, p.description);
+                let _ = writeln!(text, "{:<width$} {n:>2} {noun}  {}", p.role, p.description);
             }
             write_stdout(&text)
         }

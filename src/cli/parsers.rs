@@ -136,6 +136,18 @@ pub fn parse_server(s: &str) -> Result<String, String> {
     Ok(endpoint.to_string())
 }
 
+/// A host, `host:port` or a URL, for a target whose checks may take the port from it (the
+/// plan refuses a port where none does).
+pub fn parse_endpoint(s: &str) -> Result<String, String> {
+    let text = s.trim();
+    if !text.contains("://") && text.matches(':').count() != 1 && !text.contains("]:") {
+        return parse_host(text);
+    }
+    let mut endpoint = crate::endpoint::Endpoint::parse_any(text)?;
+    endpoint.host = parse_host(&endpoint.host)?;
+    Ok(endpoint.to_string())
+}
+
 pub(super) fn parse_target(s: &str) -> Result<(String, String), String> {
     let (name, host) = s.split_once('=').ok_or_else(|| {
         format!("'{s}' is not NAME=HOST, e.g. --target server=automate.example.com")
@@ -153,7 +165,7 @@ pub(super) fn parse_target(s: &str) -> Result<(String, String), String> {
     let host = if name == "server" {
         parse_server(host)?
     } else {
-        parse_host(host)?
+        parse_endpoint(host)?
     };
     Ok((name.to_string(), host))
 }

@@ -279,6 +279,22 @@ pub enum Finding {
     InstallerFailed {
         error: String,
     },
+    /// A relay port where nothing spoke first, as a relay does.
+    RelayQuiet,
+    /// Something greeted on a relay port (a relay never does): who, and its first line.
+    RelaySpoke {
+        speaker: Speaker,
+        banner: String,
+    },
+}
+
+/// What greeted on a port that should stay silent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Speaker {
+    Http,
+    Tls,
+    Ssh,
+    Other,
 }
 
 /// A file that came instead of the MSI.
@@ -343,6 +359,7 @@ impl Finding {
                 | Finding::OldTlsOnly { .. }
                 | Finding::Installer { .. }
                 | Finding::NoInstaller { .. }
+                | Finding::RelaySpoke { .. }
         )
     }
 }

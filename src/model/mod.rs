@@ -149,6 +149,8 @@ pub enum AppProbe {
     /// The same download over plain HTTP, for a server set as `http://`.
     #[serde(rename = "installer-http")]
     InstallerHttp,
+    /// A ScreenConnect relay port: listen without speaking; a greeting names what answers.
+    Relay,
     /// The MySQL/MariaDB greeting, or the error it sends this host.
     Mysql,
     /// Plain HTTP: status line and `Server` header.
@@ -158,7 +160,7 @@ pub enum AppProbe {
 impl AppProbe {
     /// Speaks HTTP or HTTPS: the probes a proxy carries.
     pub fn is_web(self) -> bool {
-        !matches!(self, AppProbe::Mysql)
+        !matches!(self, AppProbe::Mysql | AppProbe::Relay)
     }
 
     /// Shakes hands with TLS.
@@ -176,6 +178,7 @@ impl AppProbe {
             AppProbe::AutomateHttp => "automate-http",
             AppProbe::Installer => "installer",
             AppProbe::InstallerHttp => "installer-http",
+            AppProbe::Relay => "relay",
             AppProbe::Mysql => "mysql",
             AppProbe::Http => "http",
         }
@@ -211,6 +214,9 @@ pub struct Check {
     pub fix: Option<String>,
     /// `fix` in German (`--lang de`); the English one stands in when it is missing.
     pub fix_de: Option<String>,
+    /// The check goes to the port its host is given with (`--target relay=host:443`, a URL),
+    /// where one is: a ScreenConnect server on other ports than the defaults.
+    pub port_from_host: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

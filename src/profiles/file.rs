@@ -49,6 +49,9 @@ pub(super) struct CheckFile {
     pub(super) fix: Option<String>,
     /// The fix in German, for `--lang de`.
     pub(super) fix_de: Option<String>,
+    /// The check takes the port its target's host is given with (`relay=host:443`).
+    #[serde(default)]
+    pub(super) port_from_host: bool,
 }
 
 #[derive(Deserialize, Clone, Copy)]
@@ -78,6 +81,7 @@ pub(super) enum ProbeFile {
     Tls,
     Automate,
     Installer,
+    Relay,
     Mysql,
     Http,
 }

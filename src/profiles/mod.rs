@@ -25,6 +25,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "screenconnect",
         include_str!("../../profiles/screenconnect.toml"),
     ),
+    (
+        "screenconnect-client",
+        include_str!("../../profiles/screenconnect-client.toml"),
+    ),
 ];
 
 /// The TOML text of a built-in role.

@@ -185,6 +185,7 @@ fn check(
         source: c.source.clone(),
         fix: c.fix.clone(),
         fix_de: c.fix_de.clone(),
+        port_from_host: c.port_from_host,
     })
 }
 
@@ -272,6 +273,7 @@ fn probe_kind(probe: Option<ProbeFile>, protocol: Protocol) -> Option<ProbeKind>
         Some(ProbeFile::Tls) if tcp => ProbeKind::App(AppProbe::Tls),
         Some(ProbeFile::Automate) if tcp => ProbeKind::App(AppProbe::Automate),
         Some(ProbeFile::Installer) if tcp => ProbeKind::App(AppProbe::Installer),
+        Some(ProbeFile::Relay) if tcp => ProbeKind::App(AppProbe::Relay),
         Some(ProbeFile::Mysql) if tcp => ProbeKind::App(AppProbe::Mysql),
         Some(ProbeFile::Http) if tcp => ProbeKind::App(AppProbe::Http),
         Some(_) => return None,

@@ -25,6 +25,7 @@ fn result(
         source: "test".into(),
         fix: None,
         fix_de: None,
+        port_from_host: false,
     };
     let address = Some("192.0.2.10".parse().unwrap());
     let mut result = CheckResult::new(&check, Some("automate.example.com".into()), address);

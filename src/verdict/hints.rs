@@ -498,6 +498,7 @@ mod tests {
             source: String::new(),
             fix: None,
             fix_de: None,
+            port_from_host: false,
         };
         let mut result = CheckResult::new(&check, Some("automate.example.com".into()), None);
         result.address = Some("192.0.2.10".parse().unwrap());

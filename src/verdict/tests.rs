@@ -17,6 +17,7 @@ fn check(protocol: Protocol, expect: Expect, probe: ProbeKind) -> Check {
         source: String::new(),
         fix: None,
         fix_de: None,
+        port_from_host: false,
     }
 }
 

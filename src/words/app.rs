@@ -87,6 +87,38 @@ fn say(finding: &Finding, found: &AppResult, lang: Lang) -> String {
         Finding::Installer { .. } | Finding::NoInstaller { .. } | Finding::InstallerFailed { .. } => {
             installer(finding, found, lang)
         }
+        Finding::RelayQuiet | Finding::RelaySpoke { .. } => relay(finding, lang),
+    }
+}
+
+/// A relay port: silent, as a relay is, or a greeting that names what answers instead.
+fn relay(finding: &Finding, lang: Lang) -> String {
+    match finding {
+        Finding::RelayQuiet => lang
+            .pick(
+                "open; nothing spoke first, as a relay waits for its client (what listens is not identified)",
+                "offen; nichts hat zuerst gesprochen, wie ein Relay, das auf seinen Client wartet (was lauscht, ist nicht bestimmt)",
+            )
+            .to_string(),
+        Finding::RelaySpoke { speaker, banner } => {
+            let who = match speaker {
+                crate::model::Speaker::Http => lang.pick("an HTTP server", "ein HTTP-Server"),
+                crate::model::Speaker::Tls => lang.pick("a TLS server", "ein TLS-Server"),
+                crate::model::Speaker::Ssh => lang.pick("an SSH server", "ein SSH-Server"),
+                crate::model::Speaker::Other => lang.pick("another service", "ein anderer Dienst"),
+            };
+            let banner = if banner.is_empty() {
+                String::new()
+            } else {
+                format!(" (\"{banner}\")")
+            };
+            tr!(
+                lang,
+                "{who} greeted first{banner}, which a ScreenConnect relay never does: a proxy or the wrong port",
+                "{who} hat zuerst gegrüßt{banner}, was ein ScreenConnect-Relay nie tut: ein Proxy oder der falsche Port"
+            )
+        }
+        _ => String::new(),
     }
 }
 

@@ -75,7 +75,10 @@ fn missing_target_names_the_flag() {
     let e = usage_error(&["check", "--role", "split-db"]);
     assert!(e.contains("--db HOST"), "{e}");
     let e = usage_error(&["check", "--role", "screenconnect"]);
-    assert!(e.contains("--screenconnect HOST (or --server HOST)"), "{e}");
+    assert!(
+        e.contains("--target web=HOST (or --screenconnect HOST, or --server HOST)"),
+        "{e}"
+    );
     let e = usage_error(&["check"]);
     assert!(e.contains("--role"), "{e}");
 }

@@ -14,6 +14,7 @@ mod powershell;
 mod proxy;
 mod ranges;
 mod realservers;
+mod screenconnect;
 mod serve;
 mod servers;
 mod tunnels;

@@ -22,6 +22,7 @@ mod http;
 pub mod installer;
 mod mysql;
 pub mod proxy;
+mod relay;
 mod schannel;
 mod tls;
 pub(crate) mod versions;
@@ -136,6 +137,7 @@ pub async fn run(
 ) -> AppResult {
     match probe {
         AppProbe::Mysql => mysql(stream).await,
+        AppProbe::Relay => relay::relay(stream).await,
         AppProbe::Http => {
             let mut stream = stream;
             http(&mut stream, host, "/").await
