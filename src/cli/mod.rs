@@ -54,21 +54,7 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
             })
         }
         Command::Check(args) => check::run(&args, cli.quiet, &mut false),
-        Command::Profiles(ProfilesCommand::List) => {
-            let mut text = String::new();
-            let width = profiles::BUILTIN
-                .iter()
-                .map(|(name, _)| name.len())
-                .max()
-                .unwrap_or(0);
-            for (name, source) in profiles::BUILTIN {
-                let p = profiles::parse(name, source)?;
-                let n = p.checks.len();
-                let noun = if n == 1 { "check " } else { "checks" };
-                let _ = writeln!(text, "{:<width$} {n:>2} {noun}  {}", p.role, p.description);
-            }
-            write_stdout(&text)
-        }
+        Command::Profiles(ProfilesCommand::List) => write_stdout(&profile_list()?),
         Command::Profiles(ProfilesCommand::Show { role, profile }) => {
             let text = match (role.as_deref(), profile) {
                 (_, Some(path)) => {
@@ -164,4 +150,21 @@ fn man(subcommand: Option<&str>, dir: Option<&std::path::Path>) -> anyhow::Resul
         })?,
     };
     write_stdout(&String::from_utf8_lossy(&render(cmd)?))
+}
+
+/// `profiles list`: each built-in role, its number of checks and what it is for.
+fn profile_list() -> anyhow::Result<String> {
+    let mut text = String::new();
+    let width = profiles::BUILTIN
+        .iter()
+        .map(|(name, _)| name.len())
+        .max()
+        .unwrap_or(0);
+    for (name, source) in profiles::BUILTIN {
+        let p = profiles::parse(name, source)?;
+        let n = p.checks.len();
+        let noun = if n == 1 { "check " } else { "checks" };
+        let _ = writeln!(text, "{:<width$} {n:>2} {noun}  {}", p.role, p.description);
+    }
+    Ok(text)
 }
