@@ -237,8 +237,14 @@ fn note_shared_ports(checks: &mut [CheckResult], lang: Lang) {
     }
     for ((_, _, ports, proto), members) in groups {
         // Where every one asked the application (the agent's web check and its installer
-        // download), each answer confirms its own service.
-        if members.len() < 2 || members.iter().all(|&i| checks[i].app.is_some()) {
+        // download), each answer confirms its own service; a relay's silence confirms none.
+        let confirmed = |i: usize| {
+            checks[i]
+                .app
+                .as_ref()
+                .is_some_and(|a| a.probe != crate::model::AppProbe::Relay)
+        };
+        if members.len() < 2 || members.iter().all(|&i| confirmed(i)) {
             continue;
         }
         let ids: Vec<String> = members.iter().map(|&i| checks[i].id.clone()).collect();

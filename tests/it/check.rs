@@ -385,3 +385,51 @@ fn one_off_tcp_and_udp_checks_alone_and_with_a_role() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("above 65535"));
     drop(open);
 }
+
+/// The ScreenConnect role with web and relay on one host and port (behind one router port):
+/// the relay probe's silence confirms nothing, so both still say a connect confirms neither.
+#[test]
+fn screenconnect_web_and_relay_on_one_port_say_so() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let served = std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        // Answers the web check's GET; the relay check's connection only listens.
+        for stream in listener.incoming().take(2) {
+            let Ok(mut stream) = stream else { continue };
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(2)))
+                .ok();
+            let mut buf = [0u8; 1024];
+            if matches!(stream.read(&mut buf), Ok(n) if n > 0) {
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                );
+            }
+        }
+    });
+    let web = format!("web=127.0.0.1:{port}");
+    let relay = format!("relay=127.0.0.1:{port}");
+    let (_, report) = crate::util::run_json(
+        crate::util::check_cmd(&[
+            "--role",
+            "screenconnect",
+            "--target",
+            &web,
+            "--target",
+            &relay,
+        ])
+        .args(["--timeout", "2s"]),
+    );
+    for (id, other) in [("sc-web", "sc-relay"), ("sc-relay", "sc-web")] {
+        let reason = results(&report, id)[0]["reason"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        assert!(
+            reason.contains(&format!("shares {port}/tcp with {other}")),
+            "{reason}"
+        );
+    }
+    let _ = served.join();
+}
