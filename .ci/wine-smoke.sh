@@ -139,7 +139,7 @@ profile() { # profile FILE ID PROTOCOL PORT: one required check against target "
 
 # TLS the way the agent negotiates it: loopback servers that accept only TLS 1.2+ and only
 # TLS 1.0 (Python's ssl; 1.0 needs OpenSSL's security level 0), answering as Automate does.
-tls_site() { # tls_site PORT tls12|tls10
+automate_site() { # automate_site PORT [CERT KEY [tls12|tls10]]: answers GET /LabTech/agent.aspx as Automate does
   timeout 300 python3 -c '
 import http.server, ssl, sys, warnings
 warnings.simplefilter("ignore")
@@ -150,15 +150,20 @@ class H(http.server.BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
 s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
-c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[3], sys.argv[4])
-if sys.argv[2] == "tls10":
-    c.set_ciphers("DEFAULT:@SECLEVEL=0")
-    c.minimum_version = ssl.TLSVersion.TLSv1; c.maximum_version = ssl.TLSVersion.TLSv1
-else:
-    c.minimum_version = ssl.TLSVersion.TLSv1_2
-s.socket = c.wrap_socket(s.socket, server_side=True)
-s.serve_forever()' "$1" "$2" "$work/tls-cert.pem" "$work/tls-key.pem" &
+if len(sys.argv) > 2:
+    c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2], sys.argv[3])
+    versions = sys.argv[4] if len(sys.argv) > 4 else ""
+    if versions == "tls10":
+        c.set_ciphers("DEFAULT:@SECLEVEL=0")
+        c.minimum_version = ssl.TLSVersion.TLSv1; c.maximum_version = ssl.TLSVersion.TLSv1
+    elif versions == "tls12":
+        c.minimum_version = ssl.TLSVersion.TLSv1_2
+    s.socket = c.wrap_socket(s.socket, server_side=True)
+s.serve_forever()' "$@" &
   pids+=($!)
+}
+tls_site() { # tls_site PORT tls12|tls10: automate_site, ready when it accepts
+  automate_site "$1" "$work/tls-cert.pem" "$work/tls-key.pem" "$2"
   for _ in $(seq 50); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && break; sleep 0.1; done
 }
 # tls_checks LABEL: in the current prefix (Windows 7 SP1, as Wine 8 sets up and the legacy
@@ -367,22 +372,6 @@ reg Version REG_SZ 240.150
 # A stopped LTSvcMon in Wine's service manager (the test's setup uses Wine's sc.exe; the tool
 # asks the manager through its API): reported as stopped, LTService as not installed.
 timeout "$T" wine sc create LTSvcMon binpath= 'C:\windows\system32\cmd.exe' >/dev/null 2>&1 || true
-automate_site() { # automate_site PORT [CERT]: answers GET /LabTech/agent.aspx as Automate does
-  timeout 300 python3 -c '
-import http.server, ssl, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self):
-        body = b"0|1|2|||||||240.150" if self.path == "/LabTech/agent.aspx" else b"no"
-        self.send_response(200 if body != b"no" else 404)
-        self.send_header("Content-Length", str(len(body))); self.end_headers(); self.wfile.write(body)
-    def log_message(self, *a): pass
-s = http.server.HTTPServer(("127.0.0.1", int(sys.argv[1])), H)
-if len(sys.argv) > 2:
-    c = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER); c.load_cert_chain(sys.argv[2], sys.argv[3])
-    s.socket = c.wrap_socket(s.socket, server_side=True)
-s.serve_forever()' "$@" &
-  pids+=($!)
-}
 # Trust is not what this checks (--insecure): a throwaway self-signed certificate will do.
 openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj /CN=127.0.0.1 \
   -addext subjectAltName=IP:127.0.0.1 -keyout "$work/key.pem" -out "$work/cert.pem" >/dev/null 2>&1

@@ -220,15 +220,7 @@ fn evidence(text: impl Fn(&str) -> Option<String>) -> Option<crate::evidence::Ev
             .ok()
     });
     let order = short_date.as_deref().and_then(order_of);
-    let (year, month, day, hour, minute, second) = crate::sys::local_now();
-    let now = Some(Civil {
-        year,
-        month,
-        day,
-        hour,
-        minute,
-        second,
-    });
+    let now = Some(Civil::from(crate::sys::local_now()));
     let at = |name: &str| text(name).and_then(|v| stamp(&v, order, now));
     let found = Evidence {
         last_contact: at("LastSuccessStatus"),

@@ -90,6 +90,20 @@ pub struct Civil {
     pub second: u32,
 }
 
+impl From<(i64, u32, u32, u32, u32, u32)> for Civil {
+    /// (year, month, day, hour, minute, second), as `sys::local_now` gives them.
+    fn from((year, month, day, hour, minute, second): (i64, u32, u32, u32, u32, u32)) -> Civil {
+        Civil {
+            year,
+            month,
+            day,
+            hour,
+            minute,
+            second,
+        }
+    }
+}
+
 impl Civil {
     /// Seconds since 1970-01-01 00:00 of the same (unnamed) zone.
     fn seconds(self) -> i64 {
@@ -290,14 +304,7 @@ mod tests {
     use super::*;
 
     fn at(year: i64, month: u32, day: u32, hour: u32, minute: u32, second: u32) -> Civil {
-        Civil {
-            year,
-            month,
-            day,
-            hour,
-            minute,
-            second,
-        }
+        Civil::from((year, month, day, hour, minute, second))
     }
 
     #[test]
