@@ -109,7 +109,7 @@ fn agent_offer(
 ) -> Option<crate::tlsoffer::AgentOffer> {
     let settings = crate::sys::within(AGENT_READ_LIMIT, crate::agentconfig::read_tls)?;
     let offer = crate::tlsoffer::judge(&settings);
-    notes.push(crate::words::app::agent_offer_note(&settings, &offer, lang));
+    notes.push(crate::words::tls::agent_offer_note(&settings, &offer, lang));
     Some(offer)
 }
 

@@ -330,4 +330,6 @@ pub fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
 }
 
 mod app;
+mod tls;
 pub use app::*;
+pub use tls::*;

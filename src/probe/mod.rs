@@ -3,6 +3,7 @@
 //! and nowhere else.
 
 pub mod app;
+mod appnet;
 mod engine;
 mod local;
 mod nat;

@@ -49,93 +49,6 @@ impl NetProber {
     }
 }
 
-/// Connects (phase one), then runs the application probe on the open port (phase two,
-/// bounded by the timeout again).
-async fn app_probe(
-    probe: AppProbe,
-    job: &ProbeJob,
-    config: &AppConfig,
-    timeout: Duration,
-    heard: &Heard,
-) -> Attempt {
-    let Ok((attempt, stream)) = tokio::time::timeout(timeout, tcp_connect(job.addr)).await else {
-        return Attempt::Silent;
-    };
-    let Some(stream) = stream else {
-        return attempt;
-    };
-    heard.mark();
-    let result = run_app(probe, stream, job, config, timeout).await;
-    Attempt::Answer(State::Open, Why::App(Box::new(result)))
-}
-
-/// The application probe on a connected stream, bounded by the timeout: silence is a finding.
-async fn run_app(
-    probe: AppProbe,
-    stream: TcpStream,
-    job: &ProbeJob,
-    config: &AppConfig,
-    timeout: Duration,
-) -> super::app::AppResult {
-    let host = job
-        .host
-        .as_deref()
-        .map_or_else(|| job.addr.ip().to_string(), str::to_string);
-    let ran = super::app::run(probe, stream, &host, job.addr.ip(), config);
-    let mut found = tokio::time::timeout(timeout, ran)
-        .await
-        .unwrap_or_else(|_| {
-            let silent = super::app::Finding::NoAnswer { timeout };
-            super::app::AppResult::new(probe, AppVerdict::Fail, silent)
-        });
-    // The TLS versions, on connections of their own: not through a proxy, which would see
-    // (and answer for) them instead of the server.
-    if probe.is_tls() && config.proxy.is_none() {
-        let versions = super::app::versions::survey(job.addr, &host, &found, config, timeout).await;
-        found = super::app::versions::judge(found, versions, config);
-    }
-    found
-}
-
-/// Through the proxy: the tunnel, then the application probe inside it (each phase bounded
-/// by the timeout). What the proxy said instead of opening the tunnel is the result; the
-/// target's port state is then unknown (`error`), not blamed on a firewall. With a key too:
-/// serve answers only on its own port, and the agent's path is the proxy's.
-async fn proxied(
-    probe: AppProbe,
-    job: &ProbeJob,
-    config: &AppConfig,
-    timeout: Duration,
-    heard: &Heard,
-) -> Attempt {
-    let proxy = config.proxy.as_ref().expect("only called with a proxy");
-    let tunnel = tokio::time::timeout(timeout, super::app::proxy::connect(proxy, job.addr)).await;
-    let tunnel = tunnel.unwrap_or_else(|_| {
-        let t = crate::probe::fmt_duration(timeout);
-        Err(super::app::Finding::ProxyUnreachable {
-            error: format!("no answer in {t}"),
-        })
-    });
-    let mut found = match tunnel {
-        Ok(stream) => {
-            heard.mark();
-            run_app(probe, stream, job, config, timeout).await
-        }
-        Err(finding) => super::app::AppResult::new(probe, AppVerdict::Fail, finding),
-    };
-    found.proxy = Some(proxy.url.clone());
-    if found.finding.is_proxy() {
-        return Attempt::Answer(State::Error, Why::App(Box::new(found)));
-    }
-    // With a key the real service proves the path, as where serve leaves it the port.
-    let proven = found.verdict != AppVerdict::Fail || found.finding.is_an_application_answer();
-    if job.keyed && proven {
-        Attempt::Answer(State::Open, Why::RealService(Box::new(found)))
-    } else {
-        Attempt::Answer(State::Open, Why::App(Box::new(found)))
-    }
-}
-
 /// The run's deadline is tested with a probe the operating system never returns from: in
 /// debug builds, `AUTOMATE_PORTS_TEST_STALL=PORT` blocks the thread that probes that port
 /// for an hour, as Wine's socket layer once did.
@@ -193,14 +106,22 @@ impl Prober for NetProber {
                 None => Attempt::Answer(State::Error, Why::Local(Local::NeedsKey)),
             },
             (ProbeKind::App(probe), _) if probe.is_web() && self.app.proxy.is_some() => {
-                Box::pin(proxied(probe, &job, &self.app, timeout, &heard)).await
+                Box::pin(super::appnet::proxied(
+                    probe, &job, &self.app, timeout, &heard,
+                ))
+                .await
             }
             (ProbeKind::App(probe), _) => match key {
                 Some(key) => {
                     let work = serve_or_real_service(probe, &job, key, &self.app, timeout, &heard);
                     Box::pin(work).await
                 }
-                None => Box::pin(app_probe(probe, &job, &self.app, timeout, &heard)).await,
+                None => {
+                    Box::pin(super::appnet::app_probe(
+                        probe, &job, &self.app, timeout, &heard,
+                    ))
+                    .await
+                }
             },
         }
     }
@@ -247,7 +168,7 @@ async fn serve_or_real_service(
     // What answered instead of serve is reported by its own words when it spoke its
     // protocol (a MySQL error, an HTTP 404, a certificate): that names the fix. Silence or
     // bytes of another protocol stay "not serve".
-    match app_probe(probe, job, config, timeout, heard).await {
+    match super::appnet::app_probe(probe, job, config, timeout, heard).await {
         Attempt::Answer(State::Open, Why::App(found))
             if found.verdict != AppVerdict::Fail || found.finding.is_an_application_answer() =>
         {
@@ -303,7 +224,7 @@ pub(super) fn stale(probe: &Probe, responder_ms: u64) -> Why {
 }
 
 /// A plain connect. Returns the stream when the handshake completed, for a keyed exchange.
-async fn tcp_connect(addr: SocketAddr) -> (Attempt, Option<TcpStream>) {
+pub(super) async fn tcp_connect(addr: SocketAddr) -> (Attempt, Option<TcpStream>) {
     for _ in 0..SELF_CONNECT_TRIES {
         let socket = match new_tcp_socket(addr) {
             Ok(s) => s,

@@ -4,6 +4,8 @@
 
 pub mod app;
 mod dns;
+mod installer;
 pub mod nat;
 mod proxy;
 pub mod reasons;
+pub mod tls;

@@ -117,7 +117,7 @@ fn schannel_error(e: &std::io::Error) -> (Option<u32>, String) {
         Some(raw) => {
             // SECURITY_STATUS values are HRESULTs: the bits, not the sign.
             let code = u32::from_ne_bytes(raw.to_ne_bytes());
-            let text = match crate::words::app::sec_status_name(code) {
+            let text = match crate::words::tls::sec_status_name(code) {
                 Some(name) => format!("{name} (0x{code:08X})"),
                 None => format!("0x{code:08X}: {e}"),
             };
