@@ -83,10 +83,24 @@ passed=0 failed=0
 ok()   { passed=$((passed + 1)); echo "ok   $1"; }
 bad()  { failed=$((failed + 1)); echo "FAIL $1"; }
 # run NAME EXPECTED_RC ARGS...: runs the exe under Wine, output in $work/out, $work/err.
+# wine_once ARGS...: runs the exe once under Wine; a run that Wine itself dies in by a Unix
+# signal (exit 129-159 but not timeout's 124/137: seen once, SIGSEGV in a fresh prefix, before
+# the exe printed anything past its first line) is said and run again, once. A crash of the exe
+# is a Windows exception, which Wine reports with its code, not a signal: never retried.
+wine_once() {
+  local rc=0
+  timeout "$T" wine "$E" "$@" >"$work/out" 2>"$work/err" || rc=$?
+  if [ "$rc" -gt 128 ] && [ "$rc" -lt 160 ] && [ "$rc" -ne 137 ]; then
+    echo "     wine itself died by signal $((rc - 128)) (exit $rc): running it again, once"
+    rc=0
+    timeout "$T" wine "$E" "$@" >"$work/out" 2>"$work/err" || rc=$?
+  fi
+  return "$rc"
+}
 run() {
   local name=$1 want=$2; shift 2
   local rc=0
-  timeout "$T" wine "$E" "$@" >"$work/out" 2>"$work/err" || rc=$?
+  wine_once "$@" || rc=$?
   if [ "$rc" -ne "$want" ]; then
     bad "$name: exit $rc, wanted $want"
     sed 's/^/     stdout: /' "$work/out" | grep -E '"(id|state|verdict|reason|hint)"|^     stdout: [^ ]' | head -60
@@ -98,7 +112,7 @@ timed() { # timed NAME EXPECTED_RC ARGS...: like run, with -v; checks the time a
   local name=$1 want=$2; shift 2
   local t0 t1 rc=0 deadline took
   t0=$(date +%s.%N)
-  timeout "$T" wine "$E" -v "$@" >"$work/out" 2>"$work/err" || rc=$?
+  wine_once -v "$@" || rc=$?
   t1=$(date +%s.%N)
   deadline=$(sed -n 's/.*deadline: this run ends within \([0-9.]*\) s.*/\1/p' "$work/err" | head -1)
   took=$(python3 -c "print(round($t1 - $t0, 1))")

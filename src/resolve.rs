@@ -95,6 +95,12 @@ pub async fn resolve(
     } else if let Ok(Some((ip, _))) = zoned(host) {
         // The zone goes with the probes (see `plan::expand`).
         vec![IpAddr::V6(ip)]
+    } else if let Some(why) = never_resolves(host) {
+        return Err(Unresolved::Failed {
+            host: host.to_string(),
+            detail: why.to_string(),
+            after: Duration::ZERO,
+        });
     } else {
         let started = Instant::now();
         match tokio::time::timeout(timeout, tokio::net::lookup_host((host, 0))).await {
@@ -134,6 +140,15 @@ pub async fn resolve(
     Ok(kept)
 }
 
+/// Why `host` never resolves without asking anyone: `.invalid` is reserved (RFC 6761, 6.4:
+/// resolvers "SHOULD always return immediately with a negative response"), so no DNS query
+/// leaves the machine for it.
+pub fn never_resolves(host: &str) -> Option<&'static str> {
+    let name = host.trim_end_matches('.').to_ascii_lowercase();
+    (name == "invalid" || name.ends_with(".invalid"))
+        .then_some("a reserved name that never resolves (RFC 6761, .invalid)")
+}
+
 fn plain_resolver_error(e: &std::io::Error) -> String {
     let text = e.to_string();
     text.strip_prefix("failed to lookup address information: ")
@@ -145,6 +160,20 @@ fn plain_resolver_error(e: &std::io::Error) -> String {
 mod tests {
     use super::*;
     use crate::lang::Lang;
+
+    #[tokio::test]
+    async fn reserved_invalid_names_fail_without_a_query() {
+        let t = Duration::from_secs(1);
+        for host in ["automate.invalid", "INVALID", "x.Invalid."] {
+            let Err(Unresolved::Failed { detail, after, .. }) = resolve(host, Family::Any, t).await
+            else {
+                panic!("{host} resolved");
+            };
+            assert!(detail.contains("RFC 6761"), "{detail}");
+            assert_eq!(after, Duration::ZERO);
+        }
+        assert_eq!(never_resolves("invalid.example.com"), None);
+    }
 
     #[tokio::test]
     async fn literals_skip_the_resolver_and_honour_the_family() {

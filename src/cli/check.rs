@@ -317,6 +317,9 @@ fn proxy_notes(
 /// The OS resolver, once, within [`RESOLVE_LIMIT`] (a hung resolver must not hang the run).
 fn resolve_once(host: &str, port: u16) -> Result<std::net::SocketAddr, String> {
     use std::net::ToSocketAddrs;
+    if let Some(why) = crate::resolve::never_resolves(host) {
+        return Err(why.to_string());
+    }
     let name = (host.to_string(), port);
     match crate::sys::within(RESOLVE_LIMIT, move || {
         name.to_socket_addrs().map(|mut a| a.next())

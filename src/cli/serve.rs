@@ -22,6 +22,9 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut binds = Vec::new();
     for host in &args.bind {
+        if let Some(why) = crate::resolve::never_resolves(host) {
+            anyhow::bail!("cannot resolve --bind {host}: {why}; give an address of this machine");
+        }
         let found = (host.as_str(), 0).to_socket_addrs().map_err(|e| {
             anyhow::anyhow!("cannot resolve --bind {host}: {e}; give an address of this machine")
         })?;
