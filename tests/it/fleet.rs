@@ -163,6 +163,13 @@ fn browse(browser: &str, page: &Path, shot: &str) -> (PathBuf, String) {
         "--disable-gpu",
         "--hide-scrollbars",
         "--no-first-run",
+        // The page is a local file: no name is looked up, and Chromium's own background
+        // traffic (updates, safe browsing) stays off, so nothing leaves this machine.
+        "--host-resolver-rules=MAP * ~NOTFOUND",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-pings",
     ];
     let status = Command::new(browser)
         .args(common)
