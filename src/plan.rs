@@ -136,14 +136,10 @@ pub fn build(profile: &Profile, given: &Targets, full_ranges: bool) -> anyhow::R
 /// A host given with a port (`relay=host:443`) must go to a check that takes one.
 fn ports_given_fit(profile: &Profile, given: &Targets) -> anyhow::Result<()> {
     for (name, hosts) in given {
-        let takes_port = profile.checks.iter().any(|c| {
-            c.target == *name
-                && (c.port_from_host
-                    || matches!(
-                        c.probe,
-                        ProbeKind::App(AppProbe::Automate | AppProbe::Installer)
-                    ))
-        });
+        let takes_port = profile
+            .checks
+            .iter()
+            .any(|c| c.target == *name && takes_host_port(c));
         for host in hosts {
             let Ok(endpoint) = Endpoint::parse_any(host) else {
                 continue;
@@ -179,6 +175,16 @@ fn hosts_for(profile: &Profile, given: &Targets, name: &str, depth: usize) -> Ve
     }
 }
 
+/// Whether a check goes to the port its host is given with: the agent's web checks (the
+/// Automate probe and the installer download) always, others where the profile says so.
+fn takes_host_port(check: &Check) -> bool {
+    check.port_from_host
+        || matches!(
+            check.probe,
+            ProbeKind::App(AppProbe::Automate | AppProbe::Installer)
+        )
+}
+
 /// A host given as the agent writes it (`http://server:8080`): the name to resolve, and the
 /// agent's web check (the Automate probe) on the endpoint's port, over plain HTTP for
 /// `http://`. The other checks on that host keep the role's ports.
@@ -187,21 +193,19 @@ fn at_endpoint(check: &Check, host: &str) -> (Check, String) {
     let Ok(endpoint) = Endpoint::parse_any(host) else {
         return (check, host.to_string());
     };
-    if check.port_from_host {
+    if takes_host_port(&check) {
         if let Some(port) = endpoint.web_port().and_then(PortRange::single) {
             check.ports = port;
-        }
-        // A web check on a server given as https:// speaks TLS.
-        if check.probe == ProbeKind::App(AppProbe::Http)
-            && endpoint.scheme == Some(crate::endpoint::Scheme::Https)
-        {
-            check.probe = ProbeKind::App(AppProbe::Tls);
         }
     }
+    // A web check on a server given as https:// speaks TLS.
+    if check.port_from_host
+        && check.probe == ProbeKind::App(AppProbe::Http)
+        && endpoint.scheme == Some(crate::endpoint::Scheme::Https)
+    {
+        check.probe = ProbeKind::App(AppProbe::Tls);
+    }
     if let ProbeKind::App(probe @ (AppProbe::Automate | AppProbe::Installer)) = check.probe {
-        if let Some(port) = endpoint.web_port().and_then(PortRange::single) {
-            check.ports = port;
-        }
         if endpoint.is_plain() {
             check.probe = ProbeKind::App(if probe == AppProbe::Automate {
                 AppProbe::AutomateHttp
