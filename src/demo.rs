@@ -73,6 +73,7 @@ pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
         full_ranges: false,
         strict: false,
         lang,
+        trace: crate::pipeline::TraceMode::Filtered,
     };
     let prober = NetProber::new(
         Some(key),

@@ -10,7 +10,7 @@ use crate::model::{Family, ProbeKind, Profile, Protocol, State};
 use crate::plan;
 use crate::plan::ProbeJob;
 use crate::probe::{self, EngineConfig, Prober};
-use crate::report::Report;
+use crate::report::{Report, Verdict};
 use crate::resolve;
 use crate::tr;
 use crate::verdict::{self, RunInfo};
@@ -31,7 +31,24 @@ pub struct Options {
     pub strict: bool,
     /// The language of reasons, hints and notes.
     pub lang: Lang,
+    /// Which results' paths are traced.
+    pub trace: TraceMode,
 }
+
+/// Which results' paths a run traces (`--trace`, `--no-trace`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TraceMode {
+    /// The first few results that did not pass because nothing answered.
+    Filtered,
+    /// Every result on a remote address, up to a cap.
+    All,
+    Off,
+}
+
+/// Paths traced in a run at most, by default and with `--trace`: each trace is thirty
+/// sockets and an ICMP error from every router on the way, which routers ration.
+const TRACES: usize = 3;
+const TRACES_ALL: usize = 16;
 
 /// Where a run reports how far it got: the command line shows a progress bar with it, and
 /// its watchdog keeps what a report of an unfinished run is made from.
@@ -43,6 +60,8 @@ pub trait Progress {
     /// Job `index` finished.
     fn done(&self, _index: usize, _outcome: &probe::Outcome) {}
     fn finish(&self) {}
+    /// Paths are being traced, for at most `bound`.
+    fn tracing(&self, _bound: Duration) {}
 }
 
 /// A round of probing as it starts: everything [`verdict::report`] needs but the outcomes.
@@ -74,6 +93,9 @@ impl<P: Progress + ?Sized> Progress for &P {
     fn finish(&self) {
         (**self).finish();
     }
+    fn tracing(&self, bound: Duration) {
+        (**self).tracing(bound);
+    }
 }
 
 /// Both are told everything, the first first.
@@ -93,6 +115,10 @@ impl<A: Progress, B: Progress> Progress for (A, B) {
     fn finish(&self) {
         self.0.finish();
         self.1.finish();
+    }
+    fn tracing(&self, bound: Duration) {
+        self.0.tracing(bound);
+        self.1.tracing(bound);
     }
 }
 
@@ -146,13 +172,19 @@ pub async fn run<P: Prober>(
         run: &run,
         bound: probe::bound(&jobs, &config, |job| prober.phases(job)),
     });
-    let outcomes = probe::run(prober, &jobs, config, &|index, outcome| {
+    let outcomes = probe::run(Arc::clone(&prober), &jobs, config, &|index, outcome| {
         progress.done(index, outcome);
     })
     .await;
     progress.finish();
-    run.duration = clock.elapsed();
     let mut report = verdict::report(&plan, &paths, &outcomes[..first_canary], &run);
+    let wanted = wanted_traces(&report, &paths, &jobs, &outcomes, options.trace);
+    if !wanted.is_empty() {
+        progress.tracing(probe::trace_bound(options.timeout));
+        trace_paths(&mut report, &wanted, &jobs, &outcomes, &prober, options).await;
+    }
+    run.duration = clock.elapsed();
+    report.duration_ms = verdict::round_ms(run.duration);
     // The run's own notes first; the verdict's conclusions (the tunnel path) last.
     let conclusions = std::mem::take(&mut report.notes);
     report.notes = canary_notes(&canaries, &outcomes[first_canary..], options.lang);
@@ -261,4 +293,138 @@ fn unkeyed_note(plan: &plan::Plan, lang: Lang) -> Option<String> {
         "{hosts} probed without the key: automate-ports serve does not stand in for it, so an open port there is not verified",
         "{hosts} ohne Schlüssel geprüft: automate-ports serve steht dafür nicht ein, ein offener Port dort ist also nicht verifiziert"
     ))
+}
+
+/// A result whose path is to be traced: which result, and the port and address of it.
+struct Wanted {
+    result: usize,
+    addr: SocketAddr,
+    protocol: Protocol,
+}
+
+/// The results to trace: by default those that did not pass because nothing answered (or a
+/// router refused), failures first, one per address, port and protocol.
+fn wanted_traces(
+    report: &Report,
+    paths: &[plan::PathPlan],
+    jobs: &[ProbeJob],
+    outcomes: &[probe::Outcome],
+    mode: TraceMode,
+) -> Vec<Wanted> {
+    let stopped = |o: &probe::Outcome| matches!(o.state, State::Filtered | State::OpenFiltered);
+    let mut wanted: Vec<(Verdict, Wanted)> = Vec::new();
+    for (result, (checked, path)) in report.checks.iter().zip(paths).enumerate() {
+        let plan::Work::Probe(range) = &path.work else {
+            continue;
+        };
+        // A range traces one port that ended silent (or, with --trace, its first).
+        let pick = range.clone().find(|&j| stopped(&outcomes[j]));
+        let pick = match mode {
+            TraceMode::Off => None,
+            TraceMode::Filtered => pick.filter(|_| checked.verdict != Verdict::Pass),
+            TraceMode::All => pick.or(Some(range.start)),
+        };
+        let Some(job) = pick.map(|j| &jobs[j]) else {
+            continue;
+        };
+        let traceable = match job.kind {
+            ProbeKind::Connect | ProbeKind::App(_) => true,
+            ProbeKind::Nat { .. } | ProbeKind::Loopback { .. } | ProbeKind::Listening => false,
+        };
+        let seen = wanted
+            .iter()
+            .any(|(_, w)| w.addr == job.addr && w.protocol == job.protocol);
+        if traceable && !seen {
+            wanted.push((
+                checked.verdict,
+                Wanted {
+                    result,
+                    addr: job.addr,
+                    protocol: job.protocol,
+                },
+            ));
+        }
+    }
+    // Failures before warnings; the order of the checks otherwise.
+    wanted.sort_by_key(|(verdict, _)| *verdict != Verdict::Fail);
+    let cap = if mode == TraceMode::All {
+        TRACES_ALL
+    } else {
+        TRACES
+    };
+    wanted.into_iter().take(cap).map(|(_, w)| w).collect()
+}
+
+/// Traces the wanted paths at once, and beside each address's first a TCP port of it that
+/// answered (a reset is best: no service is touched), whose trace measures how far the
+/// address is. Each result gets its judged trace and the hint names the firewall.
+async fn trace_paths<P: Prober>(
+    report: &mut Report,
+    wanted: &[Wanted],
+    jobs: &[ProbeJob],
+    outcomes: &[probe::Outcome],
+    prober: &Arc<P>,
+    options: &Options,
+) {
+    let mut targets: Vec<(SocketAddr, Protocol)> =
+        wanted.iter().map(|w| (w.addr, w.protocol)).collect();
+    let mut references: Vec<(IpAddr, SocketAddr)> = Vec::new();
+    for w in wanted {
+        let ip = w.addr.ip();
+        if references.iter().any(|(r, _)| *r == ip) {
+            continue;
+        }
+        let answered = |refused: bool| {
+            jobs.iter().zip(outcomes).find(|(j, o)| {
+                j.addr.ip() == ip
+                    && j.protocol == Protocol::Tcp
+                    && j.kind.is_remote()
+                    && (o.why == probe::Why::Refused) == refused
+                    && matches!(o.state, State::Open | State::Closed)
+            })
+        };
+        if let Some((job, _)) = answered(true).or_else(|| answered(false)) {
+            references.push((ip, job.addr));
+            targets.push((job.addr, Protocol::Tcp));
+        }
+    }
+    // The slowest answer from each address: how long its routers' answers can take.
+    let rtt = |ip: IpAddr| {
+        jobs.iter()
+            .zip(outcomes)
+            .filter(|(j, o)| j.addr.ip() == ip && o.why.from_the_network())
+            .map(|(_, o)| o.elapsed)
+            .max()
+    };
+    let mut set = tokio::task::JoinSet::new();
+    for (i, &(addr, protocol)) in targets.iter().enumerate() {
+        let (prober, timeout, rtt) = (Arc::clone(prober), options.timeout, rtt(addr.ip()));
+        set.spawn(async move { (i, probe::trace(&prober, addr, protocol, timeout, rtt).await) });
+    }
+    let mut traced: Vec<Option<probe::Traced>> = vec![None; targets.len()];
+    while let Some(joined) = set.join_next().await {
+        if let Ok((i, found)) = joined {
+            traced[i] = Some(found);
+        }
+    }
+    let distance = |ip: IpAddr| {
+        let at = references.iter().position(|(r, _)| *r == ip)?;
+        let hops = &traced[wanted.len() + at].as_ref()?.hops;
+        let reached = hops
+            .iter()
+            .position(|(a, _)| *a == crate::model::HopAnswer::Reached)?;
+        Some((reached + 1) as u8)
+    };
+    for (w, found) in wanted.iter().zip(&traced) {
+        let Some(found) = found else { continue };
+        let trail = verdict::Trail {
+            traced: found,
+            protocol: w.protocol,
+            port: w.addr.port(),
+            target: w.addr.ip(),
+            target_hops: distance(w.addr.ip()),
+        };
+        let trace = verdict::judge_trace(&trail, options.lang);
+        verdict::attach_trace(&mut report.checks[w.result], trace, options.lang);
+    }
 }

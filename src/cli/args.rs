@@ -301,12 +301,26 @@ pub struct ProbeArgs {
     /// Probe every port of a range instead of a 32-port sample.
     #[arg(long)]
     pub full_ranges: bool,
+    #[command(flatten)]
+    pub paths: TraceArgs,
     /// IPv4 addresses only.
     #[arg(short = '4', conflicts_with = "ipv6")]
     pub ipv4: bool,
     /// IPv6 addresses only.
     #[arg(short = '6')]
     pub ipv6: bool,
+}
+
+/// Which paths a check traces: by default the first few results that ended filtered.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct TraceArgs {
+    /// Trace the path of every result, not only of the first few that ended filtered
+    /// (at most 16 paths; Linux, no privileges needed).
+    #[arg(long, conflicts_with = "no_trace")]
+    pub trace: bool,
+    /// Trace no path, not even of a filtered result.
+    #[arg(long)]
+    pub no_trace: bool,
 }
 
 #[derive(Debug, Args)]

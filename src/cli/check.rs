@@ -362,6 +362,11 @@ fn pipeline_options(
         full_ranges: probe.full_ranges,
         strict,
         lang,
+        trace: match (probe.paths.trace, probe.paths.no_trace) {
+            (true, _) => crate::pipeline::TraceMode::All,
+            (_, true) => crate::pipeline::TraceMode::Off,
+            _ => crate::pipeline::TraceMode::Filtered,
+        },
     }
 }
 

@@ -141,6 +141,10 @@ impl Progress for Watchdog {
         );
     }
 
+    fn tracing(&self, bound: Duration) {
+        self.stage("tracing paths", bound);
+    }
+
     fn done(&self, index: usize, outcome: &Outcome) {
         if let Some(round) = &mut self.shared.lock().round {
             round.outcomes[index] = Some(outcome.clone());

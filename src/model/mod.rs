@@ -331,5 +331,7 @@ pub fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
 
 mod app;
 mod tls;
+mod trace;
 pub use app::*;
 pub use tls::*;
+pub use trace::*;

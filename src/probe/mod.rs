@@ -8,8 +8,11 @@ mod engine;
 mod local;
 mod nat;
 pub mod net;
+mod trace;
 
-pub use engine::{bound, probe_width, run, EngineConfig, MAX_TRIES};
+pub use engine::{
+    bound, probe_width, run, trace, trace_bound, EngineConfig, Traced, MAX_HOPS, MAX_TRIES,
+};
 
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -237,5 +240,18 @@ pub trait Prober: Send + Sync + 'static {
     /// Whether it holds a key: jobs marked [`ProbeJob::keyed`] then carry it.
     fn has_key(&self) -> bool {
         false
+    }
+
+    /// One try of one hop of a path trace: a probe of `protocol` to `addr` that may cross
+    /// at most `ttl` routers, and what came back within `timeout`. A prober that cannot
+    /// trace says so, and the report says the path was not traced.
+    fn hop(
+        &self,
+        _addr: SocketAddr,
+        _protocol: crate::model::Protocol,
+        _ttl: u8,
+        _timeout: Duration,
+    ) -> impl Future<Output = crate::model::HopAnswer> + Send {
+        std::future::ready(crate::model::HopAnswer::Unsupported)
     }
 }

@@ -18,7 +18,7 @@ use crate::protocol::{self, Key, Probe, ReplyCheck, MAX_REPLY_LEN, REPLY_HEAD_LE
 
 /// Sent in every plain UDP probe. Some services answer anything; silence is handled by
 /// the engine as `open|filtered`.
-const UDP_PAYLOAD: &[u8] = b"automate-ports probe\n";
+pub(super) const UDP_PAYLOAD: &[u8] = b"automate-ports probe\n";
 
 /// How often a loopback connect may land on its own source port before we give up.
 const SELF_CONNECT_TRIES: usize = 4;
@@ -147,6 +147,16 @@ impl Prober for NetProber {
 
     fn has_key(&self) -> bool {
         self.key.is_some()
+    }
+
+    async fn hop(
+        &self,
+        addr: SocketAddr,
+        protocol: Protocol,
+        ttl: u8,
+        timeout: Duration,
+    ) -> crate::model::HopAnswer {
+        super::trace::hop(addr, protocol, ttl, timeout).await
     }
 }
 
@@ -364,6 +374,9 @@ pub(super) fn classify(e: &io::Error, addr: SocketAddr, protocol: Protocol) -> A
         }
         K::ConnectionReset => Attempt::Answer(State::Closed, Why::Refused),
         K::HostUnreachable => Attempt::Answer(State::Filtered, Why::HostUnreachable),
+        K::PermissionDenied if e.raw_os_error() == crate::sys::EACCES_REMOTE => {
+            Attempt::Answer(State::Filtered, Why::HostUnreachable)
+        }
         // Netfilter's OUTPUT chain (or a local policy) dropping the packet shows as EPERM.
         K::PermissionDenied => Attempt::Answer(State::Filtered, Why::LocalFirewall),
         // The kernel gave up on the SYN before our timeout: as good as silence.

@@ -80,9 +80,20 @@ pub fn render(report: &Report) -> String {
             .as_deref()
             .map(|h| format!("<br><span class=\"hint\">&rarr; {}</span>", esc(h)))
             .unwrap_or_default();
+        let path = c
+            .trace
+            .as_ref()
+            .map(|t| {
+                let label = lang.pick("Path", "Weg");
+                format!(
+                    "<br><span class=\"hint\">{label}: {}</span>",
+                    esc(&t.reason)
+                )
+            })
+            .unwrap_or_default();
         let _ = writeln!(
             out,
-            "<tr><td class=\"{class}\">{}</td><td><code>{}</code><br><span class=\"small\">{}</span></td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}{hint}</td></tr>",
+            "<tr><td class=\"{class}\">{}</td><td><code>{}</code><br><span class=\"small\">{}</span></td><td>{}/{}</td><td>{}</td><td>{}</td><td>{}{hint}{path}</td></tr>",
             c.verdict.word(lang),
             esc(&c.id),
             esc(&c.description),

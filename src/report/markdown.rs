@@ -40,17 +40,21 @@ pub fn render(report: &Report) -> String {
             cell(&c.reason)
         );
     }
-    let hints: Vec<_> = report.checks.iter().filter(|c| c.hint.is_some()).collect();
+    let hints: Vec<_> = report
+        .checks
+        .iter()
+        .filter(|c| c.hint.is_some() || c.trace.is_some())
+        .collect();
     if !hints.is_empty() {
         out.push_str(lang.pick("\n**What to change**\n\n", "\n**Was zu ändern ist**\n\n"));
         for c in hints {
             let at = c.address.map(|a| format!(" ({a})")).unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "- `{}`{at}: {}",
-                c.id,
-                cell(c.hint.as_deref().unwrap_or_default())
-            );
+            let hint = c.hint.as_deref().map(cell).unwrap_or_default();
+            let _ = writeln!(out, "- `{}`{at}: {hint}", c.id);
+            if let Some(trace) = &c.trace {
+                let label = lang.pick("Path", "Weg");
+                let _ = writeln!(out, "  - {label}: {}", cell(&trace.reason));
+            }
         }
     }
     out

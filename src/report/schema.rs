@@ -7,7 +7,7 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::lang::Lang;
-use crate::model::{AppResult, Check, Expect, ProbeKind, Protocol, State};
+use crate::model::{AppResult, Check, Expect, ProbeKind, Protocol, State, Trace};
 use crate::nat::{Mapping, NatMapping};
 
 /// The verdict on one check on one address.
@@ -183,6 +183,9 @@ pub struct CheckResult {
     /// What the NAT mapping probe found (`probe = "nat"`, with the key).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub nat: Option<NatMapping>,
+    /// Where the path of a filtered result stops (or, with `--trace`, any result's path).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<Trace>,
     pub source: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub probed_ports: Option<usize>,
@@ -216,6 +219,7 @@ impl CheckResult {
             verified: None,
             app: None,
             nat: None,
+            trace: None,
             source: check.source.clone(),
             probed_ports: None,
             counts: None,

@@ -106,15 +106,23 @@ fn target_section(out: &mut String, target: &str, rows: &[&CheckResult], lang: L
             });
         let _ = writeln!(out, "{}", painted.unwrap_or_else(|| line.to_string()));
     }
-    for c in rows.iter().filter(|c| c.hint.is_some()) {
+    for c in rows
+        .iter()
+        .filter(|c| c.hint.is_some() || c.trace.is_some())
+    {
         let at = c.address.map(|a| format!(" {a}")).unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "  {} {}{at}: {}",
-            paint.apply(style(c.verdict), "→"),
-            c.id,
-            c.hint.as_deref().unwrap_or_default()
-        );
+        if let Some(hint) = &c.hint {
+            let arrow = paint.apply(style(c.verdict), "→");
+            let _ = writeln!(out, "  {arrow} {}{at}: {hint}", c.id);
+        }
+        // The path goes under the hint it explains, or stands alone (--trace on a pass).
+        if let Some(trace) = &c.trace {
+            let label = lang.pick("path", "Weg");
+            let _ = match c.hint {
+                Some(_) => writeln!(out, "    {label}: {}", trace.reason),
+                None => writeln!(out, "  {label} {}{at}: {}", c.id, trace.reason),
+            };
+        }
     }
     out.push('\n');
 }

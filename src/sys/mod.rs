@@ -91,6 +91,13 @@ pub const EMFILE: i32 = 24;
 #[cfg(windows)]
 pub const EMFILE: i32 = 10024; // WSAEMFILE
 
+/// Linux's connect fails with EACCES when a router answers ICMPv6 administratively
+/// prohibited; the local firewall's drop is EPERM. `None` where the two are not told apart.
+#[cfg(target_os = "linux")]
+pub const EACCES_REMOTE: Option<i32> = Some(13);
+#[cfg(not(target_os = "linux"))]
+pub const EACCES_REMOTE: Option<i32> = None;
+
 /// A process holding a local port.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Holder {

@@ -6,6 +6,7 @@ mod hints;
 mod ranges;
 #[cfg(test)]
 mod tests;
+mod trace;
 mod tunnel;
 
 use std::collections::BTreeMap;
@@ -21,6 +22,7 @@ use crate::report::{CheckResult, Report, Summary, Verdict};
 use crate::tr;
 use hints::hint;
 pub use ranges::compact_ports;
+pub use trace::{attach as attach_trace, judge as judge_trace, Trail};
 
 /// What a state means for a check, before `required` and `--strict` are applied.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -265,6 +267,6 @@ fn note_shared_ports(checks: &mut [CheckResult], lang: Lang) {
     }
 }
 
-fn round_ms(d: Duration) -> f64 {
+pub fn round_ms(d: Duration) -> f64 {
     (d.as_secs_f64() * 1000.0 * 100.0).round() / 100.0
 }

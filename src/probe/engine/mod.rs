@@ -11,7 +11,10 @@
 mod state;
 #[cfg(test)]
 mod tests;
+mod trace;
 mod window;
+
+pub use trace::{trace, trace_bound, Traced, MAX_HOPS};
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,0 +1,510 @@
+//! Where a traced path stops: the hops a trace saw judged into a [`Trace`], its sentence, and
+//! the firewall the hint names. Pure, like the rest of the verdict.
+//!
+//! What a trace can tell, honestly: the last router that answered, and whether the probe was
+//! refused and by whom. It cannot tell a router that drops the probe after answering for its
+//! TTL (Linux routers do: the TTL is checked before the forward rules) from the next device
+//! dropping it; the sentences say "there or at the next hop". Whether the last answer came
+//! from the router just in front of the target is known only when another TCP port of the
+//! target answered, so that its distance could be measured.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use crate::lang::Lang;
+use crate::model::{HopAnswer, HopKind, Protocol, Rejection, Stop, Trace, TraceHop};
+use crate::probe::Traced;
+use crate::report::CheckResult;
+use crate::tr;
+
+/// What is being traced, and what is known of the target.
+#[derive(Debug, Clone, Copy)]
+pub struct Trail<'a> {
+    pub traced: &'a Traced,
+    pub protocol: Protocol,
+    pub port: u16,
+    pub target: IpAddr,
+    /// The target's distance in hops, measured on a TCP port of it that answered.
+    pub target_hops: Option<u8>,
+}
+
+/// The hops judged: where the path stops, in data and in a sentence.
+pub fn judge(t: &Trail<'_>, lang: Lang) -> Trace {
+    let hops = &t.traced.hops;
+    let mut trace = Trace {
+        port: t.port,
+        hops: Vec::new(),
+        stopped_after: None,
+        rejected_by: None,
+        target_hops: t.target_hops,
+        stop: Stop::NotTraced,
+        reason: String::new(),
+    };
+    if matches!(hops.first(), None | Some((HopAnswer::Unsupported, _))) {
+        trace.reason = tr!(
+            lang,
+            "path not traced: this system cannot trace a port's own path",
+            "Weg nicht verfolgt: dieses System kann den Weg eines Ports nicht verfolgen"
+        );
+        return trace;
+    }
+    let end = hops.iter().position(|(a, _)| a.ends_path());
+    let routers = &hops[..end.unwrap_or(hops.len())];
+    let last = routers
+        .iter()
+        .rposition(|(a, _)| matches!(a, HopAnswer::Expired(_)));
+    trace.stopped_after = last.map(ttl);
+    let shown = end.unwrap_or(last.map_or(0, |i| i + 1)).min(hops.len() - 1);
+    trace.hops = hops[..=shown]
+        .iter()
+        .enumerate()
+        .map(|(i, (answer, rtt))| hop(i, answer, *rtt))
+        .collect();
+    let what = format!("{} {}", t.protocol.upper(), t.port);
+    let target = t.target;
+    let at = |i: usize| address(&hops[i].0).map_or_else(|| "?".into(), |a| a.to_string());
+    match end.map(|i| (i, &hops[i].0)) {
+        Some((i, HopAnswer::Reached)) => {
+            let n = ttl(i);
+            trace.stop = Stop::Reached;
+            trace.target_hops = Some(n);
+            trace.reason = tr!(
+                lang,
+                "the trace reached {target} ({n} hops): {what} answered it this time",
+                "der Trace erreichte {target} ({n} Hops): {what} hat diesmal geantwortet"
+            );
+        }
+        Some((i, HopAnswer::Rejected { by, why })) => {
+            trace.stop = Stop::Rejected;
+            trace.rejected_by = Some(*by);
+            // The rejecting router answered for its own TTL too: name it by that hop.
+            let n = hops
+                .iter()
+                .position(|(a, _)| *a == HopAnswer::Expired(*by))
+                .map_or_else(|| ttl(i), ttl);
+            let why = rejection(*why, lang);
+            trace.reason = if *by == target {
+                tr!(
+                    lang,
+                    "rejected by {target} itself (hop {n}, {why}): its own firewall refuses {what}",
+                    "von {target} selbst abgewiesen (Hop {n}, {why}): seine eigene Firewall weist {what} ab"
+                )
+            } else {
+                tr!(
+                    lang,
+                    "rejected by {by} (hop {n}, {why}): that router or firewall refuses {what}",
+                    "von {by} abgewiesen (Hop {n}, {why}): dieser Router bzw. diese Firewall weist {what} ab"
+                )
+            };
+        }
+        Some((_, HopAnswer::Local(words))) => {
+            trace.stop = Stop::ThisMachine;
+            trace.reason = tr!(
+                lang,
+                "dropped on this machine: it refused to send {what} ({words})",
+                "auf diesem Rechner verworfen: er verweigerte das Senden von {what} ({words})"
+            );
+        }
+        Some((_, HopAnswer::Expired(_) | HopAnswer::Silent | HopAnswer::Unsupported)) | None => {
+            silent_end(&mut trace, last, &at, routers, &what, target, lang);
+        }
+    }
+    trace
+}
+
+/// No answer ended the path: it stops after the last router that answered.
+fn silent_end(
+    trace: &mut Trace,
+    last: Option<usize>,
+    at: &dyn Fn(usize) -> String,
+    routers: &[(HopAnswer, Option<Duration>)],
+    what: &str,
+    target: IpAddr,
+    lang: Lang,
+) {
+    let k = last.map_or(0, ttl);
+    match (last, trace.target_hops) {
+        (None, Some(1)) => {
+            trace.stop = Stop::AtTarget;
+            trace.reason = tr!(
+                lang,
+                "{target} is on this machine's own network (1 hop) and drops {what}: its own firewall",
+                "{target} liegt im eigenen Netz dieses Rechners (1 Hop) und verwirft {what}: seine eigene Firewall"
+            );
+        }
+        (None, _) => {
+            trace.stop = Stop::NoHop;
+            trace.reason = tr!(
+                lang,
+                "no hop answered, not even the first router: this machine's firewall drops {what}, or the routers here do not answer traces",
+                "kein Hop antwortete, nicht einmal der erste Router: die Firewall dieses Rechners verwirft {what}, oder die Router hier beantworten keine Traces"
+            );
+        }
+        (Some(i), Some(d)) if k + 1 >= d => {
+            let addr = at(i);
+            trace.stop = Stop::AtTarget;
+            trace.reason = tr!(
+                lang,
+                "gets as far as hop {k} ({addr}), the last router before {target} ({d} hops away): {target} itself drops {what} (its own firewall), or that router does",
+                "kommt bis Hop {k} ({addr}), dem letzten Router vor {target} ({d} Hops entfernt): {target} selbst verwirft {what} (seine eigene Firewall), oder dieser Router"
+            );
+        }
+        (Some(i), d) => {
+            let addr = at(i);
+            let distance = match d {
+                Some(d) => {
+                    let n = d.saturating_sub(k);
+                    tr!(lang, "{n} hops before {target}", "{n} Hops vor {target}")
+                }
+                None => tr!(
+                    lang,
+                    "how far {target} is could not be measured",
+                    "die Entfernung von {target} ließ sich nicht messen"
+                ),
+            };
+            let public = routers
+                .iter()
+                .enumerate()
+                .find(|(_, (a, _))| address(a).is_some_and(|a| !is_private(a)));
+            if let Some((j, _)) = public {
+                let (n, first) = (ttl(j), at(j));
+                trace.stop = Stop::Beyond;
+                trace.reason = tr!(
+                    lang,
+                    "leaves this site (hop {n}, {first} answered) and stops after hop {k} ({addr}), {distance}: the firewall there or at the next hop drops {what}",
+                    "verlässt diesen Standort (Hop {n}, {first} antwortete) und endet nach Hop {k} ({addr}), {distance}: die Firewall dort oder am nächsten Hop verwirft {what}"
+                );
+            } else {
+                trace.stop = Stop::Site;
+                trace.reason = tr!(
+                    lang,
+                    "stops after hop {k} ({addr}), the last to answer, all of them inside this site (private addresses), {distance}: the firewall there or the next device drops {what}",
+                    "endet nach Hop {k} ({addr}), dem letzten, der antwortete, alle innerhalb dieses Standorts (private Adressen), {distance}: die Firewall dort oder das nächste Gerät verwirft {what}"
+                );
+            }
+        }
+    }
+}
+
+/// The sentence the hint leads with: the firewall to change, as far as the trace names it.
+pub fn lead(trace: &Trace, target: IpAddr, protocol: Protocol, lang: Lang) -> Option<String> {
+    let what = format!("{} {}", protocol.upper(), trace.port);
+    let last = trace.stopped_after.and_then(|k| {
+        trace
+            .hops
+            .get(usize::from(k) - 1)
+            .and_then(|h| h.address)
+            .map(|a| (k, a))
+    });
+    Some(match (trace.stop, trace.rejected_by, last) {
+        (Stop::Rejected, Some(by), _) if by == target => tr!(
+            lang,
+            "Change the firewall on {target} itself: it rejects {what}.",
+            "Die Firewall auf {target} selbst ändern: sie weist {what} ab."
+        ),
+        (Stop::Rejected, Some(by), _) => tr!(
+            lang,
+            "Change the firewall at {by}: it rejects {what}.",
+            "Die Firewall bei {by} ändern: sie weist {what} ab."
+        ),
+        (Stop::AtTarget, _, Some((_, addr))) => tr!(
+            lang,
+            "The path gets to the router in front of {target} ({addr}): change the firewall on {target} itself, or that router's rules.",
+            "Der Weg reicht bis zum Router vor {target} ({addr}): die Firewall auf {target} selbst ändern oder die Regeln dieses Routers."
+        ),
+        (Stop::AtTarget, _, None) => tr!(
+            lang,
+            "Change the firewall on {target} itself.",
+            "Die Firewall auf {target} selbst ändern."
+        ),
+        (Stop::Site, _, Some((k, addr))) => tr!(
+            lang,
+            "The path dies right after {addr} (hop {k}), still inside this site: check that router's firewall first, then the next device on the way.",
+            "Der Weg endet direkt nach {addr} (Hop {k}), noch innerhalb dieses Standorts: zuerst die Firewall dieses Routers prüfen, dann das nächste Gerät auf dem Weg."
+        ),
+        (Stop::Beyond, _, Some((k, addr))) => tr!(
+            lang,
+            "The block is outside this site, after {addr} (hop {k}): the firewall in front of {target} or a provider's filter; whoever runs that network must change it.",
+            "Die Sperre liegt außerhalb dieses Standorts, nach {addr} (Hop {k}): die Firewall vor {target} oder ein Filter eines Providers; wer dieses Netz betreibt, muss sie ändern."
+        ),
+        (Stop::NoHop, _, _) => tr!(
+            lang,
+            "No router answered the trace: look at this machine's own firewall and endpoint protection first.",
+            "Kein Router beantwortete den Trace: zuerst die Firewall und den Endpoint-Schutz dieses Rechners prüfen."
+        ),
+        (Stop::ThisMachine, _, _) => tr!(
+            lang,
+            "Change this machine's own firewall.",
+            "Die eigene Firewall dieses Rechners ändern."
+        ),
+        (Stop::Reached | Stop::NotTraced | Stop::Rejected | Stop::Site | Stop::Beyond, _, _) => {
+            return None
+        }
+    })
+}
+
+/// Adds a judged trace to its result: the trace, and the firewall it names ahead of the hint.
+pub fn attach(result: &mut CheckResult, trace: Trace, lang: Lang) {
+    if let (Some(hint), Some(target)) = (&result.hint, result.address) {
+        if let Some(lead) = lead(&trace, target, result.protocol, lang) {
+            result.hint = Some(format!("{lead} {hint}"));
+        }
+    }
+    result.trace = Some(trace);
+}
+
+fn ttl(index: usize) -> u8 {
+    (index + 1) as u8
+}
+
+fn address(answer: &HopAnswer) -> Option<IpAddr> {
+    match answer {
+        HopAnswer::Expired(a) | HopAnswer::Rejected { by: a, .. } => Some(*a),
+        HopAnswer::Reached | HopAnswer::Silent | HopAnswer::Local(_) | HopAnswer::Unsupported => {
+            None
+        }
+    }
+}
+
+fn hop(index: usize, answer: &HopAnswer, rtt: Option<Duration>) -> TraceHop {
+    let kind = match answer {
+        HopAnswer::Expired(_) => HopKind::Expired,
+        HopAnswer::Rejected { .. } => HopKind::Rejected,
+        HopAnswer::Reached => HopKind::Reached,
+        HopAnswer::Silent | HopAnswer::Unsupported => HopKind::Silent,
+        HopAnswer::Local(_) => HopKind::Local,
+    };
+    TraceHop {
+        ttl: ttl(index),
+        answer: kind,
+        address: address(answer),
+        rtt_ms: rtt.map(|d| (d.as_secs_f64() * 100_000.0).round() / 100.0),
+    }
+}
+
+fn rejection(why: Rejection, lang: Lang) -> String {
+    match why {
+        Rejection::Prohibited => lang.pick(
+            "ICMP administratively prohibited",
+            "ICMP administrativ untersagt",
+        ),
+        Rejection::Port => lang.pick(
+            "ICMP port unreachable in the target's name",
+            "ICMP Port unerreichbar im Namen des Ziels",
+        ),
+        Rejection::Network => lang.pick("ICMP network unreachable", "ICMP Netz unerreichbar"),
+        Rejection::Host => lang.pick("ICMP host unreachable", "ICMP Host unerreichbar"),
+        Rejection::Other => lang.pick("ICMP destination unreachable", "ICMP Ziel unerreichbar"),
+    }
+    .to_string()
+}
+
+/// Addresses of a site's own network: private, shared (carrier-grade NAT), link-local,
+/// loopback, unique local. A hop outside them has left the site.
+fn is_private(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private()
+                || v4.is_loopback()
+                || v4.is_link_local()
+                || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    const TARGET: &str = "198.51.100.2";
+
+    fn judged(answers: &[HopAnswer], target_hops: Option<u8>, lang: Lang) -> Trace {
+        let mut hops: Vec<_> = answers
+            .iter()
+            .map(|a| (a.clone(), Some(Duration::from_millis(3))))
+            .collect();
+        hops.resize(30, (HopAnswer::Silent, None));
+        let traced = Traced { hops };
+        judge(
+            &Trail {
+                traced: &traced,
+                protocol: Protocol::Tcp,
+                port: 8484,
+                target: ip(TARGET),
+                target_hops,
+            },
+            lang,
+        )
+    }
+
+    fn expired(s: &str) -> HopAnswer {
+        HopAnswer::Expired(ip(s))
+    }
+
+    #[test]
+    fn a_stop_inside_the_site_names_the_last_router_that_answered() {
+        let t = judged(&[expired("192.168.1.1")], Some(3), Lang::En);
+        assert_eq!(t.stop, Stop::Site);
+        assert_eq!(t.stopped_after, Some(1));
+        assert_eq!(
+            t.hops.len(),
+            2,
+            "the hop after the last answer is shown silent"
+        );
+        assert!(t.reason.contains("hop 1 (192.168.1.1)"), "{}", t.reason);
+        assert!(t.reason.contains("2 hops before"), "{}", t.reason);
+        let lead = lead(&t, ip(TARGET), Protocol::Tcp, Lang::En).unwrap();
+        assert!(lead.contains("192.168.1.1"), "{lead}");
+    }
+
+    #[test]
+    fn a_public_hop_means_the_path_left_the_site() {
+        let t = judged(
+            &[
+                expired("192.168.1.1"),
+                expired("203.0.113.9"),
+                expired("203.0.113.10"),
+            ],
+            None,
+            Lang::En,
+        );
+        assert_eq!(t.stop, Stop::Beyond);
+        assert!(
+            t.reason.contains("leaves this site (hop 2, 203.0.113.9"),
+            "{}",
+            t.reason
+        );
+        assert!(t.reason.contains("could not be measured"), "{}", t.reason);
+    }
+
+    #[test]
+    fn the_last_router_before_the_target_puts_the_block_at_the_target() {
+        let t = judged(
+            &[expired("10.0.0.1"), expired("203.0.113.2")],
+            Some(3),
+            Lang::En,
+        );
+        assert_eq!(t.stop, Stop::AtTarget);
+        assert!(t.reason.contains("itself drops TCP 8484"), "{}", t.reason);
+        // The target on this machine's own network: nothing on the way to answer.
+        let t = judged(&[], Some(1), Lang::En);
+        assert_eq!(t.stop, Stop::AtTarget);
+    }
+
+    #[test]
+    fn a_rejection_names_the_router_by_the_hop_it_answered_for() {
+        let by = ip("203.0.113.2");
+        let t = judged(
+            &[
+                expired("10.0.0.1"),
+                expired("203.0.113.2"),
+                HopAnswer::Rejected {
+                    by,
+                    why: Rejection::Prohibited,
+                },
+            ],
+            None,
+            Lang::En,
+        );
+        assert_eq!((t.stop, t.rejected_by), (Stop::Rejected, Some(by)));
+        assert!(
+            t.reason
+                .contains("rejected by 203.0.113.2 (hop 2, ICMP administratively prohibited)"),
+            "{}",
+            t.reason
+        );
+        assert_eq!(t.hops.len(), 3);
+        let lead = lead(&t, ip(TARGET), Protocol::Tcp, Lang::En).unwrap();
+        assert!(lead.contains("firewall at 203.0.113.2"), "{lead}");
+        let own = judged(
+            &[HopAnswer::Rejected {
+                by: ip(TARGET),
+                why: Rejection::Prohibited,
+            }],
+            None,
+            Lang::En,
+        );
+        assert!(own.reason.contains("itself"), "{}", own.reason);
+    }
+
+    #[test]
+    fn silence_from_the_first_hop_on_is_said_as_such() {
+        let t = judged(&[], None, Lang::En);
+        assert_eq!((t.stop, t.stopped_after), (Stop::NoHop, None));
+        assert_eq!(t.hops.len(), 1);
+        let local = judged(
+            &[HopAnswer::Local("Operation not permitted".into())],
+            None,
+            Lang::En,
+        );
+        assert_eq!(local.stop, Stop::ThisMachine);
+    }
+
+    #[test]
+    fn a_reached_target_gives_its_distance_and_no_lead() {
+        let t = judged(&[expired("10.0.0.1"), HopAnswer::Reached], None, Lang::En);
+        assert_eq!((t.stop, t.target_hops), (Stop::Reached, Some(2)));
+        assert_eq!(lead(&t, ip(TARGET), Protocol::Tcp, Lang::En), None);
+    }
+
+    #[test]
+    fn unsupported_is_not_traced_and_every_stop_has_its_german() {
+        let traced = Traced {
+            hops: vec![(HopAnswer::Unsupported, None)],
+        };
+        let t = judge(
+            &Trail {
+                traced: &traced,
+                protocol: Protocol::Udp,
+                port: 75,
+                target: ip(TARGET),
+                target_hops: None,
+            },
+            Lang::De,
+        );
+        assert_eq!(t.stop, Stop::NotTraced);
+        assert!(t.reason.starts_with("Weg nicht verfolgt"), "{}", t.reason);
+        for (answers, d) in [
+            (vec![expired("192.168.1.1")], Some(3)),
+            (vec![expired("192.168.1.1"), expired("203.0.113.9")], None),
+            (vec![expired("192.168.1.1")], Some(2)),
+            (vec![], None),
+        ] {
+            let t = judged(&answers, d, Lang::De);
+            let en = judged(&answers, d, Lang::En);
+            assert_ne!(t.reason, en.reason);
+            assert!(
+                t.reason.contains("verwirft") || t.reason.contains("kein Hop"),
+                "{}",
+                t.reason
+            );
+        }
+    }
+
+    #[test]
+    fn private_means_this_site() {
+        for private in [
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.0.1",
+            "100.64.0.1",
+            "169.254.1.1",
+            "fd00::1",
+            "fe80::1",
+        ] {
+            assert!(is_private(ip(private)), "{private}");
+        }
+        for public in ["203.0.113.1", "8.8.8.8", "100.128.0.1", "2001:db8::1"] {
+            assert!(!is_private(ip(public)), "{public}");
+        }
+    }
+}
