@@ -143,11 +143,19 @@ fn silent_end(
         (Some(i), Some(d)) if k + 1 >= d => {
             let addr = at(i);
             trace.stop = Stop::AtTarget;
-            trace.reason = tr!(
-                lang,
-                "gets as far as hop {k} ({addr}), the last router before {target} ({d} hops away): {target} itself drops {what} (its own firewall), or that router does",
-                "kommt bis Hop {k} ({addr}), dem letzten Router vor {target} ({d} Hops entfernt): {target} selbst verwirft {what} (seine eigene Firewall), oder dieser Router"
-            );
+            trace.reason = if what.starts_with("UDP") {
+                tr!(
+                    lang,
+                    "gets as far as hop {k} ({addr}), the last router before {target} ({d} hops away): {target} does not answer {what}: its own firewall (or that router) drops it, or what listens there stays silent to this probe",
+                    "kommt bis Hop {k} ({addr}), dem letzten Router vor {target} ({d} Hops entfernt): {target} beantwortet {what} nicht: seine eigene Firewall (oder dieser Router) verwirft es, oder was dort lauscht, schweigt auf diese Probe"
+                )
+            } else {
+                tr!(
+                    lang,
+                    "gets as far as hop {k} ({addr}), the last router before {target} ({d} hops away): {target} itself drops {what} (its own firewall), or that router does",
+                    "kommt bis Hop {k} ({addr}), dem letzten Router vor {target} ({d} Hops entfernt): {target} selbst verwirft {what} (seine eigene Firewall), oder dieser Router"
+                )
+            };
         }
         (Some(i), d) => {
             let addr = at(i);

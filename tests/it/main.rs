@@ -10,6 +10,7 @@ mod hardening;
 mod lab;
 mod lang;
 mod outputs;
+mod paths;
 mod powershell;
 mod proxy;
 mod ranges;

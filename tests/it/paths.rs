@@ -1,0 +1,306 @@
+//! Path traces in a chain of namespaces: client → r1 → r2 → server, with a firewall at one
+//! place at a time. The check runs as an unprivileged user (nobody), at default flags, on
+//! both families, three runs in a row (without the key, with it, without it), and must name
+//! the hop where the path stops, in the trace and in the hint.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde_json::Value;
+
+use crate::require_root;
+use crate::util::{bin_path, result_at, run_json, run_ok, serve, Netns, Served, LAB_KEY};
+
+const SERVER: [&str; 2] = ["198.51.100.2", "2001:db8:2::2"];
+/// r1 as the client sees it (this site's router, private addresses).
+const R1: [&str; 2] = ["192.168.77.1", "fd77:1::1"];
+/// r2 as the client sees it (a public router in front of the server's network).
+const R2: [&str; 2] = ["203.0.113.2", "2001:db8:1::2"];
+
+static SEQ: AtomicUsize = AtomicUsize::new(0);
+
+/// Four namespaces in a row, routed both ways, with ICMP errors unrationed on the routers
+/// and the server (a trace asks each router for one per TTL).
+struct Chain {
+    client: Netns,
+    r1: Netns,
+    r2: Netns,
+    server: Netns,
+    /// r2's end of the r1–r2 link: where traffic from the client enters r2.
+    r2_in: String,
+    hosts_dir: PathBuf,
+    /// The binary copied where `nobody` can run it (the build tree may be private).
+    exe: tempfile::TempDir,
+}
+
+impl Chain {
+    fn new(tag: &str) -> Chain {
+        let client = Netns::new(&format!("{tag}c"));
+        let r1 = Netns::new(&format!("{tag}1"));
+        let r2 = Netns::new(&format!("{tag}2"));
+        let server = Netns::new(&format!("{tag}s"));
+        let id = format!(
+            "{}x{}",
+            std::process::id() % 10000,
+            SEQ.fetch_add(1, Ordering::SeqCst)
+        );
+        let dev = |p: &str| format!("{p}{id}");
+        let (ca, ra, rb, rc, rd, sa) = (
+            dev("tc"),
+            dev("ta"),
+            dev("tb"),
+            dev("tr"),
+            dev("td"),
+            dev("ts"),
+        );
+        for (a_ns, a, b_ns, b) in [
+            (&client, &ca, &r1, &ra),
+            (&r1, &rb, &r2, &rc),
+            (&r2, &rd, &server, &sa),
+        ] {
+            run_ok("ip", &["link", "add", a, "type", "veth", "peer", "name", b]);
+            run_ok("ip", &["link", "set", a, "netns", &a_ns.name]);
+            run_ok("ip", &["link", "set", b, "netns", &b_ns.name]);
+        }
+        for (ns, dev, v4, v6) in [
+            (&client, &ca, "192.168.77.2/24", "fd77:1::2/64"),
+            (&r1, &ra, "192.168.77.1/24", "fd77:1::1/64"),
+            (&r1, &rb, "203.0.113.1/24", "2001:db8:1::1/64"),
+            (&r2, &rc, "203.0.113.2/24", "2001:db8:1::2/64"),
+            (&r2, &rd, "198.51.100.1/24", "2001:db8:2::1/64"),
+            (&server, &sa, "198.51.100.2/24", "2001:db8:2::2/64"),
+        ] {
+            ns.exec_ok("ip", &["addr", "add", v4, "dev", dev]);
+            ns.exec_ok("ip", &["addr", "add", v6, "dev", dev, "nodad"]);
+            ns.exec_ok("ip", &["link", "set", dev, "up"]);
+        }
+        for (ns, v4, v6) in [
+            (&client, "192.168.77.1", "fd77:1::1"),
+            (&r1, "203.0.113.2", "2001:db8:1::2"),
+            (&r2, "203.0.113.1", "2001:db8:1::1"),
+            (&server, "198.51.100.1", "2001:db8:2::1"),
+        ] {
+            ns.exec_ok("ip", &["route", "add", "default", "via", v4]);
+            ns.exec_ok("ip", &["-6", "route", "add", "default", "via", v6]);
+        }
+        for router in [&r1, &r2] {
+            for setting in ["net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"] {
+                router.exec_ok("sysctl", &["-q", "-w", setting]);
+            }
+        }
+        for ns in [&r1, &r2, &server] {
+            for setting in ["net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0"] {
+                ns.exec_ok("sysctl", &["-q", "-w", setting]);
+            }
+        }
+        let hosts_dir = PathBuf::from(format!("/etc/netns/{}", client.name));
+        std::fs::create_dir_all(&hosts_dir).expect("hosts dir");
+        let [v4, v6] = SERVER;
+        std::fs::write(
+            hosts_dir.join("hosts"),
+            format!("127.0.0.1 localhost\n{v4} lab-server\n{v6} lab-server\n"),
+        )
+        .expect("hosts file");
+        std::fs::write(hosts_dir.join("resolv.conf"), "nameserver 127.0.0.1\n").expect("resolv");
+        let exe = tempfile::tempdir().expect("temp dir");
+        std::fs::set_permissions(exe.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::copy(bin_path(), exe.path().join("automate-ports")).expect("copy binary");
+        Chain {
+            client,
+            r1,
+            r2,
+            server,
+            r2_in: rc,
+            hosts_dir,
+            exe,
+        }
+    }
+
+    /// A rule for both families: `{ip}` becomes iptables or ip6tables, `{reject}` the
+    /// family's administratively-prohibited code.
+    fn both(ns: &Netns, rule: &str) {
+        for (tool, reject) in [
+            ("iptables", "icmp-admin-prohibited"),
+            ("ip6tables", "icmp6-adm-prohibited"),
+        ] {
+            ns.rule(tool, &rule.replace("{reject}", reject));
+        }
+    }
+
+    fn serve(&self) -> Served {
+        serve(
+            &["ip", "netns", "exec", &self.server.name],
+            &["--role", "server", "--for", "3m"],
+            LAB_KEY,
+        )
+    }
+
+    /// `check --role server --server lab-server` at default flags, as nobody.
+    fn check(&self, key: bool) -> (i32, Value) {
+        let mut cmd = assert_cmd::Command::new("ip");
+        cmd.args(["netns", "exec", &self.client.name])
+            .args([
+                "setpriv",
+                "--reuid=65534",
+                "--regid=65534",
+                "--clear-groups",
+            ])
+            .arg(self.exe.path().join("automate-ports"))
+            .args([
+                "check",
+                "--role",
+                "server",
+                "--server",
+                "lab-server",
+                "--format",
+                "json",
+            ])
+            .timeout(std::time::Duration::from_secs(120))
+            .env_remove("RUST_LOG")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env_remove("LANG");
+        if key {
+            cmd.env("AUTOMATE_PORTS_KEY", LAB_KEY);
+        } else {
+            cmd.env_remove("AUTOMATE_PORTS_KEY");
+        }
+        run_json(&mut cmd)
+    }
+
+    /// Three runs (without the key, with it, without it), each checked by `expect` for
+    /// each family (0: IPv4, 1: IPv6).
+    fn three_runs(&self, expect: impl Fn(&Value, usize)) {
+        let _served = self.serve();
+        for key in [false, true, false] {
+            let (_, report) = self.check(key);
+            for family in 0..2 {
+                expect(&report, family);
+            }
+        }
+    }
+}
+
+impl Drop for Chain {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.hosts_dir);
+    }
+}
+
+fn trace<'a>(report: &'a Value, id: &str, family: usize) -> &'a Value {
+    let result = result_at(report, id, SERVER[family]);
+    assert!(result["trace"].is_object(), "no trace on {id}: {result}");
+    &result["trace"]
+}
+
+fn hint(report: &Value, id: &str, family: usize) -> String {
+    result_at(report, id, SERVER[family])["hint"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn a_drop_on_entering_r2_stops_the_path_after_r1() {
+    require_root!();
+    let chain = Chain::new("pd");
+    let rule = format!(
+        "-t raw -A PREROUTING -i {} -p tcp --dport 8484 -j DROP",
+        chain.r2_in
+    );
+    Chain::both(&chain.r2, &rule);
+    chain.three_runs(|report, f| {
+        let t = trace(report, "control-center", f);
+        assert_eq!(t["stopped_after"], 1, "{t}");
+        assert_eq!(t["hops"][0]["address"], R1[f], "{t}");
+        assert_eq!(t["target_hops"], 3, "{t}");
+        assert_eq!(t["stop"], "site", "{t}");
+        assert!(hint(report, "control-center", f).contains(R1[f]), "{t}");
+    });
+}
+
+#[test]
+fn a_rejecting_r2_is_named() {
+    require_root!();
+    let chain = Chain::new("pr");
+    Chain::both(
+        &chain.r2,
+        "-A FORWARD -p tcp --dport 8484 -j REJECT --reject-with {reject}",
+    );
+    chain.three_runs(|report, f| {
+        let t = trace(report, "control-center", f);
+        assert_eq!(t["rejected_by"], R2[f], "{t}");
+        assert_eq!(t["stop"], "rejected", "{t}");
+        assert!(t["reason"].as_str().unwrap().contains("hop 2"), "{t}");
+        assert!(hint(report, "control-center", f).contains(R2[f]), "{t}");
+    });
+}
+
+#[test]
+fn a_drop_in_the_servers_own_input_is_at_the_server() {
+    require_root!();
+    let chain = Chain::new("pi");
+    Chain::both(&chain.server, "-A INPUT -p tcp --dport 8484 -j DROP");
+    chain.three_runs(|report, f| {
+        let t = trace(report, "control-center", f);
+        assert_eq!(t["stop"], "at-target", "{t}");
+        assert_eq!(t["stopped_after"], 2, "{t}");
+        assert_eq!(t["target_hops"], 3, "{t}");
+        let hint = hint(report, "control-center", f);
+        assert!(
+            hint.contains(&format!("firewall on {}", SERVER[f])),
+            "{hint}"
+        );
+    });
+}
+
+#[test]
+fn udp_dropped_by_r1_stops_at_hop_1() {
+    require_root!();
+    let chain = Chain::new("pu");
+    Chain::both(&chain.r1, "-A FORWARD -p udp --dport 75 -j DROP");
+    chain.three_runs(|report, f| {
+        let t = trace(report, "server-heartbeat", f);
+        assert_eq!(t["stopped_after"], 1, "{t}");
+        assert_eq!(t["hops"][0]["address"], R1[f], "{t}");
+        assert!(hint(report, "server-heartbeat", f).contains(R1[f]), "{t}");
+    });
+}
+
+/// A Linux router answers for a probe's TTL before its forward rules drop it: a FORWARD
+/// drop on r2 shows r2 as the last hop, and the trace says "there or at the next hop".
+#[test]
+fn a_forward_drop_on_r2_shows_r2_as_the_last_hop() {
+    require_root!();
+    let chain = Chain::new("pf");
+    Chain::both(&chain.r2, "-A FORWARD -p tcp --dport 8484 -j DROP");
+    chain.three_runs(|report, f| {
+        let t = trace(report, "control-center", f);
+        assert_eq!(t["stopped_after"], 2, "{t}");
+        assert_eq!(t["hops"][1]["address"], R2[f], "{t}");
+        // r2 is the last router before the server: it, or the server, drops it.
+        assert_eq!(t["stop"], "at-target", "{t}");
+    });
+}
+
+/// With the key and a correct firewall every check of the role passes against serve: no
+/// trace, not even of the database port the firewall rightly drops.
+#[test]
+fn nothing_failed_traces_nothing() {
+    require_root!();
+    let chain = Chain::new("pn");
+    Chain::both(&chain.server, "-A INPUT -p tcp --dport 3306 -j DROP");
+    let _served = chain.serve();
+    for _ in 0..3 {
+        let (code, report) = chain.check(true);
+        assert_eq!(code, 0, "{report}");
+        let traced: Vec<&Value> = report["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c.get("trace").is_some())
+            .collect();
+        assert!(traced.is_empty(), "{traced:?}");
+    }
+}
