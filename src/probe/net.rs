@@ -141,7 +141,7 @@ impl Prober for NetProber {
             ProbeKind::App(probe) => 2 + u32::from(probe.is_tls()),
             ProbeKind::Nat { .. } => 2,
             ProbeKind::Connect if keyed => 2,
-            _ => 1,
+            ProbeKind::Connect | ProbeKind::Loopback { .. } | ProbeKind::Listening => 1,
         }
     }
 
@@ -178,14 +178,14 @@ async fn serve_or_real_service(
     // What answered instead of serve is reported by its own words when it spoke its
     // protocol (a MySQL error, an HTTP 404, a certificate): that names the fix. Silence or
     // bytes of another protocol stay "not serve".
-    match super::appnet::app_probe(probe, job, config, timeout, heard).await {
-        Attempt::Answer(State::Open, Why::App(found))
-            if found.verdict != AppVerdict::Fail || found.finding.is_an_application_answer() =>
-        {
-            Attempt::Answer(State::Open, Why::RealService(found))
+    if let Attempt::Answer(State::Open, Why::App(found)) =
+        super::appnet::app_probe(probe, job, config, timeout, heard).await
+    {
+        if found.verdict != AppVerdict::Fail || found.finding.is_an_application_answer() {
+            return Attempt::Answer(State::Open, Why::RealService(found));
         }
-        _ => keyed,
     }
+    keyed
 }
 
 /// Connects (phase one, bounded by the timeout), then sends the challenge and waits for

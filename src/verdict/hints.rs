@@ -174,14 +174,7 @@ fn what(
             "Something other than automate-ports serve answers {proto} {ports} at {place}: a proxy, SYN proxy, or a port forward to another host. Make sure the forward points at the machine running serve.",
             "Auf {proto} {ports} bei {place} antwortet etwas anderes als automate-ports serve: ein Proxy, SYN-Proxy oder eine Portweiterleitung auf einen anderen Host. Die Weiterleitung muss auf den Rechner zeigen, auf dem serve läuft."
         ),
-        (_, _, Why::Stale { offset_ms }) => {
-            let clocks = crate::words::reasons::clock_difference(*offset_ms, lang);
-            return Err(tr!(
-                lang,
-                "{proto} {ports} at {place} reaches automate-ports serve, which refused the probe as stale: {clocks}. Set both clocks from the same time source (Windows: w32tm /resync; Linux: timedatectl set-ntp true) and check again.",
-                "{proto} {ports} bei {place} erreicht automate-ports serve, das die Probe aber als veraltet abgelehnt hat: {clocks}. Beide Uhren aus derselben Zeitquelle stellen (Windows: w32tm /resync; Linux: timedatectl set-ntp true) und erneut prüfen."
-            ));
-        }
+        (_, _, Why::Stale { offset_ms }) => return Err(stale(*offset_ms, subject, lang)),
         (_, _, Why::Mapped(found)) => return Err(nat(found, subject, lang)),
         (_, _, Why::Redirected(port)) => tr!(
             lang,
@@ -192,21 +185,65 @@ fn what(
         (_, _, Why::InstallMoves { holder, free, range }) => {
             return Err(install_moves(holder.as_ref(), *free, *range, subject, lang))
         }
-        (_, _, Why::LocalFirewall) => {
-            let rules = local_rule(check, subject, crate::sys::FirewallShell::here());
-            let rule = match rules.as_slice() {
-                [first, other] => tr!(lang, "`{first}` (or: `{other}`)", "`{first}` (oder: `{other}`)"),
-                _ => format!("`{}`", rules.join("`, `")),
-            };
-            return Err(tr!(
-                lang,
-                "This machine's own firewall blocks outgoing {proto} {ports}. Allow it here, for example: {rule}",
-                "Die eigene Firewall dieses Rechners blockiert ausgehendes {proto} {ports}. Hier freigeben, zum Beispiel: {rule}"
-            ));
-        }
-        _ => by_state(check, state, why, subject, lang),
+        (_, _, Why::LocalFirewall) => return Err(local_firewall(check, subject, lang)),
+        // Every other cause, named so that a new one gets its words on purpose: the state
+        // says what is wrong.
+        (
+            _,
+            _,
+            Why::Connected
+            | Why::Reply
+            | Why::Exchanged
+            | Why::Listens(_)
+            | Why::NothingListens
+            | Why::Refused
+            | Why::PortUnreachable
+            | Why::HostUnreachable
+            | Why::NoAnswer
+            | Why::NoAnswerKeyed
+            | Why::Verified
+            | Why::App(_)
+            | Why::RealService(_)
+            | Why::Local(_)
+            | Why::Unfinished { .. },
+        ) => by_state(check, state, why, subject, lang),
     };
     Ok(what)
+}
+
+/// `serve` refused the probe as stale: the clocks differ.
+fn stale(offset_ms: i64, subject: &Subject<'_>, lang: Lang) -> String {
+    let Subject {
+        proto,
+        ports,
+        place,
+        ..
+    } = subject;
+    let clocks = crate::words::reasons::clock_difference(offset_ms, lang);
+    tr!(
+        lang,
+        "{proto} {ports} at {place} reaches automate-ports serve, which refused the probe as stale: {clocks}. Set both clocks from the same time source (Windows: w32tm /resync; Linux: timedatectl set-ntp true) and check again.",
+        "{proto} {ports} bei {place} erreicht automate-ports serve, das die Probe aber als veraltet abgelehnt hat: {clocks}. Beide Uhren aus derselben Zeitquelle stellen (Windows: w32tm /resync; Linux: timedatectl set-ntp true) und erneut prüfen."
+    )
+}
+
+/// This machine's own firewall refused to send: the rule that allows it here.
+fn local_firewall(check: &Check, subject: &Subject<'_>, lang: Lang) -> String {
+    let Subject { proto, ports, .. } = subject;
+    let rules = local_rule(check, subject, crate::sys::FirewallShell::here());
+    let rule = match rules.as_slice() {
+        [first, other] => tr!(
+            lang,
+            "`{first}` (or: `{other}`)",
+            "`{first}` (oder: `{other}`)"
+        ),
+        _ => format!("`{}`", rules.join("`, `")),
+    };
+    tr!(
+        lang,
+        "This machine's own firewall blocks outgoing {proto} {ports}. Allow it here, for example: {rule}",
+        "Die eigene Firewall dieses Rechners blockiert ausgehendes {proto} {ports}. Hier freigeben, zum Beispiel: {rule}"
+    )
 }
 
 /// What the state says where the cause alone did not: refused, unreachable, silent.

@@ -73,7 +73,31 @@ fn judge_outcome(outcome: &Outcome, expect: Expect) -> Judgement {
         // Proven with the key, but P2P cannot be set up (or it could not be compared):
         // tunnels still work through the relay, so doubtful rather than failed.
         (Why::Mapped(found), _) if !found.allows_p2p() => base.max(Judgement::Unsure),
-        _ => base,
+        // Every other cause, named so that a new one is judged here on purpose: the state
+        // alone decides.
+        (
+            Why::Connected
+            | Why::Reply
+            | Why::Exchanged
+            | Why::InUse(_)
+            | Why::Listens(_)
+            | Why::NothingListens
+            | Why::Refused
+            | Why::PortUnreachable
+            | Why::HostUnreachable
+            | Why::LocalFirewall
+            | Why::NoAnswer
+            | Why::NoAnswerKeyed
+            | Why::Verified
+            | Why::Redirected(_)
+            | Why::Mapped(_)
+            | Why::NotServe(_)
+            | Why::App(_)
+            | Why::RealService(_)
+            | Why::Local(_)
+            | Why::Unfinished { .. },
+            _,
+        ) => base,
     }
 }
 

@@ -236,7 +236,14 @@ pub(super) fn silence(job: &ProbeJob, waited: Duration, tries: u8) -> Outcome {
             (State::Filtered, Why::NoAnswerKeyed)
         }
         (ProbeKind::Connect, Protocol::Udp) => (State::OpenFiltered, Why::NoAnswer),
-        _ => (State::Filtered, Why::NoAnswer),
+        (
+            ProbeKind::Connect
+            | ProbeKind::App(_)
+            | ProbeKind::Nat { .. }
+            | ProbeKind::Loopback { .. }
+            | ProbeKind::Listening,
+            _,
+        ) => (State::Filtered, Why::NoAnswer),
     };
     Outcome {
         state,
