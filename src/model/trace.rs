@@ -98,8 +98,22 @@ pub enum Stop {
     /// Gets as far as the last router before the target: the target (or that router)
     /// drops it.
     AtTarget,
-    /// This system cannot trace a port's path.
+    /// The port's own path was not traced: this system cannot, or only ICMP echo was
+    /// (see `method`).
     NotTraced,
+}
+
+/// How a trace was taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[cfg_attr(test, derive(schemars::JsonSchema))]
+#[serde(rename_all = "kebab-case")]
+pub enum TraceMethod {
+    /// Probes of the port itself with a limited TTL: the port's own path.
+    #[default]
+    Port,
+    /// ICMP echo with a limited TTL (Windows without administrator rights): the routers on
+    /// the way to the address, which a firewall may treat otherwise than the port.
+    IcmpEcho,
 }
 
 /// A traced path, judged.
@@ -108,6 +122,8 @@ pub enum Stop {
 pub struct Trace {
     /// The port traced (one sampled port of a range).
     pub port: u16,
+    /// What the hops were probed with: the port itself, or ICMP echo in its place.
+    pub method: TraceMethod,
     /// The TTLs tried, up to one past the last that answered.
     pub hops: Vec<TraceHop>,
     /// The TTL of the last hop that answered as a router on the way; `None` if none did.

@@ -254,4 +254,10 @@ pub trait Prober: Send + Sync + 'static {
     ) -> impl Future<Output = crate::model::HopAnswer> + Send {
         std::future::ready(crate::model::HopAnswer::Unsupported)
     }
+
+    /// What [`Prober::hop`] probes `addr` with: the port itself, or (where the port's own
+    /// path cannot be traced without privileges) ICMP echo.
+    fn trace_method(&self, _addr: SocketAddr) -> crate::model::TraceMethod {
+        crate::model::TraceMethod::Port
+    }
 }

@@ -158,6 +158,10 @@ impl Prober for NetProber {
     ) -> crate::model::HopAnswer {
         super::trace::hop(addr, protocol, ttl, timeout).await
     }
+
+    fn trace_method(&self, addr: SocketAddr) -> crate::model::TraceMethod {
+        super::trace::method(addr)
+    }
 }
 
 /// With a key, on a check that has an application probe: `serve` answers where it holds the

@@ -14,7 +14,7 @@ mod windows;
 #[cfg(target_os = "linux")]
 pub use linux::{tcp_listener, udp_holder};
 #[cfg(windows)]
-pub use windows::{service_state, tcp_listener, udp_holder};
+pub use windows::{echo, service_state, tcp_listener, udp_holder};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 

@@ -4,6 +4,7 @@
 //! an administrator: the agent's `LTSVC.exe` is exactly that.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
 
 use windows_sys::Win32::Foundation::{CloseHandle, INVALID_HANDLE_VALUE, NO_ERROR};
 use windows_sys::Win32::NetworkManagement::IpHelper::{
@@ -199,4 +200,156 @@ pub fn local_now() -> (i64, u32, u32, u32, u32, u32) {
         u32::from(t.wMinute),
         u32::from(t.wSecond),
     )
+}
+
+/// What one ICMP echo with a limited TTL came back with: the IP status
+/// (`IP_TTL_EXPIRED_TRANSIT`, `IP_SUCCESS`, an unreachable code) and who sent it; `None`
+/// when nothing came back in time. The probe of a path trace made without administrator
+/// rights (`IcmpSendEcho2`, `Icmp6SendEcho2`: no raw socket needed). `from` is this
+/// machine's address towards `to` (Icmp6SendEcho2 sends from it). Blocks up to `timeout`.
+pub fn echo(
+    to: IpAddr,
+    from: IpAddr,
+    ttl: u8,
+    timeout: Duration,
+) -> std::io::Result<Option<(u32, IpAddr)>> {
+    use windows_sys::Win32::Foundation::GetLastError;
+    use windows_sys::Win32::NetworkManagement::IpHelper::{
+        Icmp6CreateFile, IcmpCloseHandle, IcmpCreateFile, ICMPV6_ECHO_REPLY_LH, ICMP_ECHO_REPLY,
+        IP_OPTION_INFORMATION, IP_REQ_TIMED_OUT,
+    };
+
+    let options = IP_OPTION_INFORMATION {
+        Ttl: ttl,
+        ..Default::default()
+    };
+    // Room for the reply, its data and an ICMP error's quoted packet; u64 for the alignment
+    // of the reply structures.
+    let mut reply = [0u64; 128];
+    let ms = u32::try_from(timeout.as_millis())
+        .unwrap_or(u32::MAX)
+        .max(1);
+    // SAFETY: the handle is closed on every path; the options and the reply buffer outlive
+    // the synchronous call; the reply is read as the structure the call writes at the start
+    // of the buffer.
+    unsafe {
+        let handle = match to {
+            IpAddr::V4(_) => IcmpCreateFile(),
+            IpAddr::V6(_) => Icmp6CreateFile(),
+        };
+        if handle == INVALID_HANDLE_VALUE {
+            return Err(std::io::Error::last_os_error());
+        }
+        let n = match (to, from) {
+            (IpAddr::V4(to), _) => send4(handle, to, &options, &mut reply, ms),
+            (IpAddr::V6(to), IpAddr::V6(from)) => send6(handle, to, from, &options, &mut reply, ms),
+            (IpAddr::V6(to), IpAddr::V4(_)) => {
+                send6(handle, to, Ipv6Addr::UNSPECIFIED, &options, &mut reply, ms)
+            }
+        };
+        let error = GetLastError();
+        IcmpCloseHandle(handle);
+        // No reply: timed out, a plain error, or an IP status (the buffer then holds it, as
+        // it holds a reply).
+        if n == 0 && !(11000..12000).contains(&error) {
+            return Err(std::io::Error::from_raw_os_error(error.cast_signed()));
+        }
+        if n == 0 && error == IP_REQ_TIMED_OUT {
+            return Ok(None);
+        }
+        Ok(Some(match to {
+            IpAddr::V4(_) => {
+                let r = reply.as_ptr().cast::<ICMP_ECHO_REPLY>().read();
+                (
+                    r.Status,
+                    IpAddr::V4(Ipv4Addr::from(r.Address.to_ne_bytes())),
+                )
+            }
+            IpAddr::V6(_) => {
+                let r = reply
+                    .as_ptr()
+                    .cast::<ICMPV6_ECHO_REPLY_LH>()
+                    .read_unaligned();
+                let words = r.Address.sin6_addr;
+                let mut bytes = [0u8; 16];
+                for (i, w) in words.iter().enumerate() {
+                    bytes[2 * i..2 * i + 2].copy_from_slice(&w.to_ne_bytes());
+                }
+                (r.Status, IpAddr::V6(Ipv6Addr::from(bytes)))
+            }
+        }))
+    }
+}
+
+/// What an echo of a trace carries.
+const ECHO_DATA: &[u8] = b"automate-ports trace";
+
+/// `IcmpSendEcho2`, synchronous (no event, no APC). Safety: `handle` from `IcmpCreateFile`.
+unsafe fn send4(
+    handle: windows_sys::Win32::Foundation::HANDLE,
+    to: Ipv4Addr,
+    options: &windows_sys::Win32::NetworkManagement::IpHelper::IP_OPTION_INFORMATION,
+    reply: &mut [u64],
+    ms: u32,
+) -> u32 {
+    use windows_sys::Win32::NetworkManagement::IpHelper::IcmpSendEcho2;
+    // SAFETY: the request, options and reply buffer are valid for the call, sized as passed.
+    unsafe {
+        IcmpSendEcho2(
+            handle,
+            std::ptr::null_mut(),
+            None,
+            std::ptr::null(),
+            u32::from_ne_bytes(to.octets()),
+            ECHO_DATA.as_ptr().cast(),
+            ECHO_DATA.len() as u16,
+            options,
+            reply.as_mut_ptr().cast(),
+            (reply.len() * 8) as u32,
+            ms,
+        )
+    }
+}
+
+/// `Icmp6SendEcho2`, synchronous, from `from`. Safety: `handle` from `Icmp6CreateFile`.
+unsafe fn send6(
+    handle: windows_sys::Win32::Foundation::HANDLE,
+    to: Ipv6Addr,
+    from: Ipv6Addr,
+    options: &windows_sys::Win32::NetworkManagement::IpHelper::IP_OPTION_INFORMATION,
+    reply: &mut [u64],
+    ms: u32,
+) -> u32 {
+    use windows_sys::Win32::NetworkManagement::IpHelper::Icmp6SendEcho2;
+    use windows_sys::Win32::Networking::WinSock::{
+        IN6_ADDR, IN6_ADDR_0, SOCKADDR_IN6, SOCKADDR_IN6_0,
+    };
+    let sockaddr = |ip: Ipv6Addr| SOCKADDR_IN6 {
+        sin6_family: AF_INET6,
+        sin6_port: 0,
+        sin6_flowinfo: 0,
+        sin6_addr: IN6_ADDR {
+            u: IN6_ADDR_0 { Byte: ip.octets() },
+        },
+        Anonymous: SOCKADDR_IN6_0 { sin6_scope_id: 0 },
+    };
+    let (source, dest) = (sockaddr(from), sockaddr(to));
+    // SAFETY: the addresses, request, options and reply buffer are valid for the call, sized
+    // as passed.
+    unsafe {
+        Icmp6SendEcho2(
+            handle,
+            std::ptr::null_mut(),
+            None,
+            std::ptr::null(),
+            &raw const source,
+            &raw const dest,
+            ECHO_DATA.as_ptr().cast(),
+            ECHO_DATA.len() as u16,
+            options,
+            reply.as_mut_ptr().cast(),
+            (reply.len() * 8) as u32,
+            ms,
+        )
+    }
 }

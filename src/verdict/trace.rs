@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::lang::Lang;
-use crate::model::{HopAnswer, HopKind, Protocol, Rejection, Stop, Trace, TraceHop};
+use crate::model::{HopAnswer, HopKind, Protocol, Rejection, Stop, Trace, TraceHop, TraceMethod};
 use crate::probe::Traced;
 use crate::report::CheckResult;
 use crate::tr;
@@ -30,9 +30,61 @@ pub struct Trail<'a> {
 
 /// The hops judged: where the path stops, in data and in a sentence.
 pub fn judge(t: &Trail<'_>, lang: Lang) -> Trace {
+    let mut trace = judge_hops(t, lang);
+    match t.traced.method {
+        TraceMethod::Port => {}
+        TraceMethod::IcmpEcho => only_echo(&mut trace, t, lang),
+    }
+    trace
+}
+
+/// A trace by ICMP echo shows the routers on the way to the address, not the port's own
+/// path: a firewall that drops the port may let ping through, or the other way round. Its
+/// hops are kept, and the sentence says what it saw without naming a firewall for the port.
+fn only_echo(trace: &mut Trace, t: &Trail<'_>, lang: Lang) {
+    if trace.hops.is_empty() {
+        return;
+    }
+    let what = format!("{} {}", t.protocol.upper(), t.port);
+    let target = t.target;
+    let last = trace.stopped_after.and_then(|k| {
+        let hop = trace.hops.get(usize::from(k) - 1)?;
+        Some((k, hop.address?))
+    });
+    let seen = match (trace.stop, last) {
+        (Stop::Reached, _) => {
+            let n = trace.hops.len();
+            tr!(
+                lang,
+                "ICMP echo reaches {target} ({n} hops), so the route is there and a firewall on the way drops {what} only",
+                "ICMP-Echo erreicht {target} ({n} Hops): die Route steht, eine Firewall auf dem Weg verwirft nur {what}"
+            )
+        }
+        (_, Some((k, addr))) => tr!(
+            lang,
+            "ICMP echo stops after hop {k} ({addr}) too",
+            "auch ICMP-Echo endet nach Hop {k} ({addr})"
+        ),
+        (_, None) => tr!(
+            lang,
+            "no hop answered ICMP echo either",
+            "auch auf ICMP-Echo antwortete kein Hop"
+        ),
+    };
+    trace.reason = tr!(
+        lang,
+        "{what}'s own path was not traced (that needs administrator rights here); {seen}",
+        "der Weg von {what} selbst wurde nicht verfolgt (dafür sind hier Administratorrechte nötig); {seen}"
+    );
+    trace.stop = Stop::NotTraced;
+    trace.rejected_by = None;
+}
+
+fn judge_hops(t: &Trail<'_>, lang: Lang) -> Trace {
     let hops = &t.traced.hops;
     let mut trace = Trace {
         port: t.port,
+        method: t.traced.method,
         hops: Vec::new(),
         stopped_after: None,
         rejected_by: None,
@@ -249,6 +301,11 @@ pub fn lead(trace: &Trace, target: IpAddr, protocol: Protocol, lang: Lang) -> Op
             lang,
             "Change this machine's own firewall.",
             "Die eigene Firewall dieses Rechners ändern."
+        ),
+        (Stop::NotTraced, _, _) if trace.method == TraceMethod::IcmpEcho => tr!(
+            lang,
+            "Run it again as administrator to see where {what} itself stops.",
+            "Als Administrator erneut ausführen, um zu sehen, wo {what} selbst endet."
         ),
         (Stop::Reached | Stop::NotTraced | Stop::Rejected | Stop::Site | Stop::Beyond, _, _) => {
             return None

@@ -304,3 +304,185 @@ fn nothing_failed_traces_nothing() {
         assert!(traced.is_empty(), "{traced:?}");
     }
 }
+
+/// The Windows exe under Wine, in the chain's client namespace: a prefix of its own (its
+/// wineserver, which owns Wine's sockets, starts there), the test-only ProcessPrng shim next
+/// to a copy of the exe (see .ci/wine-smoke.sh). Wine runs as root, so raw ICMP sockets open
+/// as for a Windows administrator.
+struct Wine<'a> {
+    chain: &'a Chain,
+    dir: tempfile::TempDir,
+}
+
+impl<'a> Wine<'a> {
+    /// `None` (skipped loudly; a failure under AUTOMATE_PORTS_REQUIRE_LAB) without Wine,
+    /// mingw or the Windows release build, which CI makes before the tests.
+    fn new(chain: &'a Chain) -> Option<Wine<'a>> {
+        let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+        let exe = std::env::var_os("AUTOMATE_PORTS_WINDOWS_EXE").map_or_else(
+            || root.join("target/x86_64-pc-windows-gnu/release/automate-ports.exe"),
+            PathBuf::from,
+        );
+        if !crate::util::installed("wine", "wine wine64")
+            || !crate::util::installed("x86_64-w64-mingw32-gcc", "gcc-mingw-w64-x86-64")
+        {
+            return None;
+        }
+        if !exe.is_file() {
+            assert!(
+                std::env::var_os("AUTOMATE_PORTS_REQUIRE_LAB").is_none(),
+                "{} is missing: cargo build --release --target x86_64-pc-windows-gnu (AUTOMATE_PORTS_REQUIRE_LAB is set)",
+                exe.display()
+            );
+            eprintln!(
+                "SKIPPED: no Windows build at {} (cargo build --release --target x86_64-pc-windows-gnu)",
+                exe.display()
+            );
+            return None;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::copy(&exe, dir.path().join("automate-ports.exe")).expect("copy exe");
+        let shim = root.join(".ci/wine-shim");
+        run_ok(
+            "x86_64-w64-mingw32-gcc",
+            &[
+                "-shared",
+                "-O2",
+                "-s",
+                "-static-libgcc",
+                "-o",
+                dir.path().join("bcryptprimitives.dll").to_str().unwrap(),
+                shim.join("bcryptprimitives.c").to_str().unwrap(),
+                shim.join("bcryptprimitives.def").to_str().unwrap(),
+                "-ladvapi32",
+            ],
+        );
+        let wine = Wine { chain, dir };
+        let booted = wine
+            .command("wine")
+            .args(["wineboot", "--init"])
+            .timeout(std::time::Duration::from_secs(180))
+            .output()
+            .expect("wineboot");
+        assert!(booted.status.success(), "wineboot: {booted:?}");
+        Some(wine)
+    }
+
+    /// `program` in the client namespace with this prefix.
+    fn command(&self, program: &str) -> assert_cmd::Command {
+        let mut cmd = assert_cmd::Command::new("ip");
+        cmd.args(["netns", "exec", &self.chain.client.name, program])
+            .env("WINEPREFIX", self.dir.path().join("prefix"))
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .env_remove("DISPLAY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("RUST_LOG")
+            .env_remove("LC_ALL")
+            .env_remove("LC_MESSAGES")
+            .env_remove("LANG")
+            .env_remove("AUTOMATE_PORTS_KEY")
+            .env_remove("AUTOMATE_PORTS_TRACE_METHOD");
+        cmd
+    }
+
+    /// `check --role server --server lab-server` at default flags; `method` forces the
+    /// trace method (`icmp-echo`: what a user without administrator rights gets).
+    fn check(&self, key: bool, method: Option<&str>) -> Value {
+        let mut cmd = self.command("wine");
+        cmd.arg(self.dir.path().join("automate-ports.exe"))
+            .args([
+                "check",
+                "--role",
+                "server",
+                "--server",
+                "lab-server",
+                "--format",
+                "json",
+            ])
+            .timeout(std::time::Duration::from_secs(120));
+        if key {
+            cmd.env("AUTOMATE_PORTS_KEY", LAB_KEY);
+        }
+        if let Some(method) = method {
+            cmd.env("AUTOMATE_PORTS_TRACE_METHOD", method);
+        }
+        run_json(&mut cmd).1
+    }
+}
+
+impl Drop for Wine<'_> {
+    fn drop(&mut self) {
+        let _ = self
+            .command("wineserver")
+            .arg("-k")
+            .timeout(std::time::Duration::from_secs(30))
+            .output();
+    }
+}
+
+/// Windows: as administrator the port's own path is traced through a raw ICMP socket; without
+/// (the echo forced) the hops come from ICMP echo and the report says the port's path was
+/// not traced. A drop entering r2, as in the first test; both families, three runs.
+#[test]
+fn the_windows_exe_traces_the_port_and_falls_back_to_echo() {
+    require_root!();
+    let chain = Chain::new("pw");
+    let Some(wine) = Wine::new(&chain) else {
+        return;
+    };
+    let rule = format!(
+        "-t raw -A PREROUTING -i {} -p tcp --dport 8484 -j DROP",
+        chain.r2_in
+    );
+    Chain::both(&chain.r2, &rule);
+    // ICMP echo is dropped there too, so the echo's hops stop where the port's do.
+    let r2_in = &chain.r2_in;
+    chain.r2.rule(
+        "iptables",
+        &format!("-t raw -A PREROUTING -i {r2_in} -p icmp --icmp-type echo-request -j DROP"),
+    );
+    chain.r2.rule(
+        "ip6tables",
+        &format!("-t raw -A PREROUTING -i {r2_in} -p ipv6-icmp --icmpv6-type echo-request -j DROP"),
+    );
+    let _served = chain.serve();
+    for key in [false, true, false] {
+        let report = wine.check(key, None);
+        let t = trace(&report, "control-center", 0);
+        assert_eq!(t["method"], "port", "{t}");
+        assert_eq!(t["stopped_after"], 1, "{t}");
+        assert_eq!(t["hops"][0]["address"], R1[0], "{t}");
+        assert_eq!(t["stop"], "site", "{t}");
+        assert!(hint(&report, "control-center", 0).contains(R1[0]), "{t}");
+        // Wine (unlike Windows) opens no raw ICMPv6 socket and has no Icmp6SendEcho2: the
+        // IPv6 path is honestly not traced, and no firewall is named for it.
+        not_traced_by_echo(&report, 1);
+    }
+    let report = wine.check(false, Some("icmp-echo"));
+    let t = not_traced_by_echo(&report, 0);
+    assert_eq!(t["stopped_after"], 1, "{t}");
+    assert_eq!(t["hops"][0]["address"], R1[0], "{t}");
+    assert!(
+        t["reason"]
+            .as_str()
+            .unwrap()
+            .contains("ICMP echo stops after hop 1"),
+        "{t}"
+    );
+    not_traced_by_echo(&report, 1);
+}
+
+/// The trace of control-center on `family` was made by ICMP echo: the port's own path not
+/// traced, nobody named as rejecting it, and the hint asks for a run as administrator
+/// instead of naming a firewall.
+fn not_traced_by_echo(report: &Value, family: usize) -> &Value {
+    let t = trace(report, "control-center", family);
+    assert_eq!(t["method"], "icmp-echo", "{t}");
+    assert_eq!(t["stop"], "not-traced", "{t}");
+    assert!(t["rejected_by"].is_null(), "{t}");
+    let hint = hint(report, "control-center", family);
+    assert!(hint.starts_with("Run it again as administrator"), "{hint}");
+    assert!(!hint.contains(R1[family]), "{hint}");
+    t
+}

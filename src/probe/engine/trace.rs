@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::model::{HopAnswer, Protocol};
+use crate::model::{HopAnswer, Protocol, TraceMethod};
 use crate::probe::Prober;
 
 /// The most routers a trace looks past, as traceroute's default.
@@ -37,6 +37,8 @@ const QUIET_RTTS: u32 = 4;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Traced {
     pub hops: Vec<(HopAnswer, Option<Duration>)>,
+    /// What the hops were probed with.
+    pub method: TraceMethod,
 }
 
 /// The longest a trace with per-try `timeout` can take.
@@ -54,6 +56,7 @@ pub async fn trace<P: Prober>(
     timeout: Duration,
     rtt: Option<Duration>,
 ) -> Traced {
+    let method = prober.trace_method(addr);
     let mut slowest = rtt;
     let mut hops: Vec<(HopAnswer, Option<Duration>)> =
         vec![(HopAnswer::Silent, None); usize::from(MAX_HOPS)];
@@ -73,6 +76,7 @@ pub async fn trace<P: Prober>(
         {
             return Traced {
                 hops: vec![(HopAnswer::Unsupported, None)],
+                method,
             };
         }
         for (ttl, answer) in found {
@@ -84,7 +88,7 @@ pub async fn trace<P: Prober>(
             }
         }
     }
-    Traced { hops }
+    Traced { hops, method }
 }
 
 /// The TTLs to try next: all of them first; then silent ones up to one past the farthest
@@ -281,5 +285,6 @@ mod rounds {
         )
         .await;
         assert_eq!(traced.hops, vec![(HopAnswer::Unsupported, None)]);
+        assert_eq!(traced.method, TraceMethod::Port);
     }
 }

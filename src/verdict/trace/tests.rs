@@ -9,12 +9,21 @@ fn ip(s: &str) -> IpAddr {
 const TARGET: &str = "198.51.100.2";
 
 fn judged(answers: &[HopAnswer], target_hops: Option<u8>, lang: Lang) -> Trace {
+    judged_by(TraceMethod::Port, answers, target_hops, lang)
+}
+
+fn judged_by(
+    method: TraceMethod,
+    answers: &[HopAnswer],
+    target_hops: Option<u8>,
+    lang: Lang,
+) -> Trace {
     let mut hops: Vec<_> = answers
         .iter()
         .map(|a| (a.clone(), Some(Duration::from_millis(3))))
         .collect();
     hops.resize(30, (HopAnswer::Silent, None));
-    let traced = Traced { hops };
+    let traced = Traced { hops, method };
     judge(
         &Trail {
             traced: &traced,
@@ -141,6 +150,7 @@ fn a_reached_target_gives_its_distance_and_no_lead() {
 fn unsupported_is_not_traced_and_every_stop_has_its_german() {
     let traced = Traced {
         hops: vec![(HopAnswer::Unsupported, None)],
+        method: TraceMethod::Port,
     };
     let t = judge(
         &Trail {
@@ -187,4 +197,65 @@ fn private_means_this_site() {
     for public in ["203.0.113.1", "8.8.8.8", "100.128.0.1", "2001:db8::1"] {
         assert!(!is_private(ip(public)), "{public}");
     }
+}
+
+/// ICMP echo (Windows without administrator rights) shows the routers, not the port's path:
+/// never a firewall named for the port, always the advice to trace it as administrator.
+#[test]
+fn an_echo_trace_keeps_its_hops_but_names_no_firewall() {
+    let echo =
+        |answers: &[HopAnswer], lang| judged_by(TraceMethod::IcmpEcho, answers, Some(3), lang);
+    let stopped = echo(&[expired("192.168.1.1")], Lang::En);
+    assert_eq!(stopped.stop, Stop::NotTraced);
+    assert_eq!(stopped.method, TraceMethod::IcmpEcho);
+    assert_eq!(stopped.stopped_after, Some(1));
+    assert_eq!(stopped.hops[0].address, Some(ip("192.168.1.1")));
+    assert_eq!(
+        stopped.reason,
+        "TCP 8484's own path was not traced (that needs administrator rights here); ICMP echo stops after hop 1 (192.168.1.1) too"
+    );
+    let first = lead(&stopped, ip(TARGET), Protocol::Tcp, Lang::En).unwrap();
+    assert!(first.contains("as administrator"), "{first}");
+
+    let through = echo(
+        &[
+            expired("192.168.1.1"),
+            expired("203.0.113.9"),
+            HopAnswer::Reached,
+        ],
+        Lang::En,
+    );
+    assert_eq!(through.stop, Stop::NotTraced);
+    assert!(
+        through
+            .reason
+            .contains("ICMP echo reaches 198.51.100.2 (3 hops)"),
+        "{}",
+        through.reason
+    );
+
+    let rejected = echo(
+        &[HopAnswer::Rejected {
+            by: ip("192.168.1.1"),
+            why: Rejection::Prohibited,
+        }],
+        Lang::En,
+    );
+    assert_eq!(
+        (rejected.stop, rejected.rejected_by),
+        (Stop::NotTraced, None)
+    );
+    assert!(
+        rejected
+            .reason
+            .ends_with("no hop answered ICMP echo either"),
+        "{}",
+        rejected.reason
+    );
+
+    let de = echo(&[expired("192.168.1.1")], Lang::De);
+    assert!(de.reason.contains("Administratorrechte"), "{}", de.reason);
+    assert!(lead(&de, ip(TARGET), Protocol::Tcp, Lang::De)
+        .unwrap()
+        .contains("Administrator"));
 }
