@@ -8,6 +8,8 @@ mod engine;
 mod local;
 mod nat;
 pub mod net;
+#[cfg(target_os = "linux")]
+mod sweep;
 mod trace;
 
 pub use engine::{
@@ -260,4 +262,52 @@ pub trait Prober: Send + Sync + 'static {
     fn trace_method(&self, _addr: SocketAddr) -> crate::model::TraceMethod {
         crate::model::TraceMethod::Port
     }
+
+    /// Where the run's plain connects can go instead of a task each: one event loop over
+    /// many sockets. `None` (the default, and off Linux): every try is an
+    /// [`attempt`](Prober::attempt).
+    fn sweeper(&self) -> Option<Box<dyn Sweeper>> {
+        None
+    }
+}
+
+/// Many single-phase tries driven from the engine's own task: no task, timer or wake-up of
+/// another thread per port, which is most of what a sweep of closed ports costs. The engine
+/// keeps every decision (windows, deadlines, quiet time, retries); a sweeper only starts,
+/// cancels and reports tries, each named by the engine's `token`.
+pub trait Sweeper: Send {
+    /// Whether tries of `job` go through the sweeper rather than [`Prober::attempt`].
+    fn takes(&self, job: &ProbeJob) -> bool;
+
+    /// Starts a try of `job`, each of its phases bounded by `timeout` (reported through
+    /// [`expire`](Sweeper::expire)), `heard` marked once the far side answered the first.
+    /// An answer known at once (a local error) is returned rather than reported later.
+    fn start(
+        &mut self,
+        token: usize,
+        job: &ProbeJob,
+        timeout: Duration,
+        heard: Heard,
+    ) -> Option<Attempt>;
+
+    /// Forgets a running try (given up as silent): it reports nothing afterwards.
+    fn cancel(&mut self, token: usize);
+
+    /// Tries running.
+    fn running(&self) -> usize;
+
+    /// Ends the tries whose phase ran out of time by `now`, appending what each saw to `out`.
+    fn expire(
+        &mut self,
+        now: tokio::time::Instant,
+        out: &mut Vec<(usize, Attempt, tokio::time::Instant)>,
+    );
+
+    /// Tries that ended since the last call, appended to `out` with when each ended;
+    /// `Pending` (with a wake-up registered) when none has.
+    fn poll_done(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+        out: &mut Vec<(usize, Attempt, tokio::time::Instant)>,
+    ) -> std::task::Poll<()>;
 }

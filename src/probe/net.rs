@@ -21,7 +21,7 @@ use crate::protocol::{self, Key, Probe, ReplyCheck, MAX_REPLY_LEN, REPLY_HEAD_LE
 pub(super) const UDP_PAYLOAD: &[u8] = b"automate-ports probe\n";
 
 /// How often a loopback connect may land on its own source port before we give up.
-const SELF_CONNECT_TRIES: usize = 4;
+pub(super) const SELF_CONNECT_TRIES: usize = 4;
 
 /// Probes over the operating system's network stack; with a key, every probe is the
 /// authenticated challenge that `automate-ports serve` answers.
@@ -54,16 +54,20 @@ impl NetProber {
 /// for an hour, as Wine's socket layer once did.
 #[cfg(debug_assertions)]
 fn stall_for_tests(job: &ProbeJob) {
+    if stall_port() == Some(job.addr.port()) {
+        std::thread::sleep(Duration::from_secs(3600));
+    }
+}
+
+#[cfg(debug_assertions)]
+pub(super) fn stall_port() -> Option<u16> {
     static PORT: std::sync::OnceLock<Option<u16>> = std::sync::OnceLock::new();
-    let port = PORT.get_or_init(|| {
+    *PORT.get_or_init(|| {
         std::env::var("AUTOMATE_PORTS_TEST_STALL")
             .ok()?
             .parse()
             .ok()
-    });
-    if *port == Some(job.addr.port()) {
-        std::thread::sleep(Duration::from_secs(3600));
-    }
+    })
 }
 
 impl NetProber {
@@ -161,6 +165,12 @@ impl Prober for NetProber {
 
     fn trace_method(&self, addr: SocketAddr) -> crate::model::TraceMethod {
         super::trace::method(addr)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn sweeper(&self) -> Option<Box<dyn super::Sweeper>> {
+        super::sweep::ConnectSweep::new(self.key.clone())
+            .map(|s| Box::new(s) as Box<dyn super::Sweeper>)
     }
 }
 

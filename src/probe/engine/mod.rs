@@ -62,6 +62,9 @@ pub(super) const NARROW_WIDTH: usize = 256;
 /// can take more than a timeout to repair.
 pub(super) const NARROW_LOOKS: u8 = 2;
 
+/// Tries started at most before the engine reads what has come back.
+const BURST: usize = 256;
+
 /// Descriptors kept free for the runtime, stdio, DNS and the report.
 pub(super) const FD_RESERVE: u64 = 64;
 
@@ -108,9 +111,10 @@ pub async fn run<P: Prober>(
     config: EngineConfig,
     done: &Done<'_>,
 ) -> Vec<Outcome> {
-    let mut engine = Engine::new(jobs, config);
+    let mut engine = Engine::new(jobs, config, prober.sweeper());
     let width = config.concurrency.max(1);
     let mut set: JoinSet<Finished> = JoinSet::new();
+    let mut ended = Vec::new();
     // --rate: job starts are spaced evenly; without it the window alone paces.
     let spacing = config
         .rate
@@ -119,59 +123,63 @@ pub async fn run<P: Prober>(
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        while set.len() < width {
+        let mut burst = 0;
+        while set.len() + engine.swept() < width {
             if spacing.is_some() && Instant::now() < next_start {
                 break;
             }
+            // Answers are read between bursts: a sweep that started every port before
+            // reading any would hold them all open and stamp early answers late.
+            if burst == BURST {
+                break;
+            }
+            burst += 1;
             let Some((index, narrow)) = engine.next_job() else {
                 break;
             };
             if let Some(spacing) = spacing {
                 next_start += spacing;
             }
-            let prober = Arc::clone(&prober);
-            let job = jobs[index].clone();
-            let generation = engine.slots[index].generation;
-            let phases = prober.phases(&job);
-            let timeout = if narrow {
-                config.timeout * 2
-            } else {
-                config.timeout
-            };
-            let heard = Heard::new(&engine.heard, index);
-            let starts = Arc::clone(&engine.starts);
-            starts.clear(index);
-            let abort = set.spawn(async move {
-                // Stamped when the try really begins: a busy runtime may poll a spawned
-                // task much later, and that wait is not the far side's silence.
-                let started = starts.stamp(index);
-                let attempt =
-                    tokio::time::timeout(timeout * phases, prober.attempt(job, timeout, heard))
-                        .await
-                        .unwrap_or(Attempt::Silent);
-                let at = Instant::now();
-                Finished {
-                    index,
-                    generation,
-                    attempt,
-                    elapsed: at - started,
-                    at,
-                }
-            });
-            engine.started(index, abort, narrow);
+            // Narrow looks get their own task: twice the timeout, nothing else in flight.
+            if !narrow && engine.sweeps(&jobs[index]) {
+                engine.start_swept(index, done);
+                continue;
+            }
+            let phases = prober.phases(&jobs[index]);
+            let abort = spawn_try(&mut set, &prober, &engine, index, narrow, phases);
+            engine.started(index, Some(abort), narrow);
         }
-        let paced = spacing.is_some() && engine.has_ready() && set.len() < width;
-        let watching = engine.any_live() && !set.is_empty();
+        let room = engine.has_ready() && set.len() + engine.swept() < width;
+        let paced = spacing.is_some() && room;
+        let more = spacing.is_none() && room;
+        let sweeping = engine.swept() > 0;
+        // Tries in the sweeper have no timer of their own: the tick ends them.
+        let watching = (engine.any_live() && !set.is_empty()) || sweeping;
         tokio::select! {
-            joined = set.join_next(), if !set.is_empty() => engine.joined(joined, done),
+            // The tick first (it is due at most every 20 ms, so a stream of answers cannot
+            // hold back deadlines), then answers, then new tries: the window only moves as
+            // answers free it.
+            biased;
             _ = tick.tick(), if watching => {
                 // Every answer that has arrived counts before anything is called quiet.
                 while let Some(joined) = set.try_join_next() {
                     engine.joined(Some(joined), done);
                 }
+                if engine.swept() > 0 {
+                    std::future::poll_fn(|cx| {
+                        let _ = poll_swept_once(&mut engine, &mut ended, cx);
+                        std::task::Poll::Ready(())
+                    })
+                    .await;
+                    engine.swept_done(&mut ended, done);
+                }
+                engine.expire_swept(&mut ended, done);
                 engine.give_up_quiet(done);
             }
+            joined = set.join_next(), if !set.is_empty() => engine.joined(joined, done),
+            () = poll_swept(&mut engine, &mut ended), if sweeping => engine.swept_done(&mut ended, done),
             () = tokio::time::sleep_until(next_start), if paced => {}
+            () = std::future::ready(()), if more => {}
             else => {
                 if !engine.unpark() {
                     engine.finish_parked(done);
@@ -181,6 +189,61 @@ pub async fn run<P: Prober>(
         }
     }
     engine.into_outcomes()
+}
+
+/// Starts a try of job `index` in a task of its own, bounded by `phases` timeouts (twice
+/// that for a narrow look).
+fn spawn_try<P: Prober>(
+    set: &mut JoinSet<Finished>,
+    prober: &Arc<P>,
+    engine: &Engine<'_>,
+    index: usize,
+    narrow: bool,
+    phases: u32,
+) -> tokio::task::AbortHandle {
+    let prober = Arc::clone(prober);
+    let job = engine.jobs[index].clone();
+    let generation = engine.slots[index].generation;
+    let timeout = if narrow {
+        engine.config.timeout * 2
+    } else {
+        engine.config.timeout
+    };
+    let heard = Heard::new(&engine.heard, index);
+    let starts = Arc::clone(&engine.starts);
+    starts.clear(index);
+    set.spawn(async move {
+        // Stamped when the try really begins: a busy runtime may poll a spawned task much
+        // later, and that wait is not the far side's silence.
+        let started = starts.stamp(index);
+        let attempt = tokio::time::timeout(timeout * phases, prober.attempt(job, timeout, heard))
+            .await
+            .unwrap_or(Attempt::Silent);
+        let at = Instant::now();
+        Finished {
+            index,
+            generation,
+            attempt,
+            elapsed: at - started,
+            at,
+        }
+    })
+}
+
+/// Waits until the sweeper reports tries that ended.
+async fn poll_swept(engine: &mut Engine<'_>, ended: &mut Vec<(usize, Attempt, Instant)>) {
+    std::future::poll_fn(|cx| poll_swept_once(engine, ended, cx)).await;
+}
+
+fn poll_swept_once(
+    engine: &mut Engine<'_>,
+    ended: &mut Vec<(usize, Attempt, Instant)>,
+    cx: &mut std::task::Context<'_>,
+) -> std::task::Poll<()> {
+    match engine.sweeper.as_mut() {
+        Some(sweeper) => sweeper.poll_done(cx, ended),
+        None => std::task::Poll::Pending,
+    }
 }
 
 /// Told each job's index and outcome as it finishes.

@@ -77,7 +77,8 @@ pub(super) struct Slot {
 
 #[derive(Debug)]
 pub(super) struct Running {
-    pub(super) abort: AbortHandle,
+    /// The try's task; `None` for a try in the prober's [`Sweeper`](crate::probe::Sweeper).
+    pub(super) abort: Option<AbortHandle>,
     /// Narrow tries run to their full timeout.
     pub(super) narrow: bool,
 }

@@ -18,6 +18,7 @@ use super::{
     silence, Attempt, Done, EngineConfig, Finished, Heard, Outcome, MAX_TRIES, NARROW_LOOKS,
     NARROW_WIDTH,
 };
+use crate::probe::Sweeper;
 
 pub(super) struct Engine<'a> {
     pub(super) jobs: &'a [ProbeJob],
@@ -34,10 +35,16 @@ pub(super) struct Engine<'a> {
     /// Set by a running try once the far side answered its first phase.
     pub(super) heard: Arc<[AtomicBool]>,
     pub(super) starts: Arc<Starts>,
+    /// The prober's event loop for plain connects, where it has one.
+    pub(super) sweeper: Option<Box<dyn Sweeper>>,
 }
 
 impl<'a> Engine<'a> {
-    pub(super) fn new(jobs: &'a [ProbeJob], config: EngineConfig) -> Engine<'a> {
+    pub(super) fn new(
+        jobs: &'a [ProbeJob],
+        config: EngineConfig,
+        sweeper: Option<Box<dyn Sweeper>>,
+    ) -> Engine<'a> {
         // One state per address, across protocols: while any port there answers (a keyed
         // sweep keeps the far side busy with TCP while UDP replies queue), it is not quiet.
         let mut index: HashMap<IpAddr, usize> = HashMap::new();
@@ -65,7 +72,78 @@ impl<'a> Engine<'a> {
             outcomes: vec![None; jobs.len()],
             heard: Heard::flags(jobs.len()),
             starts: Arc::new(Starts::new(jobs.len())),
+            sweeper,
         }
+    }
+
+    /// Whether the next try of `job` goes to the sweeper.
+    pub(super) fn sweeps(&self, job: &ProbeJob) -> bool {
+        self.sweeper.as_ref().is_some_and(|s| s.takes(job))
+    }
+
+    /// Tries running in the sweeper.
+    pub(super) fn swept(&self) -> usize {
+        self.sweeper.as_ref().map_or(0, |s| s.running())
+    }
+
+    /// Starts a try of job `index` in the sweeper.
+    pub(super) fn start_swept(&mut self, index: usize, done: &Done<'_>) {
+        let heard = Heard::new(&self.heard, index);
+        let generation = self.slots[index].generation;
+        self.starts.clear(index);
+        let started = self.starts.stamp(index);
+        self.started(index, None, false);
+        let timeout = self.config.timeout;
+        let Some(sweeper) = self.sweeper.as_mut() else {
+            return;
+        };
+        if let Some(attempt) = sweeper.start(index, &self.jobs[index], timeout, heard) {
+            let at = Instant::now();
+            self.finished(
+                Finished {
+                    index,
+                    generation,
+                    attempt,
+                    elapsed: at - started,
+                    at,
+                },
+                done,
+            );
+        }
+    }
+
+    /// Tries the sweeper reported ended.
+    pub(super) fn swept_done(
+        &mut self,
+        ended: &mut Vec<(usize, Attempt, Instant)>,
+        done: &Done<'_>,
+    ) {
+        for (index, attempt, at) in ended.drain(..) {
+            let started = self.starts.get(index).unwrap_or(at);
+            let generation = self.slots[index].generation;
+            self.finished(
+                Finished {
+                    index,
+                    generation,
+                    attempt,
+                    elapsed: at.saturating_duration_since(started),
+                    at,
+                },
+                done,
+            );
+        }
+    }
+
+    /// Tries in the sweeper whose phase ran out of time.
+    pub(super) fn expire_swept(
+        &mut self,
+        ended: &mut Vec<(usize, Attempt, Instant)>,
+        done: &Done<'_>,
+    ) {
+        if let Some(sweeper) = self.sweeper.as_mut() {
+            sweeper.expire(Instant::now(), ended);
+        }
+        self.swept_done(ended, done);
     }
 
     pub(super) fn has_ready(&self) -> bool {
@@ -93,7 +171,7 @@ impl<'a> Engine<'a> {
         None
     }
 
-    pub(super) fn started(&mut self, index: usize, abort: AbortHandle, narrow: bool) {
+    pub(super) fn started(&mut self, index: usize, abort: Option<AbortHandle>, narrow: bool) {
         self.running += 1;
         if narrow {
             self.narrow_running += 1;
@@ -202,7 +280,14 @@ impl<'a> Engine<'a> {
             {
                 continue;
             }
-            running.abort.abort();
+            match &running.abort {
+                Some(task) => task.abort(),
+                None => {
+                    if let Some(sweeper) = self.sweeper.as_mut() {
+                        sweeper.cancel(index);
+                    }
+                }
+            }
             slot.running = None;
             self.running -= 1;
             slot.generation += 1;

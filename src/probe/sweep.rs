@@ -1,0 +1,410 @@
+//! Linux: the TCP connects of a sweep, keyed exchanges included, on an epoll instance of
+//! their own, driven from the engine's task. Per closed port that is socket, connect, one
+//! `epoll_ctl`, `SO_ERROR` and close, the floor `bench/floor.c` measures; a tokio task per
+//! port adds a registration and its removal, a timer, and wake-ups of the other worker
+//! thread (BENCHMARKS.md, "Where the time goes"). A keyed exchange is written as soon as
+//! the connect completes and read as the reply arrives, with the same judgement as the
+//! task path in `net.rs`.
+
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use socket2::{Domain, Socket, Type};
+use tokio::io::unix::AsyncFd;
+use tokio::time::Instant;
+
+use super::net::{classify, local_error, stale, SELF_CONNECT_TRIES};
+use super::{Attempt, Heard, NotServe, Sweeper, Why};
+use crate::model::{ProbeKind, Protocol, State};
+use crate::plan::ProbeJob;
+use crate::protocol::{self, Key, Probe, ReplyCheck, MAX_REPLY_LEN, PROBE_LEN, REPLY_HEAD_LEN};
+
+/// Events taken from the kernel per `epoll_wait`.
+const BATCH: usize = 1024;
+
+/// The epoll instance, as tokio watches it: readable when one of its sockets is ready.
+struct EpollFd(Epoll);
+
+impl AsRawFd for EpollFd {
+    fn as_raw_fd(&self) -> RawFd {
+        self.0 .0.as_raw_fd()
+    }
+}
+
+/// A try under way.
+struct Pending {
+    socket: Socket,
+    addr: SocketAddr,
+    /// Tells the deadline queues' entries of this try from an earlier one of the same token.
+    serial: u64,
+    /// Times it landed on its own source port (loopback) and was started again.
+    self_connects: usize,
+    heard: Heard,
+    keyed: bool,
+    /// The keyed exchange, once connected.
+    exchange: Option<Box<Exchange>>,
+}
+
+struct Exchange {
+    probe: Probe,
+    sent: usize,
+    wire: [u8; PROBE_LEN],
+    reply: [u8; MAX_REPLY_LEN],
+    got: usize,
+}
+
+/// What a socket's event did to its try.
+enum Step {
+    Wait,
+    Done(Attempt),
+    /// Started again on a new socket (a self-connect): reports later.
+    Restarted,
+}
+
+pub(super) struct ConnectSweep {
+    key: Option<Arc<Key>>,
+    epoll: AsyncFd<EpollFd>,
+    /// By token (the engine's job index).
+    pending: Vec<Option<Pending>>,
+    running: usize,
+    serial: u64,
+    timeout: Duration,
+    /// When each phase runs out, in the order tries entered it (one timeout for all, so
+    /// each queue is sorted by time).
+    connecting: VecDeque<(Instant, usize, u64)>,
+    exchanging: VecDeque<(Instant, usize, u64)>,
+    events: Vec<EpollEvent>,
+}
+
+impl ConnectSweep {
+    /// `None` when the epoll instance cannot be made (no descriptors): every try then goes
+    /// through its own task, which reports the cause.
+    pub(super) fn new(key: Option<Arc<Key>>) -> Option<ConnectSweep> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
+            .map_err(|e| tracing::debug!(%e, "no epoll instance for the sweep"))
+            .ok()?;
+        // Deprecated because a type could close its descriptor while it is registered;
+        // `EpollFd` owns its descriptor and gives it up only when the `AsyncFd` drops.
+        #[allow(deprecated)]
+        let epoll = AsyncFd::with_interest(EpollFd(epoll), tokio::io::Interest::READABLE)
+            .map_err(|e| tracing::debug!(%e, "cannot watch the sweep's epoll instance"))
+            .ok()?;
+        Some(ConnectSweep {
+            key,
+            epoll,
+            pending: Vec::new(),
+            running: 0,
+            serial: 0,
+            timeout: Duration::ZERO,
+            connecting: VecDeque::new(),
+            exchanging: VecDeque::new(),
+            events: vec![EpollEvent::empty(); BATCH],
+        })
+    }
+
+    fn connect(
+        &mut self,
+        token: usize,
+        addr: SocketAddr,
+        keyed: bool,
+        heard: Heard,
+        self_connects: usize,
+    ) -> Option<Attempt> {
+        let socket = match Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            None,
+        ) {
+            Ok(socket) => socket,
+            Err(e) => return Some(local_error(&e, addr)),
+        };
+        match socket.connect(&addr.into()) {
+            // Connected at once: adding the socket below still queues its event.
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
+            Err(e) => return Some(classify(&e, addr, Protocol::Tcp)),
+        }
+        // Edge-triggered: one event when the connect completes, one per reply that arrives
+        // later, without changing the interest in between.
+        let flags = EpollFlags::EPOLLOUT | EpollFlags::EPOLLIN | EpollFlags::EPOLLET;
+        if let Err(e) = self
+            .epoll
+            .get_ref()
+            .0
+            .add(&socket, EpollEvent::new(flags, token as u64))
+        {
+            return Some(local_error(&io::Error::from(e), addr));
+        }
+        if self.pending.len() <= token {
+            self.pending.resize_with(token + 1, || None);
+        }
+        self.serial += 1;
+        self.connecting
+            .push_back((Instant::now() + self.timeout, token, self.serial));
+        self.pending[token] = Some(Pending {
+            socket,
+            addr,
+            serial: self.serial,
+            self_connects,
+            heard,
+            keyed,
+            exchange: None,
+        });
+        self.running += 1;
+        None
+    }
+
+    /// What an event on `token`'s socket means for its try.
+    fn step(&mut self, token: usize) -> Step {
+        let Some(pending) = self.pending.get_mut(token).and_then(Option::as_mut) else {
+            return Step::Wait;
+        };
+        if pending.exchange.is_none() {
+            match pending.socket.take_error() {
+                Ok(None) => {}
+                Ok(Some(e)) | Err(e) => {
+                    return Step::Done(classify(&e, pending.addr, Protocol::Tcp));
+                }
+            }
+            // The peer of a connected socket is the address dialled, so comparing our own
+            // address with it takes one system call instead of two.
+            if pending.socket.local_addr().ok().and_then(|l| l.as_socket()) == Some(pending.addr) {
+                return self.self_connect(token);
+            }
+            // Closed with RST, as the task path does: no TIME_WAIT per probed port.
+            let _ = pending.socket.set_linger(Some(Duration::ZERO));
+            let Some(key) = self.key.as_deref().filter(|_| pending.keyed) else {
+                return Step::Done(Attempt::Answer(State::Open, Why::Connected));
+            };
+            pending.heard.mark();
+            let probe = Probe::new(pending.addr.port(), crate::sys::now_ms());
+            pending.exchange = Some(Box::new(Exchange {
+                probe,
+                sent: 0,
+                wire: probe.encode(key),
+                reply: [0; MAX_REPLY_LEN],
+                got: 0,
+            }));
+            self.exchanging
+                .push_back((Instant::now() + self.timeout, token, pending.serial));
+        }
+        let key = self.key.as_deref();
+        let (Some(exchange), Some(key)) = (pending.exchange.as_deref_mut(), key) else {
+            return Step::Wait;
+        };
+        match exchange.advance(&pending.socket, key) {
+            Ok(None) => Step::Wait,
+            Ok(Some(why)) => Step::Done(Attempt::Answer(State::Open, why)),
+            Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => Step::Done(Attempt::Answer(
+                State::Open,
+                Why::NotServe(NotServe::Closed),
+            )),
+            Err(e) => Step::Done(Attempt::Answer(
+                State::Open,
+                Why::NotServe(NotServe::Failed(e.to_string())),
+            )),
+        }
+    }
+
+    /// Linux can pick the target port as the socket's own source port on loopback and
+    /// "connect" to itself (simultaneous open); nothing listens there. Try again.
+    fn self_connect(&mut self, token: usize) -> Step {
+        let Some(p) = self.pending[token].take() else {
+            return Step::Wait;
+        };
+        self.running -= 1;
+        if p.self_connects + 1 >= SELF_CONNECT_TRIES {
+            return Step::Done(Attempt::Answer(State::Closed, Why::Refused));
+        }
+        match self.connect(token, p.addr, p.keyed, p.heard, p.self_connects + 1) {
+            Some(attempt) => Step::Done(attempt),
+            None => Step::Restarted,
+        }
+    }
+
+    fn end(&mut self, token: usize) {
+        if self.pending.get_mut(token).and_then(Option::take).is_some() {
+            self.running -= 1;
+        }
+    }
+
+    /// Every running try ends with `e`: the epoll instance itself failed.
+    fn fail_all(&mut self, e: &io::Error, out: &mut Vec<(usize, Attempt, Instant)>) {
+        let now = Instant::now();
+        for (token, pending) in self.pending.iter_mut().enumerate() {
+            if let Some(p) = pending.take() {
+                out.push((token, local_error(e, p.addr), now));
+            }
+        }
+        self.running = 0;
+    }
+
+    /// Ends tries whose phase in `queue` ran out by `now` with `attempt`.
+    fn expire_phase(
+        &mut self,
+        exchange: bool,
+        now: Instant,
+        attempt: &Attempt,
+        out: &mut Vec<(usize, Attempt, Instant)>,
+    ) {
+        loop {
+            let queue = if exchange {
+                &mut self.exchanging
+            } else {
+                &mut self.connecting
+            };
+            let Some(&(deadline, token, serial)) = queue.front() else {
+                return;
+            };
+            if deadline > now {
+                return;
+            }
+            queue.pop_front();
+            let current = self
+                .pending
+                .get(token)
+                .and_then(Option::as_ref)
+                .is_some_and(|p| p.serial == serial && p.exchange.is_some() == exchange);
+            if current {
+                self.end(token);
+                out.push((token, attempt.clone(), now));
+            }
+        }
+    }
+}
+
+impl Exchange {
+    /// Sends what is left of the probe, reads what has arrived of the reply: `Some` once
+    /// the reply is whole and judged.
+    fn advance(&mut self, socket: &Socket, key: &Key) -> io::Result<Option<Why>> {
+        let mut socket = socket;
+        while self.sent < self.wire.len() {
+            match socket.write(&self.wire[self.sent..]) {
+                Ok(n) => self.sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) => return Err(e),
+            }
+        }
+        loop {
+            // The head says how long the reply is (a stale reply is longer than a valid one).
+            let want = if self.got < REPLY_HEAD_LEN {
+                REPLY_HEAD_LEN
+            } else {
+                protocol::reply_len(&self.reply).unwrap_or(REPLY_HEAD_LEN)
+            };
+            if self.got >= want {
+                return Ok(Some(self.judge(key, want)));
+            }
+            match socket.read(&mut self.reply[self.got..want]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => self.got += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    fn judge(&self, key: &Key, len: usize) -> Why {
+        match protocol::check_reply(key, &self.reply[..len], &self.probe) {
+            ReplyCheck::Valid | ReplyCheck::Mapped(_) => Why::Verified,
+            ReplyCheck::OtherPort(port) => Why::Redirected(port),
+            ReplyCheck::Stale { responder_ms } => stale(&self.probe, responder_ms),
+            ReplyCheck::Invalid => Why::NotServe(NotServe::BadProof),
+        }
+    }
+}
+
+impl Sweeper for ConnectSweep {
+    fn takes(&self, job: &ProbeJob) -> bool {
+        // The deadline test stalls one port's probing thread; that port keeps its task.
+        #[cfg(debug_assertions)]
+        if super::net::stall_port() == Some(job.addr.port()) {
+            return false;
+        }
+        job.kind == ProbeKind::Connect && job.protocol == Protocol::Tcp
+    }
+
+    fn start(
+        &mut self,
+        token: usize,
+        job: &ProbeJob,
+        timeout: Duration,
+        heard: Heard,
+    ) -> Option<Attempt> {
+        self.timeout = timeout;
+        let keyed = job.keyed && self.key.is_some();
+        self.connect(token, job.addr, keyed, heard, 0)
+    }
+
+    fn cancel(&mut self, token: usize) {
+        // Closing the socket takes it out of the epoll instance: nothing of it is reported.
+        self.end(token);
+    }
+
+    fn running(&self) -> usize {
+        self.running
+    }
+
+    fn expire(&mut self, now: Instant, out: &mut Vec<(usize, Attempt, Instant)>) {
+        self.expire_phase(false, now, &Attempt::Silent, out);
+        let silent = Attempt::Answer(State::Open, Why::NotServe(NotServe::Silent(self.timeout)));
+        self.expire_phase(true, now, &silent, out);
+    }
+
+    fn poll_done(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<(usize, Attempt, Instant)>,
+    ) -> Poll<()> {
+        loop {
+            let waited = match ready!(self.epoll.poll_read_ready(cx)) {
+                Ok(mut guard) => {
+                    match self
+                        .epoll
+                        .get_ref()
+                        .0
+                        .wait(&mut self.events, EpollTimeout::ZERO)
+                    {
+                        Ok(n) => {
+                            if n < self.events.len() {
+                                // Drained: the next poll waits for the kernel's next event.
+                                guard.clear_ready();
+                            }
+                            Ok(n)
+                        }
+                        Err(nix::errno::Errno::EINTR) => continue,
+                        Err(e) => Err(io::Error::from(e)),
+                    }
+                }
+                Err(e) => Err(e),
+            };
+            let n = match waited {
+                Ok(0) => continue,
+                Ok(n) => n,
+                Err(e) => {
+                    self.fail_all(&e, out);
+                    return Poll::Ready(());
+                }
+            };
+            let now = Instant::now();
+            for i in 0..n {
+                let token = usize::try_from(self.events[i].data()).unwrap_or(usize::MAX);
+                match self.step(token) {
+                    Step::Wait | Step::Restarted => {}
+                    Step::Done(attempt) => {
+                        self.end(token);
+                        out.push((token, attempt, now));
+                    }
+                }
+            }
+            return Poll::Ready(());
+        }
+    }
+}
