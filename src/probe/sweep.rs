@@ -47,7 +47,9 @@ struct Pending {
     self_connects: usize,
     heard: Heard,
     keyed: bool,
-    /// The keyed exchange, once connected.
+    /// The handshake completed (and for a keyed try, the exchange's deadline runs).
+    connected: bool,
+    /// The keyed exchange; its probe may have gone out with the connect.
     exchange: Option<Box<Exchange>>,
 }
 
@@ -127,12 +129,52 @@ impl ConnectSweep {
         match socket.connect(&addr.into()) {
             // Connected at once: adding the socket below still queues its event.
             Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {}
+            Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {
+                // Nearby (loopback, a LAN, a namespace) the refusal has often arrived while
+                // connect ran: read it now rather than through the epoll instance, whose
+                // wake-up would also rouse the runtime's other thread.
+                if let Ok(Some(e)) = socket.take_error() {
+                    return Some(classify(&e, addr, Protocol::Tcp));
+                }
+            }
             Err(e) => return Some(classify(&e, addr, Protocol::Tcp)),
         }
+        let mut exchange = self
+            .key
+            .as_deref()
+            .filter(|_| keyed)
+            .map(|key| Box::new(Exchange::new(addr.port(), key)));
+        let mut connected = false;
+        if let Some(exchange) = exchange.as_deref_mut() {
+            // Nearby the handshake has often completed while connect ran: the probe goes out
+            // now and the socket waits only for the reply. Still connecting, the write
+            // would block, and the probe goes out when the connect completes.
+            match (&socket).write(&exchange.wire) {
+                Ok(n) => {
+                    exchange.sent = n;
+                    connected = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(e) => return Some(classify(&e, addr, Protocol::Tcp)),
+            }
+        }
+        if connected {
+            if is_self_connect(&socket, addr) {
+                drop(socket);
+                return self.reconnect(token, addr, keyed, heard, self_connects);
+            }
+            heard.mark();
+            // Closed with RST, as the task path does: no TIME_WAIT per probed port.
+            let _ = socket.set_linger(Some(Duration::ZERO));
+        }
         // Edge-triggered: one event when the connect completes, one per reply that arrives
-        // later, without changing the interest in between.
-        let flags = EpollFlags::EPOLLOUT | EpollFlags::EPOLLIN | EpollFlags::EPOLLET;
+        // later, without changing the interest in between. A socket already connected with
+        // its probe sent waits for the reply alone: asking for "writable" would wake the
+        // epoll instance at once for nothing.
+        let mut flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLET;
+        if !connected || exchange.as_ref().is_some_and(|e| e.sent < e.wire.len()) {
+            flags |= EpollFlags::EPOLLOUT;
+        }
         if let Err(e) = self
             .epoll
             .get_ref()
@@ -145,8 +187,12 @@ impl ConnectSweep {
             self.pending.resize_with(token + 1, || None);
         }
         self.serial += 1;
-        self.connecting
-            .push_back((Instant::now() + self.timeout, token, self.serial));
+        let phase = if connected {
+            &mut self.exchanging
+        } else {
+            &mut self.connecting
+        };
+        phase.push_back((Instant::now() + self.timeout, token, self.serial));
         self.pending[token] = Some(Pending {
             socket,
             addr,
@@ -154,10 +200,27 @@ impl ConnectSweep {
             self_connects,
             heard,
             keyed,
-            exchange: None,
+            connected,
+            exchange,
         });
         self.running += 1;
         None
+    }
+
+    /// Linux can pick the target port as the socket's own source port on loopback and
+    /// "connect" to itself (simultaneous open); nothing listens there. Try again.
+    fn reconnect(
+        &mut self,
+        token: usize,
+        addr: SocketAddr,
+        keyed: bool,
+        heard: Heard,
+        self_connects: usize,
+    ) -> Option<Attempt> {
+        if self_connects + 1 >= SELF_CONNECT_TRIES {
+            return Some(Attempt::Answer(State::Closed, Why::Refused));
+        }
+        self.connect(token, addr, keyed, heard, self_connects + 1)
     }
 
     /// What an event on `token`'s socket means for its try.
@@ -165,32 +228,23 @@ impl ConnectSweep {
         let Some(pending) = self.pending.get_mut(token).and_then(Option::as_mut) else {
             return Step::Wait;
         };
-        if pending.exchange.is_none() {
+        if !pending.connected {
             match pending.socket.take_error() {
                 Ok(None) => {}
                 Ok(Some(e)) | Err(e) => {
                     return Step::Done(classify(&e, pending.addr, Protocol::Tcp));
                 }
             }
-            // The peer of a connected socket is the address dialled, so comparing our own
-            // address with it takes one system call instead of two.
-            if pending.socket.local_addr().ok().and_then(|l| l.as_socket()) == Some(pending.addr) {
+            if is_self_connect(&pending.socket, pending.addr) {
                 return self.self_connect(token);
             }
             // Closed with RST, as the task path does: no TIME_WAIT per probed port.
             let _ = pending.socket.set_linger(Some(Duration::ZERO));
-            let Some(key) = self.key.as_deref().filter(|_| pending.keyed) else {
+            if pending.exchange.is_none() {
                 return Step::Done(Attempt::Answer(State::Open, Why::Connected));
-            };
+            }
             pending.heard.mark();
-            let probe = Probe::new(pending.addr.port(), crate::sys::now_ms());
-            pending.exchange = Some(Box::new(Exchange {
-                probe,
-                sent: 0,
-                wire: probe.encode(key),
-                reply: [0; MAX_REPLY_LEN],
-                got: 0,
-            }));
+            pending.connected = true;
             self.exchanging
                 .push_back((Instant::now() + self.timeout, token, pending.serial));
         }
@@ -212,17 +266,14 @@ impl ConnectSweep {
         }
     }
 
-    /// Linux can pick the target port as the socket's own source port on loopback and
-    /// "connect" to itself (simultaneous open); nothing listens there. Try again.
+    /// A connect event that found the socket connected to itself: start again.
     fn self_connect(&mut self, token: usize) -> Step {
         let Some(p) = self.pending[token].take() else {
             return Step::Wait;
         };
         self.running -= 1;
-        if p.self_connects + 1 >= SELF_CONNECT_TRIES {
-            return Step::Done(Attempt::Answer(State::Closed, Why::Refused));
-        }
-        match self.connect(token, p.addr, p.keyed, p.heard, p.self_connects + 1) {
+        drop(p.socket);
+        match self.reconnect(token, p.addr, p.keyed, p.heard, p.self_connects) {
             Some(attempt) => Step::Done(attempt),
             None => Step::Restarted,
         }
@@ -280,6 +331,17 @@ impl ConnectSweep {
 }
 
 impl Exchange {
+    fn new(port: u16, key: &Key) -> Exchange {
+        let probe = Probe::new(port, crate::sys::now_ms());
+        Exchange {
+            probe,
+            sent: 0,
+            wire: probe.encode(key),
+            reply: [0; MAX_REPLY_LEN],
+            got: 0,
+        }
+    }
+
     /// Sends what is left of the probe, reads what has arrived of the reply: `Some` once
     /// the reply is whole and judged.
     fn advance(&mut self, socket: &Socket, key: &Key) -> io::Result<Option<Why>> {
@@ -319,6 +381,12 @@ impl Exchange {
             ReplyCheck::Invalid => Why::NotServe(NotServe::BadProof),
         }
     }
+}
+
+/// The peer of a connected socket is the address dialled, so comparing our own address with
+/// it takes one system call instead of two.
+fn is_self_connect(socket: &Socket, dialled: SocketAddr) -> bool {
+    socket.local_addr().ok().and_then(|l| l.as_socket()) == Some(dialled)
 }
 
 impl Sweeper for ConnectSweep {
