@@ -134,7 +134,7 @@ fn man(subcommand: Option<&str>, dir: Option<&std::path::Path>) -> anyhow::Resul
         );
         for (name, cmd) in pages {
             let path = dir.join(format!("{name}.1"));
-            std::fs::write(&path, render(cmd)?).with_context(|| {
+            replace_file(dir, &path, &render(cmd)?).with_context(|| {
                 format!(
                     "cannot write {}: check the path and permissions",
                     path.display()
@@ -150,6 +150,27 @@ fn man(subcommand: Option<&str>, dir: Option<&std::path::Path>) -> anyhow::Resul
         })?,
     };
     write_stdout(&String::from_utf8_lossy(&render(cmd)?))
+}
+
+/// Writes `bytes` to a temporary file in `dir` and renames it over `path`: a link planted at
+/// `path` is replaced, never written through, and a reader never sees half a page.
+fn replace_file(
+    dir: &std::path::Path,
+    path: &std::path::Path,
+    bytes: &[u8],
+) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let mut temp = tempfile::NamedTempFile::new_in(dir)?;
+    temp.write_all(bytes)?;
+    // A temporary file is private to its owner; a man page is for everyone to read.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        temp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+    }
+    temp.persist(path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// `profiles list`: each built-in role, its number of checks and what it is for.

@@ -202,6 +202,45 @@ fn completions_and_man_page() {
         .stdout(predicate::str::contains(".TH automate-ports 1"));
 }
 
+/// A link planted where a page goes is replaced by the page, never written through: its
+/// target keeps its bytes.
+#[cfg(unix)]
+#[test]
+fn man_dir_replaces_a_planted_link_and_leaves_its_target_alone() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    let planted = dir.path().join("pages");
+    std::fs::create_dir(&planted).unwrap();
+    let link = planted.join("automate-ports-check.1");
+    std::os::unix::fs::symlink(&victim, &link).unwrap();
+    for _ in 0..2 {
+        bin()
+            .args(["man", "--dir"])
+            .arg(&planted)
+            .assert()
+            .success();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+        let meta = std::fs::symlink_metadata(&link).unwrap();
+        assert!(meta.file_type().is_file(), "{meta:?}");
+        assert_eq!(meta.permissions().mode() & 0o777, 0o644);
+        let page = std::fs::read_to_string(&link).unwrap();
+        assert!(page.contains(".TH automate-ports-check 1"), "{page}");
+    }
+    // Nothing but the pages is left behind.
+    let stray: Vec<_> = std::fs::read_dir(&planted)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| {
+            !std::path::Path::new(n)
+                .extension()
+                .is_some_and(|e| e == "1")
+        })
+        .collect();
+    assert!(stray.is_empty(), "{stray:?}");
+}
+
 /// A page per subcommand, so `man automate-ports-check` documents every option of check.
 #[test]
 fn man_pages_for_every_subcommand() {
