@@ -233,9 +233,9 @@ fn man_dir_replaces_a_planted_link_and_leaves_its_target_alone() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| {
-            !std::path::Path::new(n)
+            std::path::Path::new(n)
                 .extension()
-                .is_some_and(|e| e == "1")
+                .is_none_or(|e| e != "1")
         })
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
