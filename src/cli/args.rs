@@ -354,14 +354,15 @@ pub struct ServeArgs {
 /// The shared key of `check` and `serve`.
 #[derive(Debug, Args, Clone)]
 pub struct KeyArg {
-    /// Shared key with `serve` on the far side (at least 16 characters; `serve --new-key` makes one); prefer the AUTOMATE_PORTS_KEY variable, which stays out of process lists.
-    #[arg(
-        long,
-        value_name = "KEY",
-        env = "AUTOMATE_PORTS_KEY",
-        hide_env_values = true
-    )]
+    /// Shared key with `serve` on the far side (at least 16 characters; `serve --new-key` makes one). Every user of this machine can read it in the process list: prefer --key-file or the AUTOMATE_PORTS_KEY variable.
+    // Not read from the environment by clap: `key()` tells a key typed on the command line
+    // (which earns a warning) from one in the environment.
+    #[arg(long, value_name = "KEY")]
     pub key: Option<String>,
+    /// Read the shared key from this file (its first line), which only its owner may read
+    /// (chmod 600); stays out of process lists.
+    #[arg(long, value_name = "PATH", conflicts_with = "key")]
+    pub key_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Args)]

@@ -334,12 +334,71 @@ fn resolve_once(host: &str, port: u16) -> Result<std::net::SocketAddr, String> {
     }
 }
 
+/// The shared key: `--key-file`, else `--key` (with a warning: process lists show it), else
+/// AUTOMATE_PORTS_KEY; `None` without any.
 pub(super) fn key(arg: &KeyArg) -> anyhow::Result<Option<Key>> {
-    arg.key
-        .as_deref()
-        .map(Key::derive)
-        .transpose()
-        .map_err(|e| anyhow::anyhow!("{e} (--key or AUTOMATE_PORTS_KEY)"))
+    let (text, from) = match (&arg.key_file, &arg.key) {
+        (Some(path), _) => (read_key_file(path)?, "--key-file"),
+        (None, Some(key)) => {
+            eprintln!("automate-ports: warning: --key is visible to every user of this machine in the process list; use --key-file PATH or the AUTOMATE_PORTS_KEY variable instead");
+            (key.clone(), "--key")
+        }
+        (None, None) => match std::env::var("AUTOMATE_PORTS_KEY") {
+            Ok(key) => (key, "AUTOMATE_PORTS_KEY"),
+            Err(std::env::VarError::NotPresent) => return Ok(None),
+            Err(std::env::VarError::NotUnicode(_)) => anyhow::bail!(
+                "AUTOMATE_PORTS_KEY is not valid text: set it to the key serve --new-key printed"
+            ),
+        },
+    };
+    Key::derive(&text)
+        .map(Some)
+        .map_err(|e| anyhow::anyhow!("{e} ({from})"))
+}
+
+/// The longest key file read: a key is a line of text, and a path that leads to something
+/// endless (a device, a huge file) must not be read whole.
+const KEY_FILE_MAX: u64 = 4096;
+
+/// The first line of a key file that is a regular file only its owner can read.
+fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let shown = path.display();
+    let cannot = |e: std::io::Error| anyhow::anyhow!("cannot read --key-file {shown}: {e}");
+    // Opened before it is judged, so the file judged is the file read; without blocking, so a
+    // FIFO in its place is refused instead of waiting for a writer.
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, nix::libc::O_NONBLOCK);
+    let file = options.open(path).map_err(cannot)?;
+    let meta = file.metadata().map_err(cannot)?;
+    anyhow::ensure!(
+        meta.is_file(),
+        "--key-file {shown} is not a regular file: give the file that holds the key"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = meta.permissions().mode() & 0o777;
+        let group_and_others = mode & 0o077;
+        anyhow::ensure!(
+            group_and_others == 0,
+            "--key-file {shown} can be read by other users (mode {mode:04o}): run chmod 600 {shown}"
+        );
+    }
+    let mut text = String::new();
+    file.take(KEY_FILE_MAX)
+        .read_to_string(&mut text)
+        .map_err(|e| {
+            anyhow::anyhow!("cannot read --key-file {shown}: {e} (it must hold the key as text)")
+        })?;
+    let key = text.lines().next().unwrap_or_default().trim();
+    anyhow::ensure!(
+        !key.is_empty(),
+        "--key-file {shown} is empty: put the key serve --new-key printed on its first line"
+    );
+    Ok(key.to_string())
 }
 
 fn pipeline_options(

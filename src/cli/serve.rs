@@ -13,12 +13,12 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     if args.new_key {
         let key = Key::generate();
         return write_stdout(&format!(
-            "{key}\n\n# the same key on both sides, in the environment (it stays out of process lists):\nexport AUTOMATE_PORTS_KEY='{key}'      # Linux, macOS\n$env:AUTOMATE_PORTS_KEY = '{key}'    # Windows PowerShell\n"
+            "{key}\n\n# the same key on both sides, in a file only you can read, or in the environment (both stay out of process lists):\n(umask 077; echo '{key}' > automate-ports.key)   # then --key-file automate-ports.key\nexport AUTOMATE_PORTS_KEY='{key}'      # Linux, macOS\n$env:AUTOMATE_PORTS_KEY = '{key}'    # Windows PowerShell\n"
         ));
     }
     let profile = profiles::load(args.role.as_deref(), args.profile.as_deref())?;
     let Some(key) = key(&args.key)? else {
-        anyhow::bail!("serve needs the shared key: set AUTOMATE_PORTS_KEY or pass --key KEY (the same as for check --key)");
+        anyhow::bail!("serve needs the shared key: pass --key-file PATH or set AUTOMATE_PORTS_KEY (the same key as check's)");
     };
     let mut binds = Vec::new();
     for host in &args.bind {

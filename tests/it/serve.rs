@@ -317,6 +317,116 @@ fn serve_input_errors_are_one_line_exit_2() {
     }
 }
 
+/// `--key-file` on both sides: serve and check take the key from a file only its owner reads
+/// (it wins over the environment); `--key` on the command line works but warns.
+#[cfg(unix)]
+#[test]
+fn key_file_is_read_and_guarded() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("automate-ports.key");
+    std::fs::write(&file, format!("{KEY}\n")).unwrap();
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file_arg = file.to_str().unwrap();
+    let tcp = util::free_tcp_port();
+    let p = profile(&check_block("t", "tcp", &tcp.to_string(), true));
+    // The environment holds another key: serve must answer with the file's.
+    let _s = serve_profile(
+        &p,
+        &["--for", "1m", "--key-file", file_arg],
+        "not-the-file-key-0000",
+    );
+    let out = check_box(&p, "127.0.0.1")
+        .args(["--format", "json", "--key-file", file_arg])
+        .env_remove("AUTOMATE_PORTS_KEY")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let r = &results(&report, "t")[0];
+    assert_eq!(r["verified"], true, "{r}");
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let out = check_box(&p, "127.0.0.1")
+        .args(["--format", "json", "--key", KEY])
+        .env_remove("AUTOMATE_PORTS_KEY")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(results(&report, "t")[0]["verified"], true);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("warning: --key is visible") && stderr.contains("--key-file"),
+        "{stderr}"
+    );
+}
+
+/// A key file others can read, a FIFO, an empty or missing file and both flags at once are
+/// one-line errors, exit 2, at once.
+#[cfg(unix)]
+#[test]
+fn key_file_mistakes_are_one_line_exit_2() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let good = dir.path().join("good.key");
+    std::fs::write(&good, KEY).unwrap();
+    std::fs::set_permissions(&good, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let file_arg = good.to_str().unwrap();
+    let open = dir.path().join("open.key");
+    std::fs::write(&open, KEY).unwrap();
+    std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let empty = dir.path().join("empty.key");
+    std::fs::write(&empty, "\n").unwrap();
+    std::fs::set_permissions(&empty, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let fifo = dir.path().join("fifo.key");
+    assert!(std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    let open = open.to_str().unwrap();
+    let empty = empty.to_str().unwrap();
+    let fifo = fifo.to_str().unwrap();
+    for (args, needle) in [
+        (vec!["check", "--key-file", open], "chmod 600"),
+        (
+            vec!["serve", "--role", "server", "--key-file", open],
+            "mode 0644",
+        ),
+        (vec!["check", "--key-file", empty], "is empty"),
+        (vec!["check", "--key-file", fifo], "not a regular file"),
+        (
+            vec!["check", "--key-file", "/nonexistent/key"],
+            "cannot read --key-file",
+        ),
+        (vec!["check", "--key-file", file_arg, "--key", KEY], "--key"),
+    ] {
+        let started = std::time::Instant::now();
+        let out = bin()
+            .args(&args)
+            .args(
+                ["--role", "agent", "--server", "127.0.0.1"]
+                    .iter()
+                    .filter(|_| args[0] == "check"),
+            )
+            .env_remove("AUTOMATE_PORTS_KEY")
+            .timeout(Duration::from_secs(20))
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{args:?} waited"
+        );
+    }
+}
+
 /// A responder on loopback that answers each probe with `junk` datagrams first (what a
 /// spoofer racing serve's reply would send), then, if `valid`, the real reply.
 fn racing_responder(junk: usize, valid: bool) -> u16 {
