@@ -362,21 +362,14 @@ const KEY_FILE_MAX: u64 = 4096;
 
 /// The first line of a key file that is a regular file only its owner can read.
 fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
-    use std::io::Read as _;
     let shown = path.display();
-    let cannot = |e: std::io::Error| anyhow::anyhow!("cannot read --key-file {shown}: {e}");
-    // Opened before it is judged, so the file judged is the file read; without blocking, so a
-    // FIFO in its place is refused instead of waiting for a writer.
-    let mut options = std::fs::OpenOptions::new();
-    options.read(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, nix::libc::O_NONBLOCK);
-    let file = options.open(path).map_err(cannot)?;
-    let meta = file.metadata().map_err(cannot)?;
-    anyhow::ensure!(
-        meta.is_file(),
-        "--key-file {shown} is not a regular file: give the file that holds the key"
-    );
+    let (bytes, meta) =
+        crate::sys::read_regular(path, KEY_FILE_MAX).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => anyhow::anyhow!(
+                "--key-file {shown} is not a regular file: give the file that holds the key"
+            ),
+            _ => anyhow::anyhow!("cannot read --key-file {shown}: {e}"),
+        })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
@@ -387,12 +380,12 @@ fn read_key_file(path: &std::path::Path) -> anyhow::Result<String> {
             "--key-file {shown} can be read by other users (mode {mode:04o}): run chmod 600 {shown}"
         );
     }
-    let mut text = String::new();
-    file.take(KEY_FILE_MAX)
-        .read_to_string(&mut text)
-        .map_err(|e| {
-            anyhow::anyhow!("cannot read --key-file {shown}: {e} (it must hold the key as text)")
-        })?;
+    // Windows: the file's ACL is not judged here (README).
+    #[cfg(not(unix))]
+    let _ = meta;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        anyhow::anyhow!("--key-file {shown} does not hold text: put the key serve --new-key printed on its first line")
+    })?;
     let key = text.lines().next().unwrap_or_default().trim();
     anyhow::ensure!(
         !key.is_empty(),

@@ -86,7 +86,12 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
         Command::Demo(args) => demo::run(&args),
         Command::Fleet(args) => {
             let fleet = crate::fleet::read(&args.paths);
-            write_stdout(&crate::fleet::render(&fleet, args.format.into()))?;
+            let format = args.format.into();
+            write_stdout(&crate::fleet::render(&fleet, format))?;
+            if format == crate::fleet::FleetFormat::Csv {
+                // A CSV is rows of machines; the files that were none are said beside it.
+                eprint!("{}", crate::fleet::skipped_lines(&fleet));
+            }
             Ok(ExitCode::from(if fleet.all_passed() {
                 exit::OK
             } else {

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-pub use render::{render, FleetFormat};
+pub use render::{render, skipped_lines, FleetFormat};
 
 /// The largest report file read: a full sweep's report runs to a few MiB.
 const MAX_FILE: u64 = 64 * 1024 * 1024;
@@ -81,11 +81,15 @@ pub fn read(paths: &[PathBuf]) -> Fleet {
     for path in paths {
         collect(path, &mut files, &mut skipped, 0);
     }
+    // Each file once, however many of the paths given lead to it.
+    let mut seen = std::collections::HashSet::new();
+    files.retain(|f| seen.insert(f.canonicalize().unwrap_or_else(|_| f.clone())));
     let mut machines = Vec::new();
     for file in files {
         match machine(&file) {
             Ok(m) => machines.push(m),
-            Err(why) => skipped.push((file, why)),
+            // Schema errors quote the offending value: the file's own text.
+            Err(why) => skipped.push((file, crate::probe::app::untrusted(&why))),
         }
     }
     build(machines, skipped)
@@ -101,13 +105,25 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>, skipped: &mut Vec<(PathBuf, St
             skipped.push((path.to_path_buf(), "cannot read the folder".into()));
             return;
         };
-        let mut entries: Vec<PathBuf> = entries.flatten().map(|e| e.path()).collect();
-        entries.sort();
-        for entry in entries {
+        let mut entries: Vec<(PathBuf, std::fs::FileType)> = entries
+            .flatten()
+            .filter_map(|e| Some((e.path(), e.file_type().ok()?)))
+            .collect();
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        for (entry, kind) in entries {
             let json = entry
                 .extension()
                 .is_some_and(|e| e.eq_ignore_ascii_case("json"));
-            if entry.is_dir() || json {
+            // A link inside a folder may lead out of it, or around it again: named, not
+            // followed (a path given on the command line is followed: the user chose it).
+            if kind.is_symlink() {
+                if json || entry.is_dir() {
+                    skipped.push((
+                        entry,
+                        "a link: not followed (name its target instead)".into(),
+                    ));
+                }
+            } else if kind.is_dir() || json {
                 collect(&entry, files, skipped, depth + 1);
             }
         }
@@ -120,11 +136,10 @@ fn collect(path: &Path, files: &mut Vec<PathBuf>, skipped: &mut Vec<(PathBuf, St
 
 /// One report file as a machine, or why it is not one.
 fn machine(file: &Path) -> Result<Machine, String> {
-    let size = std::fs::metadata(file).map_err(|e| e.to_string())?.len();
-    if size > MAX_FILE {
-        return Err(format!("larger than {} MiB", MAX_FILE >> 20));
-    }
-    let text = std::fs::read(file).map_err(|e| e.to_string())?;
+    let (text, _) = crate::sys::read_regular(file, MAX_FILE).map_err(|e| match e.kind() {
+        std::io::ErrorKind::InvalidData => format!("larger than {} MiB", MAX_FILE >> 20),
+        _ => e.to_string(),
+    })?;
     let report: Value = serde_json::from_slice(&text).map_err(|e| format!("not JSON ({e})"))?;
     parse(&report).map(|mut m| {
         m.file = file.to_path_buf();
@@ -141,6 +156,13 @@ fn schema_1() -> &'static jsonschema::Validator {
         jsonschema::validator_for(&schema).expect("the published schema is a JSON Schema")
     })
 }
+
+/// Checks in one report at most: the built-in roles have a few dozen, and a fleet table of
+/// thousands of columns helps no one.
+const MAX_CHECKS: usize = 1024;
+
+/// The longest check id accepted (the built-in ones are under 30 characters).
+const MAX_ID_LEN: usize = 64;
 
 /// The parts of a report the fleet view needs. A schema-1 report is checked against
 /// schema/report-1.json; a later one (which may add fields) for the fields read here.
@@ -162,6 +184,12 @@ fn parse(report: &Value) -> Result<Machine, String> {
         .get("checks")
         .and_then(Value::as_array)
         .ok_or("no checks")?;
+    if checks.len() > MAX_CHECKS {
+        return Err(format!(
+            "{} checks, more than the {MAX_CHECKS} a report of this tool can hold",
+            checks.len()
+        ));
+    }
     let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
     for check in checks {
         let text = |k: &str| {
@@ -176,10 +204,17 @@ fn parse(report: &Value) -> Result<Machine, String> {
         if id.is_empty() || rank(&verdict).is_none() {
             return Err("a check without an id or a known verdict".into());
         }
+        // Ids are rendered inside code spans and as CSV headers: only what a profile allows.
+        if id.len() > MAX_ID_LEN || !crate::profiles::is_name(&id) {
+            return Err(format!(
+                "check id '{}' is not a profile id (lower-case letters, digits, '-', '_')",
+                crate::probe::app::untrusted(&id)
+            ));
+        }
         let cell = Cell {
             verdict,
-            state: text("state"),
-            reason: text("reason"),
+            state: crate::model::defang(&text("state")),
+            reason: crate::model::defang(&text("reason")),
         };
         let worse = cells
             .get(&id)
@@ -190,7 +225,7 @@ fn parse(report: &Value) -> Result<Machine, String> {
     }
     let count = |v: &str| cells.values().filter(|c| c.verdict == v).count();
     Ok(Machine {
-        hostname: report["hostname"].as_str().unwrap_or("?").to_string(),
+        hostname: crate::probe::app::untrusted(report["hostname"].as_str().unwrap_or("?")),
         agent_id: report.pointer("/agent/id").and_then(Value::as_u64),
         role: report["role"].as_str().unwrap_or_default().to_string(),
         file: PathBuf::new(),
@@ -218,9 +253,12 @@ fn build(mut machines: Vec<Machine>, skipped: Vec<(PathBuf, String)>) -> Fleet {
             .then_with(|| a.hostname.cmp(&b.hostname))
     });
     let mut ids: Vec<String> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for m in &machines {
         for id in m.cells.keys() {
-            crate::model::push_new(&mut ids, id.clone());
+            if seen.insert(id.as_str()) {
+                ids.push(id.clone());
+            }
         }
     }
     let mut columns: Vec<Column> = ids

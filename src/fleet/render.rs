@@ -24,6 +24,16 @@ pub fn render(fleet: &Fleet, format: FleetFormat) -> String {
     }
 }
 
+/// The files that were not reports, one line each, for a format that has no room for them
+/// (CSV: on standard error).
+pub fn skipped_lines(fleet: &Fleet) -> String {
+    let mut out = String::new();
+    for (path, why) in &fleet.skipped {
+        let _ = writeln!(out, "skipped {}: {why}", shown(path));
+    }
+    out
+}
+
 fn ids(fleet: &Fleet) -> Vec<String> {
     fleet.columns.iter().map(|c| c.id.clone()).collect()
 }
@@ -139,14 +149,33 @@ fn table(fleet: &Fleet) -> String {
             hosts.join(", ")
         );
     }
-    for (path, why) in &fleet.skipped {
-        let _ = writeln!(out, "skipped {}: {why}", path.display());
-    }
+    out.push_str(&skipped_lines(fleet));
     out
 }
 
+/// A path as shown: file names are chosen by whoever wrote the folder.
+fn shown(path: &std::path::Path) -> String {
+    crate::model::defang(&path.display().to_string())
+}
+
+/// Text in a Markdown table cell or list item: every character Markdown (or the HTML it
+/// lets through) could act on is escaped, line breaks become spaces, so a report's words
+/// stay words: no link, image, emphasis, tag or broken table.
 fn md_escape(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            // Mid-line (every use is a cell or follows a list marker): what starts a link,
+            // an image, a tag, an entity, code, emphasis or a cell.
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 fn markdown(fleet: &Fleet) -> String {
@@ -192,7 +221,7 @@ fn markdown(fleet: &Fleet) -> String {
     if !fleet.skipped.is_empty() {
         out.push_str("\nSkipped files:\n\n");
         for (path, why) in &fleet.skipped {
-            let _ = writeln!(out, "- `{}`: {}", path.display(), md_escape(why));
+            let _ = writeln!(out, "- {}: {}", md_escape(&shown(path)), md_escape(why));
         }
     }
     out
@@ -222,7 +251,7 @@ fn csv(fleet: &Fleet) -> String {
         let mut row = vec![
             m.hostname.clone(),
             m.agent_id.map(|i| i.to_string()).unwrap_or_default(),
-            m.file.display().to_string(),
+            shown(&m.file),
             m.fails.to_string(),
             m.warns.to_string(),
             first.to_string(),
@@ -317,7 +346,7 @@ fn html(fleet: &Fleet) -> String {
             let _ = writeln!(
                 out,
                 "<li><code>{}</code>: {}</li>",
-                esc(&path.display().to_string()),
+                esc(&shown(path)),
                 esc(why)
             );
         }
@@ -329,7 +358,16 @@ fn html(fleet: &Fleet) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::csv_cell;
+    use super::{csv_cell, md_escape};
+
+    #[test]
+    fn markdown_text_stays_text() {
+        assert_eq!(
+            md_escape("<img src=x> [a](http://x) `c` *e* a|b\r\n"),
+            "\\<img src=x\\> \\[a\\](http://x) \\`c\\` \\*e\\* a\\|b  "
+        );
+        assert_eq!(md_escape("pc-01 (Berlin)"), "pc-01 (Berlin)");
+    }
 
     #[test]
     fn cells_that_a_spreadsheet_would_evaluate_are_text() {

@@ -323,6 +323,23 @@ impl Family {
 
 /// Appends `item` unless the list has it: lists of hosts, addresses and targets keep the
 /// order in which they were first named.
+/// Text from outside this program (a report file, a remote server, a process name) as it
+/// may reach a terminal or a document: control characters (escape sequences, bells, line
+/// breaks) and bidirectional overrides become U+FFFD, so it can neither clear a screen,
+/// retitle a window nor reorder a line. Each output format escapes its own syntax on top.
+pub fn defang(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+            if c.is_control() || bidi {
+                '\u{fffd}'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 pub fn push_new<T: PartialEq>(list: &mut Vec<T>, item: T) {
     if !list.contains(&item) {
         list.push(item);

@@ -9,7 +9,7 @@ use std::io::Read as _;
 use std::path::Path;
 
 use crate::model::Profile;
-pub use validate::{parse, parse_port_spec};
+pub use validate::{is_name, parse, parse_port_spec};
 
 /// The built-in profiles, in the order `profiles list` shows them.
 pub const BUILTIN: &[(&str, &str)] = &[

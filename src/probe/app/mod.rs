@@ -177,18 +177,8 @@ pub async fn run(
 pub fn untrusted(text: &str) -> String {
     // Above the longest DNS name (253), so certificate names still match as they are.
     const MAX_CHARS: usize = 256;
-    let mut out: String = text
-        .chars()
-        .take(MAX_CHARS)
-        .map(|c| {
-            let bidi = matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-            if c.is_control() || bidi {
-                '\u{fffd}'
-            } else {
-                c
-            }
-        })
-        .collect();
+    let kept: String = text.chars().take(MAX_CHARS).collect();
+    let mut out = crate::model::defang(&kept);
     if text.chars().nth(MAX_CHARS).is_some() {
         out.push('…');
     }
