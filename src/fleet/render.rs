@@ -158,26 +158,6 @@ fn shown(path: &std::path::Path) -> String {
     crate::model::defang(&path.display().to_string())
 }
 
-/// Text in a Markdown table cell or list item: every character Markdown (or the HTML it
-/// lets through) could act on is escaped, line breaks become spaces, so a report's words
-/// stay words: no link, image, emphasis, tag or broken table.
-fn md_escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '\n' | '\r' => out.push(' '),
-            // Mid-line (every use is a cell or follows a list marker): what starts a link,
-            // an image, a tag, an entity, code, emphasis or a cell.
-            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 fn markdown(fleet: &Fleet) -> String {
     let total = fleet.machines.len();
     let mut out = format!("## automate-ports fleet: {}\n\n", headline(fleet));
@@ -281,6 +261,7 @@ fn csv_cell(text: &str) -> std::borrow::Cow<'_, str> {
 }
 
 use crate::report::html::{esc, CSS};
+use crate::report::markdown::cell as md_escape;
 
 fn html(fleet: &Fleet) -> String {
     let total = fleet.machines.len();

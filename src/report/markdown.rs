@@ -5,8 +5,23 @@ use std::fmt::Write as _;
 use super::Report;
 use crate::tr;
 
-fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('\n', " ")
+/// Text in a Markdown table cell or list item: every character Markdown (or the HTML it lets
+/// through) could act on mid-line is escaped and line breaks become spaces, so words from the
+/// far side (a `Server` header, a certificate's names) stay words: no link, image, tag, code
+/// span or broken table. Our own sentences go through it too: they use no Markdown.
+pub(crate) fn cell(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' | '\r' => out.push(' '),
+            '\\' | '`' | '*' | '_' | '[' | ']' | '<' | '>' | '|' | '~' | '&' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 pub fn render(report: &Report) -> String {

@@ -31,9 +31,10 @@ fn socket_holder(inode: u64) -> Option<Holder> {
         });
         if holds {
             let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            // Any process names itself (prctl PR_SET_NAME): escapes included.
             return Some(Holder {
                 pid,
-                name: name.trim().to_string(),
+                name: crate::model::defang(name.trim()),
             });
         }
     }

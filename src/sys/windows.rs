@@ -88,7 +88,11 @@ fn holder(pid: u32) -> Holder {
         4 => "System".to_string(),
         _ => "an unnamed process".to_string(),
     });
-    Holder { pid, name }
+    // Any program picks its own file name.
+    Holder {
+        pid,
+        name: crate::model::defang(&name),
+    }
 }
 
 fn image_name(pid: u32) -> Option<String> {
