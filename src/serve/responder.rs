@@ -64,6 +64,16 @@ impl Answer {
     }
 }
 
+/// A keyed source's token bucket.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Bucket {
+    tokens: f64,
+    seen: Instant,
+    /// It sent a fresh probe with the key: its TCP connections get the keyed cap. A stale
+    /// answer alone does not grant that: a recording replayed later is stale too.
+    proved: bool,
+}
+
 /// Shared state of the responder: key, counters, replay cache, rate limiter.
 pub(super) struct Responder {
     pub(super) key: Key,
@@ -71,8 +81,9 @@ pub(super) struct Responder {
     /// run are forgotten, so its recorded probes could otherwise be replayed.
     started_ms: u64,
     pub(super) stats: Arc<Stats>,
+    /// Each nonce seen, with when it may be forgotten (milliseconds).
     nonces: Mutex<HashMap<[u8; 16], u64>>,
-    buckets: Mutex<LruCache<Source, (f64, Instant)>>,
+    buckets: Mutex<LruCache<Source, Bucket>>,
     pub(super) waiting: Mutex<Waiting>,
     /// Signalled as each connection closes: an accept loop out of descriptors waits on it.
     pub(super) freed: Notify,
@@ -111,8 +122,16 @@ impl Responder {
             // answer: it would tell the replayer that serve runs again.
             return Err(Reject::BeforeStart);
         }
-        self.first_sight(probe.nonce, now)?;
-        if !self.allow(Source::of(from.ip())) {
+        // A fresh probe stays fresh until its own timestamp leaves the window (a prober whose
+        // clock is ahead sends probes that stay fresh longer than the window from now): its
+        // nonce is kept as long. A stale one is answered once, and kept a window from now.
+        let keep_until = if in_window {
+            probe.timestamp_ms.max(now) + FRESH_WINDOW.as_millis() as u64
+        } else {
+            now + FRESH_WINDOW.as_millis() as u64
+        };
+        self.first_sight(probe.nonce, now, keep_until)?;
+        if !self.allow(Source::of(from.ip()), in_window) {
             return Err(Reject::RateLimited);
         }
         if in_window && probe.mapped {
@@ -138,43 +157,54 @@ impl Responder {
         }
     }
 
-    /// Remembers a nonce for the freshness window after it was first seen.
-    pub(super) fn first_sight(&self, nonce: [u8; 16], now: u64) -> Result<(), Reject> {
+    /// Remembers a nonce until `keep_until`; `Replayed` if it is remembered already.
+    pub(super) fn first_sight(
+        &self,
+        nonce: [u8; 16],
+        now: u64,
+        keep_until: u64,
+    ) -> Result<(), Reject> {
         let mut nonces = self.nonces.lock().expect("no panics while held");
         if nonces.len() >= MAX_NONCES {
-            // A nonce first seen longer ago than the window only returns in probes that are
-            // stale anyway (or older than serve's start): forget it.
-            let oldest = now.saturating_sub(FRESH_WINDOW.as_millis() as u64);
-            nonces.retain(|_, seen| *seen >= oldest);
+            // A nonce past its time only returns in probes that are stale anyway (or older
+            // than serve's start): forget it.
+            nonces.retain(|_, until| *until >= now);
             if nonces.len() >= MAX_NONCES {
                 return Err(Reject::RateLimited);
             }
         }
-        match nonces.insert(nonce, now) {
+        match nonces.insert(nonce, keep_until) {
             None => Ok(()),
             Some(_) => Err(Reject::Replayed),
         }
     }
 
-    /// Whether `source` sent a valid probe lately (it is in the rate table, which only keyed
-    /// sources enter). TCP can't be spoofed, so a stranger cannot borrow this.
+    /// Whether `source` sent a fresh valid probe lately (the rate table holds only sources
+    /// that proved the key). TCP can't be spoofed, so a stranger cannot borrow this.
     pub(super) fn has_proved_the_key(&self, source: Source) -> bool {
         self.buckets
             .lock()
             .expect("no panics while held")
-            .contains(&source)
+            .peek(&source)
+            .is_some_and(|b| b.proved)
     }
 
-    /// Token bucket per keyed source.
-    pub(super) fn allow(&self, source: Source) -> bool {
+    /// Token bucket per keyed source; `fresh` marks it as having proved the key.
+    pub(super) fn allow(&self, source: Source, fresh: bool) -> bool {
         let now = Instant::now();
         let mut buckets = self.buckets.lock().expect("no panics while held");
-        let (tokens, seen) = buckets.get_or_insert_mut(source, || (RATE_BURST, now));
-        *tokens =
-            (*tokens + now.duration_since(*seen).as_secs_f64() * RATE_PER_SEC).min(RATE_BURST);
-        *seen = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
+        let bucket = buckets.get_or_insert_mut(source, || Bucket {
+            tokens: RATE_BURST,
+            seen: now,
+            proved: false,
+        });
+        bucket.tokens = (bucket.tokens
+            + now.duration_since(bucket.seen).as_secs_f64() * RATE_PER_SEC)
+            .min(RATE_BURST);
+        bucket.seen = now;
+        bucket.proved |= fresh;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
             true
         } else {
             false
@@ -280,19 +310,24 @@ mod tests {
         let r = Responder::new(key(), now_ms() - 1000);
         let first: IpAddr = "192.0.2.1".parse().unwrap();
         // Drain the first source's bucket, then let keyed newcomers fill the table.
-        *r.buckets
+        r.buckets
             .lock()
             .unwrap()
-            .get_or_insert_mut(Source::of(first), || (0.0, Instant::now())) = (0.0, Instant::now());
+            .get_or_insert_mut(Source::of(first), || Bucket {
+                tokens: 0.0,
+                seen: Instant::now(),
+                proved: true,
+            })
+            .tokens = 0.0;
         for i in 0..MAX_SOURCES as u32 {
             assert!(
-                r.allow(Source::V4(Ipv4Addr::from(0x0A00_0000 + i))),
+                r.allow(Source::V4(Ipv4Addr::from(0x0A00_0000 + i)), true),
                 "newcomer {i} refused"
             );
         }
         assert_eq!(r.buckets.lock().unwrap().len(), MAX_SOURCES);
         assert!(
-            r.allow(Source::of(first)),
+            r.allow(Source::of(first), true),
             "forgotten, so it starts with a full burst"
         );
     }
@@ -336,5 +371,54 @@ mod tests {
             Some(Reject::BeforeStart)
         );
         assert_eq!(r.stats.answered_stale.load(Ordering::Relaxed), 1);
+    }
+
+    /// A stale answer (a replayed recording, or a wrong clock) does not move its source into
+    /// the keyed class; a fresh one does.
+    #[test]
+    fn only_a_fresh_probe_proves_the_key() {
+        let now = now_ms();
+        let r = Responder::new(key(), now - 10_000);
+        let source: IpAddr = "192.0.2.7".parse().unwrap();
+        let far = crate::protocol::Probe::new(443, now - 400_000);
+        assert!(matches!(
+            r.answer(&far.encode(&key()), at(source), 443),
+            Ok(Answer::Stale(_))
+        ));
+        assert!(!r.has_proved_the_key(Source::of(source)));
+        assert!(r.answer(&probe(now_ms()), at(source), 443).is_ok());
+        assert!(r.has_proved_the_key(Source::of(source)));
+    }
+
+    /// A nonce is kept until its probe's timestamp leaves the window, not a window after it
+    /// was first seen: a probe from a prober whose clock is ahead stays fresh that long.
+    #[test]
+    fn a_nonce_is_kept_while_its_probe_is_fresh() {
+        let now = now_ms();
+        let r = Responder::new(key(), now - 10_000);
+        let window = FRESH_WINDOW.as_millis() as u64;
+        let ahead = crate::protocol::Probe::new(443, now + window - 1_000);
+        let source: IpAddr = "192.0.2.7".parse().unwrap();
+        assert!(matches!(
+            r.answer(&ahead.encode(&key()), at(source), 443),
+            Ok(Answer::Fresh(_))
+        ));
+        let until = r.nonces.lock().unwrap()[&ahead.nonce];
+        assert!(until >= now + 2 * window - 1_000, "{until}");
+        // Later, the table full of nonces past their time: the next new one makes it forget
+        // them, and the fresh probe's nonce survives.
+        let later = now + window + 1_000;
+        {
+            let mut nonces = r.nonces.lock().unwrap();
+            for i in 0..MAX_NONCES as u64 {
+                let mut old = [0xee; 16];
+                old[..8].copy_from_slice(&i.to_be_bytes());
+                nonces.insert(old, later - 1);
+            }
+        }
+        r.first_sight([7; 16], later, later + window).unwrap();
+        let nonces = r.nonces.lock().unwrap();
+        assert!(nonces.contains_key(&ahead.nonce));
+        assert_eq!(nonces.len(), 2, "the expired ones are forgotten");
     }
 }
