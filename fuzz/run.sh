@@ -12,7 +12,7 @@ case "$secs" in '' | *[!0-9]*) echo "usage: $0 [SECONDS_PER_TARGET] [TARGET...]"
 
 # target:max_len (a profile may be long TOML; MySQL/HTTP reads stop at 16 KiB, the HTTP
 # cap is crossed on purpose; probes and replies are at most 66 bytes).
-all=(probe:256 profile:65536 mysql:4096 http:20480 agent:8192)
+all=(probe:256 profile:65536 mysql:4096 http:20480 agent:8192 fleet:65536)
 if (($# > 0)); then
     wanted=("$@")
     targets=()

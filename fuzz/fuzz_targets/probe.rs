@@ -6,8 +6,8 @@
 use std::sync::OnceLock;
 
 use automate_ports::protocol::{
-    authenticate, check_reply, decode_probe, encode_reply, encode_stale, reply_len, Key, Probe,
-    ReplyCheck, PROBE_LEN, REPLY_LEN, STALE_LEN,
+    authenticate, check_reply, decode_probe, encode_mapped, encode_reply, encode_stale, reply_len,
+    Key, Probe, ReplyCheck, MAPPED_LEN, PROBE_LEN, REPLY_LEN, STALE_LEN,
 };
 use libfuzzer_sys::fuzz_target;
 
@@ -73,7 +73,10 @@ fuzz_target!(|data: &[u8]| {
     }
 
     if let Some(n) = reply_len(data) {
-        assert!(n == REPLY_LEN || n == STALE_LEN, "reply_len {n}");
+        assert!(
+            n == REPLY_LEN || n == STALE_LEN || n == MAPPED_LEN,
+            "reply_len {n}"
+        );
     }
 
     let port_field = (data.len() >= 8).then(|| u16::from_be_bytes([data[6], data[7]]));
@@ -95,6 +98,14 @@ fuzz_target!(|data: &[u8]| {
                 data,
                 &encode_stale(&f.key, &NONCE, port, responder_ms)[..],
                 "a forged stale reply was accepted"
+            );
+        }
+        ReplyCheck::Mapped(seen) => {
+            let port = port_field.expect("a mapped reply has a port");
+            assert_eq!(
+                data,
+                &encode_mapped(&f.key, &NONCE, port, seen)[..],
+                "a forged mapped reply was accepted"
             );
         }
         ReplyCheck::Invalid => {}

@@ -140,11 +140,29 @@ fn machine(file: &Path) -> Result<Machine, String> {
         std::io::ErrorKind::InvalidData => format!("larger than {} MiB", MAX_FILE >> 20),
         _ => e.to_string(),
     })?;
-    let report: Value = serde_json::from_slice(&text).map_err(|e| format!("not JSON ({e})"))?;
-    parse(&report).map(|mut m| {
+    machine_of(&text).map(|mut m| {
         m.file = file.to_path_buf();
         m
     })
+}
+
+/// One report's bytes as a machine, or why they are not one.
+fn machine_of(bytes: &[u8]) -> Result<Machine, String> {
+    let report: Value = serde_json::from_slice(bytes).map_err(|e| format!("not JSON ({e})"))?;
+    parse(&report)
+}
+
+/// The fleet of one file's bytes, as `read` would make it (for the fuzz target).
+#[doc(hidden)]
+pub fn of_bytes(name: &str, bytes: &[u8]) -> Fleet {
+    let file = PathBuf::from(name);
+    match machine_of(bytes) {
+        Ok(mut m) => {
+            m.file = file;
+            build(vec![m], Vec::new())
+        }
+        Err(why) => build(Vec::new(), vec![(file, crate::probe::app::untrusted(&why))]),
+    }
 }
 
 /// Schema 1, as published: a report of that schema must keep to it.
