@@ -38,7 +38,9 @@ pub(super) fn bind_addresses(binds: &[IpAddr]) -> (Vec<IpAddr>, bool) {
 }
 
 pub(super) enum Listener {
-    Tcp(std::net::TcpListener),
+    /// Bound, not yet listening: until serve starts answering, a connection is refused rather
+    /// than queued (its probe would be older than serve's start, and go unanswered).
+    Tcp(Socket),
     Udp(std::net::UdpSocket),
 }
 
@@ -61,10 +63,7 @@ pub(super) fn bind_one(addr: SocketAddr, protocol: Protocol, dual: bool) -> io::
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     Ok(match protocol {
-        Protocol::Tcp => {
-            socket.listen(1024)?;
-            Listener::Tcp(socket.into())
-        }
+        Protocol::Tcp => Listener::Tcp(socket),
         Protocol::Udp => Listener::Udp(socket.into()),
     })
 }
@@ -104,8 +103,9 @@ pub(super) fn spawn_listener(
 ) -> io::Result<()> {
     let responder = Arc::clone(responder);
     match socket {
-        Listener::Tcp(listener) => {
-            let listener = TcpListener::from_std(listener)?;
+        Listener::Tcp(socket) => {
+            socket.listen(1024)?;
+            let listener = TcpListener::from_std(socket.into())?;
             tasks.spawn(async move {
                 loop {
                     let (stream, peer) = match listener.accept().await {
