@@ -89,7 +89,7 @@ pub fn read(paths: &[PathBuf]) -> Fleet {
         match machine(&file) {
             Ok(m) => machines.push(m),
             // Schema errors quote the offending value: the file's own text.
-            Err(why) => skipped.push((file, crate::probe::app::untrusted(&why))),
+            Err(why) => skipped.push((file, crate::model::untrusted(&why))),
         }
     }
     build(machines, skipped)
@@ -161,7 +161,7 @@ pub fn of_bytes(name: &str, bytes: &[u8]) -> Fleet {
             m.file = file;
             build(vec![m], Vec::new())
         }
-        Err(why) => build(Vec::new(), vec![(file, crate::probe::app::untrusted(&why))]),
+        Err(why) => build(Vec::new(), vec![(file, crate::model::untrusted(&why))]),
     }
 }
 
@@ -226,7 +226,7 @@ fn parse(report: &Value) -> Result<Machine, String> {
         if id.len() > MAX_ID_LEN || !crate::profiles::is_name(&id) {
             return Err(format!(
                 "check id '{}' is not a profile id (lower-case letters, digits, '-', '_')",
-                crate::probe::app::untrusted(&id)
+                crate::model::untrusted(&id)
             ));
         }
         let cell = Cell {
@@ -243,7 +243,7 @@ fn parse(report: &Value) -> Result<Machine, String> {
     }
     let count = |v: &str| cells.values().filter(|c| c.verdict == v).count();
     Ok(Machine {
-        hostname: crate::probe::app::untrusted(report["hostname"].as_str().unwrap_or("?")),
+        hostname: crate::model::untrusted(report["hostname"].as_str().unwrap_or("?")),
         agent_id: report.pointer("/agent/id").and_then(Value::as_u64),
         role: report["role"].as_str().unwrap_or_default().to_string(),
         file: PathBuf::new(),

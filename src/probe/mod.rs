@@ -271,6 +271,9 @@ pub trait Prober: Send + Sync + 'static {
     }
 }
 
+/// A try a [`Sweeper`] ended: its token, what it saw, and when.
+pub type Ended = (usize, Attempt, tokio::time::Instant);
+
 /// Many single-phase tries driven from the engine's own task: no task, timer or wake-up of
 /// another thread per port, which is most of what a sweep of closed ports costs. The engine
 /// keeps every decision (windows, deadlines, quiet time, retries); a sweeper only starts,
@@ -297,17 +300,13 @@ pub trait Sweeper: Send {
     fn running(&self) -> usize;
 
     /// Ends the tries whose phase ran out of time by `now`, appending what each saw to `out`.
-    fn expire(
-        &mut self,
-        now: tokio::time::Instant,
-        out: &mut Vec<(usize, Attempt, tokio::time::Instant)>,
-    );
+    fn expire(&mut self, now: tokio::time::Instant, out: &mut Vec<Ended>);
 
     /// Tries that ended since the last call, appended to `out` with when each ended;
     /// `Pending` (with a wake-up registered) when none has.
     fn poll_done(
         &mut self,
         cx: &mut std::task::Context<'_>,
-        out: &mut Vec<(usize, Attempt, tokio::time::Instant)>,
+        out: &mut Vec<Ended>,
     ) -> std::task::Poll<()>;
 }

@@ -20,7 +20,7 @@ use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
 use super::net::{classify, local_error, stale, SELF_CONNECT_TRIES};
-use super::{Attempt, Heard, NotServe, Sweeper, Why};
+use super::{Attempt, Ended, Heard, NotServe, Sweeper, Why};
 use crate::model::{ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
 use crate::protocol::{self, Key, Probe, ReplyCheck, MAX_REPLY_LEN, PROBE_LEN, REPLY_HEAD_LEN};
@@ -286,7 +286,7 @@ impl ConnectSweep {
     }
 
     /// Every running try ends with `e`: the epoll instance itself failed.
-    fn fail_all(&mut self, e: &io::Error, out: &mut Vec<(usize, Attempt, Instant)>) {
+    fn fail_all(&mut self, e: &io::Error, out: &mut Vec<Ended>) {
         let now = Instant::now();
         for (token, pending) in self.pending.iter_mut().enumerate() {
             if let Some(p) = pending.take() {
@@ -302,7 +302,7 @@ impl ConnectSweep {
         exchange: bool,
         now: Instant,
         attempt: &Attempt,
-        out: &mut Vec<(usize, Attempt, Instant)>,
+        out: &mut Vec<Ended>,
     ) {
         loop {
             let queue = if exchange {
@@ -420,17 +420,13 @@ impl Sweeper for ConnectSweep {
         self.running
     }
 
-    fn expire(&mut self, now: Instant, out: &mut Vec<(usize, Attempt, Instant)>) {
+    fn expire(&mut self, now: Instant, out: &mut Vec<Ended>) {
         self.expire_phase(false, now, &Attempt::Silent, out);
         let silent = Attempt::Answer(State::Open, Why::NotServe(NotServe::Silent(self.timeout)));
         self.expire_phase(true, now, &silent, out);
     }
 
-    fn poll_done(
-        &mut self,
-        cx: &mut Context<'_>,
-        out: &mut Vec<(usize, Attempt, Instant)>,
-    ) -> Poll<()> {
+    fn poll_done(&mut self, cx: &mut Context<'_>, out: &mut Vec<Ended>) -> Poll<()> {
         loop {
             let waited = match ready!(self.epoll.poll_read_ready(cx)) {
                 Ok(mut guard) => {

@@ -169,21 +169,7 @@ pub async fn run(
     }
 }
 
-/// Text the far side chose (a `Server` header, a certificate's names, a MySQL version or
-/// error) as it may be shown: control characters (terminal escapes, bells, line breaks) and
-/// bidirectional overrides become U+FFFD, and at most 256 characters are kept, so nothing a
-/// remote machine sends can clear a technician's screen, retitle the window or reorder a
-/// report line.
-pub fn untrusted(text: &str) -> String {
-    // Above the longest DNS name (253), so certificate names still match as they are.
-    const MAX_CHARS: usize = 256;
-    let kept: String = text.chars().take(MAX_CHARS).collect();
-    let mut out = crate::model::defang(&kept);
-    if text.chars().nth(MAX_CHARS).is_some() {
-        out.push('…');
-    }
-    out
-}
+pub use crate::model::untrusted;
 
 #[cfg(test)]
 mod tests {

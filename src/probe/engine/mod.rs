@@ -22,7 +22,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{Attempt, Heard, Outcome, Prober, Why};
+use super::{Attempt, Ended, Heard, Outcome, Prober, Why};
 use crate::model::{ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
 use window::Engine;
@@ -231,13 +231,13 @@ fn spawn_try<P: Prober>(
 }
 
 /// Waits until the sweeper reports tries that ended.
-async fn poll_swept(engine: &mut Engine<'_>, ended: &mut Vec<(usize, Attempt, Instant)>) {
+async fn poll_swept(engine: &mut Engine<'_>, ended: &mut Vec<Ended>) {
     std::future::poll_fn(|cx| poll_swept_once(engine, ended, cx)).await;
 }
 
 fn poll_swept_once(
     engine: &mut Engine<'_>,
-    ended: &mut Vec<(usize, Attempt, Instant)>,
+    ended: &mut Vec<Ended>,
     cx: &mut std::task::Context<'_>,
 ) -> std::task::Poll<()> {
     match engine.sweeper.as_mut() {

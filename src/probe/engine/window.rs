@@ -18,7 +18,7 @@ use super::{
     silence, Attempt, Done, EngineConfig, Finished, Heard, Outcome, MAX_TRIES, NARROW_LOOKS,
     NARROW_WIDTH,
 };
-use crate::probe::Sweeper;
+use crate::probe::{Ended, Sweeper};
 
 pub(super) struct Engine<'a> {
     pub(super) jobs: &'a [ProbeJob],
@@ -89,57 +89,43 @@ impl<'a> Engine<'a> {
     /// Starts a try of job `index` in the sweeper.
     pub(super) fn start_swept(&mut self, index: usize, done: &Done<'_>) {
         let heard = Heard::new(&self.heard, index);
-        let generation = self.slots[index].generation;
         self.starts.clear(index);
-        let started = self.starts.stamp(index);
+        self.starts.stamp(index);
         self.started(index, None, false);
         let timeout = self.config.timeout;
         let Some(sweeper) = self.sweeper.as_mut() else {
             return;
         };
         if let Some(attempt) = sweeper.start(index, &self.jobs[index], timeout, heard) {
-            let at = Instant::now();
-            self.finished(
-                Finished {
-                    index,
-                    generation,
-                    attempt,
-                    elapsed: at - started,
-                    at,
-                },
-                done,
-            );
+            self.swept_ended(index, attempt, Instant::now(), done);
         }
     }
 
+    /// A try in the sweeper ended with `attempt` at `at`.
+    fn swept_ended(&mut self, index: usize, attempt: Attempt, at: Instant, done: &Done<'_>) {
+        let started = self.starts.get(index).unwrap_or(at);
+        let generation = self.slots[index].generation;
+        self.finished(
+            Finished {
+                index,
+                generation,
+                attempt,
+                elapsed: at.saturating_duration_since(started),
+                at,
+            },
+            done,
+        );
+    }
+
     /// Tries the sweeper reported ended.
-    pub(super) fn swept_done(
-        &mut self,
-        ended: &mut Vec<(usize, Attempt, Instant)>,
-        done: &Done<'_>,
-    ) {
+    pub(super) fn swept_done(&mut self, ended: &mut Vec<Ended>, done: &Done<'_>) {
         for (index, attempt, at) in ended.drain(..) {
-            let started = self.starts.get(index).unwrap_or(at);
-            let generation = self.slots[index].generation;
-            self.finished(
-                Finished {
-                    index,
-                    generation,
-                    attempt,
-                    elapsed: at.saturating_duration_since(started),
-                    at,
-                },
-                done,
-            );
+            self.swept_ended(index, attempt, at, done);
         }
     }
 
     /// Tries in the sweeper whose phase ran out of time.
-    pub(super) fn expire_swept(
-        &mut self,
-        ended: &mut Vec<(usize, Attempt, Instant)>,
-        done: &Done<'_>,
-    ) {
+    pub(super) fn expire_swept(&mut self, ended: &mut Vec<Ended>, done: &Done<'_>) {
         if let Some(sweeper) = self.sweeper.as_mut() {
             sweeper.expire(Instant::now(), ended);
         }
