@@ -82,6 +82,7 @@ pub(super) struct ConnectSweep {
     connecting: VecDeque<(Instant, usize, u64)>,
     exchanging: VecDeque<(Instant, usize, u64)>,
     events: Vec<EpollEvent>,
+    locals: Locals,
 }
 
 impl ConnectSweep {
@@ -107,6 +108,7 @@ impl ConnectSweep {
             connecting: VecDeque::new(),
             exchanging: VecDeque::new(),
             events: vec![EpollEvent::empty(); BATCH],
+            locals: Locals::default(),
         })
     }
 
@@ -118,27 +120,11 @@ impl ConnectSweep {
         heard: Heard,
         self_connects: usize,
     ) -> Option<Attempt> {
-        let socket = match Socket::new(
-            Domain::for_address(addr),
-            Type::STREAM.nonblocking().cloexec(),
-            None,
-        ) {
+        let keyed_here = keyed && self.key.is_some();
+        let socket = match start_connect(addr, keyed_here) {
             Ok(socket) => socket,
-            Err(e) => return Some(local_error(&e, addr)),
+            Err(attempt) => return Some(attempt),
         };
-        match socket.connect(&addr.into()) {
-            // Connected at once: adding the socket below still queues its event.
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {
-                // Nearby (loopback, a LAN, a namespace) the refusal has often arrived while
-                // connect ran: read it now rather than through the epoll instance, whose
-                // wake-up would also rouse the runtime's other thread.
-                if let Ok(Some(e)) = socket.take_error() {
-                    return Some(classify(&e, addr, Protocol::Tcp));
-                }
-            }
-            Err(e) => return Some(classify(&e, addr, Protocol::Tcp)),
-        }
         let mut exchange = self
             .key
             .as_deref()
@@ -159,7 +145,7 @@ impl ConnectSweep {
             }
         }
         if connected {
-            if is_self_connect(&socket, addr) {
+            if is_self_connect(&mut self.locals, &socket, addr) {
                 drop(socket);
                 return self.reconnect(token, addr, keyed, heard, self_connects);
             }
@@ -235,7 +221,7 @@ impl ConnectSweep {
                     return Step::Done(classify(&e, pending.addr, Protocol::Tcp));
                 }
             }
-            if is_self_connect(&pending.socket, pending.addr) {
+            if is_self_connect(&mut self.locals, &pending.socket, pending.addr) {
                 return self.self_connect(token);
             }
             // Closed with RST, as the task path does: no TIME_WAIT per probed port.
@@ -363,7 +349,9 @@ impl Exchange {
             if self.got >= want {
                 return Ok(Some(self.judge(key, want)));
             }
-            match socket.read(&mut self.reply[self.got..want]) {
+            // Everything there in one read: a reply whole at once is the usual case, and
+            // bytes past `want` are never judged.
+            match socket.read(&mut self.reply[self.got..]) {
                 Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => self.got += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(None),
@@ -383,10 +371,67 @@ impl Exchange {
     }
 }
 
+/// A non-blocking connect to `addr` under way (or done); `Err` is the try's result already.
+fn start_connect(addr: SocketAddr, keyed: bool) -> Result<Socket, Attempt> {
+    let socket = Socket::new(
+        Domain::for_address(addr),
+        Type::STREAM.nonblocking().cloexec(),
+        None,
+    )
+    .map_err(|e| local_error(&e, addr))?;
+    if keyed {
+        // The handshake's last ACK then waits for the probe and goes out with it: one
+        // packet fewer each way through every firewall, and for serve's kernel.
+        let _ = socket.set_tcp_quickack(false);
+    }
+    match socket.connect(&addr.into()) {
+        // Connected at once: adding the socket to the epoll instance still queues its event.
+        Ok(()) => Ok(socket),
+        Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {
+            // Nearby (loopback, a LAN, a namespace) the refusal has often arrived while
+            // connect ran: read it now rather than through the epoll instance, whose
+            // wake-up would also rouse the runtime's other thread. A keyed try learns it
+            // from writing its probe, one system call fewer.
+            if !keyed {
+                if let Ok(Some(e)) = socket.take_error() {
+                    return Err(classify(&e, addr, Protocol::Tcp));
+                }
+            }
+            Ok(socket)
+        }
+        Err(e) => Err(classify(&e, addr, Protocol::Tcp)),
+    }
+}
+
 /// The peer of a connected socket is the address dialled, so comparing our own address with
-/// it takes one system call instead of two.
-fn is_self_connect(socket: &Socket, dialled: SocketAddr) -> bool {
-    socket.local_addr().ok().and_then(|l| l.as_socket()) == Some(dialled)
+/// it takes one system call instead of two; and only a connection to one of this machine's
+/// own addresses can meet itself, so the others take none.
+fn is_self_connect(locals: &mut Locals, socket: &Socket, dialled: SocketAddr) -> bool {
+    locals.holds(dialled) && socket.local_addr().ok().and_then(|l| l.as_socket()) == Some(dialled)
+}
+
+/// Which addresses are this machine's own, asked once per address of a sweep: an address
+/// a UDP socket can bind to is local.
+#[derive(Default)]
+struct Locals(Vec<(SocketAddr, bool)>);
+
+impl Locals {
+    /// Whether `dialled`'s address (with its IPv6 scope) is this machine's.
+    fn holds(&mut self, dialled: SocketAddr) -> bool {
+        let mut any_port = dialled;
+        any_port.set_port(0);
+        if let Some(&(_, local)) = self.0.iter().find(|(known, _)| *known == any_port) {
+            return local;
+        }
+        // Only "not an address here" rules a self-connect out; any other failure (no
+        // descriptors) keeps the check.
+        let local = !matches!(
+            std::net::UdpSocket::bind(any_port),
+            Err(e) if e.kind() == io::ErrorKind::AddrNotAvailable
+        );
+        self.0.push((any_port, local));
+        local
+    }
 }
 
 impl Sweeper for ConnectSweep {
@@ -470,5 +515,22 @@ impl Sweeper for ConnectSweep {
             }
             return Poll::Ready(());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_this_machines_addresses_can_meet_themselves() {
+        let mut locals = Locals::default();
+        assert!(locals.holds("127.0.0.1:50000".parse().unwrap()));
+        assert!(locals.holds("127.0.0.9:443".parse().unwrap()));
+        // TEST-NET-2: no machine here holds it, and asking sends nothing.
+        assert!(!locals.holds("198.51.100.77:50000".parse().unwrap()));
+        // Asked once per address, whatever the port.
+        assert!(!locals.holds("198.51.100.77:50001".parse().unwrap()));
+        assert_eq!(locals.0.len(), 3);
     }
 }

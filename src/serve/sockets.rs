@@ -8,11 +8,21 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
-use tokio::net::{TcpListener, UdpSocket};
+#[cfg(target_os = "linux")]
+use tokio::io::unix::AsyncFd;
+#[cfg(target_os = "linux")]
+use tokio::io::AsyncWriteExt;
+#[cfg(not(target_os = "linux"))]
+use tokio::net::TcpListener;
+#[cfg(target_os = "linux")]
+use tokio::net::TcpStream;
+use tokio::net::UdpSocket;
 use tokio::task::JoinSet;
 
 use super::responder::Responder;
 use super::tcp::handle_tcp;
+#[cfg(target_os = "linux")]
+use super::tcp::judge;
 use crate::model::Protocol;
 use crate::protocol::PROBE_LEN;
 use crate::sys::EMFILE;
@@ -105,44 +115,25 @@ pub(super) fn spawn_listener(
     match socket {
         Listener::Tcp(socket) => {
             socket.listen(1024)?;
-            let listener = TcpListener::from_std(socket.into())?;
-            tasks.spawn(async move {
-                loop {
-                    let (stream, peer) = match listener.accept().await {
-                        Ok(accepted) => accepted,
-                        // Out of descriptors: the connection stays in the kernel's accept
-                        // queue (the client waits, it is not refused). The connection that
-                        // has waited longest for its probe is closed to make room, else one
-                        // that is being answered will close soon.
-                        Err(e) if e.raw_os_error() == Some(EMFILE) => {
-                            let evicted = responder
-                                .waiting
-                                .lock()
-                                .expect("no panics while held")
-                                .evict_oldest();
-                            if evicted {
-                                responder
-                                    .stats
-                                    .evicted_for_descriptors
-                                    .fetch_add(1, Ordering::Relaxed);
-                            }
-                            let _ = tokio::time::timeout(ACCEPT_RETRY, responder.freed.notified())
-                                .await;
-                            continue;
-                        }
-                        // A transient error: back off instead of spinning.
-                        Err(_) => {
-                            tokio::time::sleep(ACCEPT_RETRY).await;
-                            continue;
-                        }
-                    };
-                    let responder = Arc::clone(&responder);
-                    tokio::spawn(async move {
-                        handle_tcp(&responder, stream, peer, port).await;
-                        responder.freed.notify_one();
-                    });
-                }
-            });
+            // A connection reaches `accept` with its probe (after a second without one, the
+            // kernel hands it over anyway), and the probe's ACK rides on the reply instead of
+            // going out alone. Both are only ever a speed-up, so a refusal is ignored.
+            #[cfg(target_os = "linux")]
+            {
+                let _ = crate::sys::defer_accept(&socket, 1);
+                let _ = socket.set_tcp_quickack(false);
+            }
+            // Deprecated because a type could close its descriptor while it is registered;
+            // `Socket` owns its descriptor and gives it up only when the `AsyncFd` drops.
+            #[cfg(target_os = "linux")]
+            #[allow(deprecated)]
+            tasks.spawn(accept_inline(AsyncFd::new(socket)?, port, responder));
+            #[cfg(not(target_os = "linux"))]
+            tasks.spawn(accept_tasks(
+                TcpListener::from_std(socket.into())?,
+                port,
+                responder,
+            ));
         }
         Listener::Udp(socket) => {
             let socket = UdpSocket::from_std(socket)?;
@@ -170,6 +161,171 @@ pub(super) fn spawn_listener(
         }
     }
     Ok(())
+}
+
+/// Out of descriptors: the connection stays in the kernel's accept queue (the client waits,
+/// it is not refused). The connection that has waited longest for its probe is closed to make
+/// room, else one that is being answered will close soon.
+async fn out_of_descriptors(responder: &Responder) {
+    let evicted = responder
+        .waiting
+        .lock()
+        .expect("no panics while held")
+        .evict_oldest();
+    if evicted {
+        responder
+            .stats
+            .evicted_for_descriptors
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    let _ = tokio::time::timeout(ACCEPT_RETRY, responder.freed.notified()).await;
+}
+
+/// Connections accepted in a row before the loop lets other listeners run.
+#[cfg(target_os = "linux")]
+const ACCEPT_BURST: usize = 64;
+
+/// The accept loop on Linux: a connection whose probe is already there (a client with the
+/// key sends it right behind the handshake, and `TCP_DEFER_ACCEPT` holds the connection back
+/// until it arrives) is read, judged and answered right here, without registering it with
+/// the runtime or starting a task; only a slow one gets a task that waits for its bytes.
+#[cfg(target_os = "linux")]
+async fn accept_inline(listener: AsyncFd<Socket>, port: u16, responder: Arc<Responder>) {
+    loop {
+        let Ok(mut ready) = listener.readable().await else {
+            tokio::time::sleep(ACCEPT_RETRY).await;
+            continue;
+        };
+        for _ in 0..ACCEPT_BURST {
+            match ready.get_inner().accept() {
+                Ok((stream, from)) => {
+                    if let Some(from) = from.as_socket() {
+                        answer_accepted(&responder, stream, from, port);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    ready.clear_ready();
+                    break;
+                }
+                Err(e) if e.raw_os_error() == Some(EMFILE) => {
+                    drop(ready);
+                    out_of_descriptors(&responder).await;
+                    break;
+                }
+                // A transient error: back off instead of spinning.
+                Err(_) => {
+                    drop(ready);
+                    tokio::time::sleep(ACCEPT_RETRY).await;
+                    break;
+                }
+            }
+        }
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Reads what a just-accepted connection holds without waiting; a whole probe is judged and
+/// answered at once, anything less goes to a task with the deadlines of [`handle_tcp`].
+#[cfg(target_os = "linux")]
+fn answer_accepted(responder: &Arc<Responder>, stream: Socket, from: SocketAddr, port: u16) {
+    use nix::errno::Errno;
+    use nix::sys::socket::{recv, send, MsgFlags};
+    use std::os::fd::AsRawFd;
+
+    let fd = stream.as_raw_fd();
+    let mut buf = [0u8; PROBE_LEN + 1];
+    let mut filled = 0;
+    let complete = loop {
+        if filled >= PROBE_LEN {
+            break true;
+        }
+        match recv(fd, &mut buf[filled..], MsgFlags::MSG_DONTWAIT) {
+            Ok(0) => break true,
+            Ok(n) => filled += n,
+            Err(Errno::EAGAIN) => break false,
+            Err(Errno::EINTR) => {}
+            Err(_) => break true,
+        }
+    };
+    if !complete {
+        // Too slow for the fast path: the same deadlines, caps and judgement as on every
+        // other platform, from the bytes read so far.
+        let Some(stream) = into_tokio(stream) else {
+            return;
+        };
+        let responder = Arc::clone(responder);
+        tokio::spawn(async move {
+            handle_tcp(&responder, stream, from, port, buf, filled).await;
+            responder.freed.notify_one();
+        });
+        return;
+    }
+    let Some(reply) = judge(responder, &buf[..filled], from, port) else {
+        return;
+    };
+    let bytes = reply.bytes();
+    // MSG_MORE holds the reply back for the FIN that closing adds: one segment, not two. A
+    // fresh connection's send buffer is empty, so the reply goes in one call.
+    let more = MsgFlags::from_bits_retain(nix::libc::MSG_MORE);
+    let sent = match send(
+        fd,
+        bytes,
+        MsgFlags::MSG_DONTWAIT | MsgFlags::MSG_NOSIGNAL | more,
+    ) {
+        Ok(n) if n == bytes.len() => {
+            responder.stats.answered_tcp.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        Ok(n) => n,
+        Err(Errno::EAGAIN) => 0,
+        Err(_) => return,
+    };
+    // The rest of a reply that did not fit, written as the socket drains.
+    let Some(mut stream) = into_tokio(stream) else {
+        return;
+    };
+    let rest = bytes[sent..].to_vec();
+    let responder = Arc::clone(responder);
+    tokio::spawn(async move {
+        if stream.write_all(&rest).await.is_ok() {
+            responder.stats.answered_tcp.fetch_add(1, Ordering::Relaxed);
+        }
+        drop(stream);
+        responder.freed.notify_one();
+    });
+}
+
+/// A just-accepted connection handed to the runtime; `None` if it cannot take it (closed).
+#[cfg(target_os = "linux")]
+fn into_tokio(stream: Socket) -> Option<TcpStream> {
+    stream
+        .set_nonblocking(true)
+        .and_then(|()| TcpStream::from_std(stream.into()))
+        .ok()
+}
+
+/// The accept loop elsewhere: a task per connection.
+#[cfg(not(target_os = "linux"))]
+async fn accept_tasks(listener: TcpListener, port: u16, responder: Arc<Responder>) {
+    loop {
+        let (stream, from) = match listener.accept().await {
+            Ok(accepted) => accepted,
+            Err(e) if e.raw_os_error() == Some(EMFILE) => {
+                out_of_descriptors(&responder).await;
+                continue;
+            }
+            // A transient error: back off instead of spinning.
+            Err(_) => {
+                tokio::time::sleep(ACCEPT_RETRY).await;
+                continue;
+            }
+        };
+        let responder = Arc::clone(&responder);
+        tokio::spawn(async move {
+            handle_tcp(&responder, stream, from, port, [0; PROBE_LEN + 1], 0).await;
+            responder.freed.notify_one();
+        });
+    }
 }
 
 #[cfg(test)]

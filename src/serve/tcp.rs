@@ -11,7 +11,7 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 
-use super::responder::{Responder, Source};
+use super::responder::{Answer, Responder, Source};
 use crate::protocol::{Reject, PROBE_LEN};
 
 /// How long a TCP client has to send its whole challenge after connecting.
@@ -96,37 +96,51 @@ impl Waiting {
     }
 }
 
-/// Reads one challenge within the deadlines; answers it if valid, else closes silently.
+/// What a connection's first bytes earn: the reply to send, or `None` (closed unanswered,
+/// counted and logged here).
+pub(super) fn judge(
+    responder: &Responder,
+    first: &[u8],
+    from: SocketAddr,
+    port: u16,
+) -> Option<Answer> {
+    let result = if first.is_empty() {
+        Err(Reject::Truncated)
+    } else {
+        responder.answer(first, from, port)
+    };
+    match result {
+        Ok(reply) => Some(reply),
+        Err(why) => {
+            let peer = from.ip();
+            tracing::debug!(%peer, port, reason = why.as_str(), "closed TCP connection unanswered");
+            responder.stats.reject(why);
+            None
+        }
+    }
+}
+
+/// Reads the rest of a challenge (`filled` bytes of it are in `buf` already) within the
+/// deadlines; answers it if valid, else closes silently.
 pub(super) async fn handle_tcp(
     responder: &Responder,
     stream: TcpStream,
     from: SocketAddr,
     port: u16,
+    mut buf: [u8; PROBE_LEN + 1],
+    filled: usize,
 ) {
-    let peer = from.ip();
-    let mut buf = [0u8; PROBE_LEN + 1];
-    let Some(filled) = read_challenge(responder, &stream, peer, &mut buf).await else {
+    let Some(filled) = read_challenge(responder, &stream, from.ip(), &mut buf, filled).await else {
         return;
     };
-    let result = if filled == 0 {
-        Err(Reject::Truncated)
-    } else {
-        responder.answer(&buf[..filled], from, port)
-    };
-    match result {
-        Ok(reply) => {
-            let mut stream = stream;
-            if stream.write_all(reply.bytes()).await.is_ok() {
-                responder.stats.answered_tcp.fetch_add(1, Ordering::Relaxed);
-            }
-            // Dropping the stream closes it at once, the reply already on its way: waiting for
-            // `check` to close first would save a FIN, but a slow client would then hold
-            // serve's descriptors and stall everyone else's accepts.
+    if let Some(reply) = judge(responder, &buf[..filled], from, port) {
+        let mut stream = stream;
+        if stream.write_all(reply.bytes()).await.is_ok() {
+            responder.stats.answered_tcp.fetch_add(1, Ordering::Relaxed);
         }
-        Err(why) => {
-            tracing::debug!(%peer, port, reason = why.as_str(), "closed TCP connection unanswered");
-            responder.stats.reject(why);
-        }
+        // Dropping the stream closes it at once, the reply already on its way: waiting for
+        // `check` to close first would save a FIN, but a slow client would then hold
+        // serve's descriptors and stall everyone else's accepts.
     }
 }
 
@@ -139,9 +153,9 @@ pub(super) async fn read_challenge(
     stream: &TcpStream,
     peer: IpAddr,
     buf: &mut [u8; PROBE_LEN + 1],
+    mut filled: usize,
 ) -> Option<usize> {
     let started = tokio::time::Instant::now();
-    let mut filled = 0;
     let deadline = |filled: usize| {
         started
             + if filled == 0 {

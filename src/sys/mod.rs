@@ -3,6 +3,9 @@
 //! with owning PIDs and a process snapshot for their image names).
 
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod defer;
+#[cfg(target_os = "linux")]
 mod linux;
 #[cfg(any(windows, test))]
 mod owners;
@@ -11,6 +14,8 @@ pub mod udp;
 #[allow(unsafe_code)]
 mod windows;
 
+#[cfg(target_os = "linux")]
+pub use defer::defer_accept;
 #[cfg(target_os = "linux")]
 pub use linux::{tcp_listener, udp_holder};
 #[cfg(windows)]

@@ -564,3 +564,55 @@ fn server_local_names_what_listens_and_what_does_not() {
         assert_eq!(out["verdict"], "pass", "run {run}: {out}");
     }
 }
+
+/// TCP segments sent by `ns` so far (IPv4 and IPv6 share the counter).
+fn segments_sent(ns: &crate::util::Netns) -> u64 {
+    let out = std::process::Command::new("ip")
+        .args(["netns", "exec", &ns.name, "cat", "/proc/net/snmp"])
+        .output()
+        .expect("ip netns exec");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut tcp = text.lines().filter(|l| l.starts_with("Tcp:"));
+    let (names, values) = (tcp.next().unwrap(), tcp.next().unwrap());
+    let column = names
+        .split_whitespace()
+        .position(|n| n == "OutSegs")
+        .unwrap();
+    values
+        .split_whitespace()
+        .nth(column)
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn a_keyed_exchange_takes_five_segments_on_the_wire() {
+    require_root!();
+    // SYN, SYN-ACK, the handshake's last ACK with the probe, the reply with serve's FIN, the
+    // client's RST: three from the client and two from serve, where a naive exchange takes
+    // nine (a bare ACK, serve's ACK of the probe, reply and FIN apart, ...).
+    let lab = Lab::new("seg");
+    let ports = 400;
+    let p = profile(&check_block("range", "tcp", "50000-50399", true));
+    let path = p.path.to_str().unwrap();
+    let _served = lab.serve(&["--profile", path, "--full-ranges", "--for", "2m"]);
+    for round in 0..2 {
+        let before = (segments_sent(&lab.client), segments_sent(&lab.server));
+        let (code, report) = box_check(&lab, &p, &["--full-ranges"], true);
+        let client = segments_sent(&lab.client) - before.0;
+        let server = segments_sent(&lab.server) - before.1;
+        let r = &results(&report, "range")[0];
+        assert_eq!(code, 0, "round {round}: {r}");
+        assert_eq!(r["counts"]["open"], ports, "round {round}: {r}");
+        // A few more for the run's canary ports, never one more per exchange.
+        assert!(
+            (3 * ports..3 * ports + ports / 10).contains(&client),
+            "round {round}: the client sent {client} segments for {ports} exchanges"
+        );
+        assert!(
+            (2 * ports..2 * ports + ports / 10).contains(&server),
+            "round {round}: serve sent {server} segments for {ports} exchanges"
+        );
+    }
+}
