@@ -116,10 +116,11 @@ impl Responder {
         let probe = authenticate(&self.key, bytes)?;
         let now = now_ms();
         let in_window = is_fresh(probe.timestamp_ms, now, 0);
-        if in_window && probe.timestamp_ms < self.started_ms {
-            // Within the window, yet made before serve started: a recording replayed after
-            // a restart (a prober's clock can hardly lag by more than serve's uptime). No
-            // answer: it would tell the replayer that serve runs again.
+        if probe.timestamp_ms < self.started_ms {
+            // Dated before serve started: a recording replayed after a restart, or a prober
+            // whose clock lags by more than serve's uptime, which serve cannot tell apart. No
+            // answer: it would tell a replayer that serve runs again (check's words for a
+            // silent serve name a clock that is behind).
             return Err(Reject::BeforeStart);
         }
         // A fresh probe stays fresh until its own timestamp leaves the window (a prober whose
@@ -346,7 +347,8 @@ mod tests {
     #[test]
     fn stale_probes_get_a_signed_stale_answer_and_older_runs_none() {
         let now = now_ms();
-        let r = Responder::new(key(), now - 10_000);
+        // Up for an hour: a probe from a clock 400 s behind is dated after the start.
+        let r = Responder::new(key(), now - 3_600_000);
         let source: IpAddr = "192.0.2.7".parse().unwrap();
         let far = crate::protocol::Probe::new(443, now - 400_000);
         match r.answer(&far.encode(&key()), at(source), 443) {
@@ -365,12 +367,18 @@ mod tests {
             Some(Reject::Replayed),
             "one stale answer per nonce"
         );
-        // Within the window, but made before serve started: a recording from an earlier run.
-        assert_eq!(
-            r.answer(&probe(now - 20_000), at(source), 443).err(),
-            Some(Reject::BeforeStart)
-        );
+        // Made before serve started, within the window or beyond it: a recording from an
+        // earlier run gets nothing, not even a stale answer.
+        let restarted = Responder::new(key(), now - 10_000);
+        for age in [20_000, 400_000] {
+            assert_eq!(
+                restarted.answer(&probe(now - age), at(source), 443).err(),
+                Some(Reject::BeforeStart),
+                "{age} ms old"
+            );
+        }
         assert_eq!(r.stats.answered_stale.load(Ordering::Relaxed), 1);
+        assert_eq!(restarted.stats.answered_stale.load(Ordering::Relaxed), 0);
     }
 
     /// A stale answer (a replayed recording, or a wrong clock) does not move its source into
@@ -380,7 +388,8 @@ mod tests {
         let now = now_ms();
         let r = Responder::new(key(), now - 10_000);
         let source: IpAddr = "192.0.2.7".parse().unwrap();
-        let far = crate::protocol::Probe::new(443, now - 400_000);
+        // From a clock 400 s ahead: beyond the window, dated after the start.
+        let far = crate::protocol::Probe::new(443, now + 400_000);
         assert!(matches!(
             r.answer(&far.encode(&key()), at(source), 443),
             Ok(Answer::Stale(_))

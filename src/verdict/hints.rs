@@ -171,8 +171,8 @@ fn what(
         }
         (_, _, Why::NotServe(_)) => tr!(
             lang,
-            "Something other than automate-ports serve answers {proto} {ports} at {place}: a proxy, SYN proxy, or a port forward to another host. Make sure the forward points at the machine running serve.",
-            "Auf {proto} {ports} bei {place} antwortet etwas anderes als automate-ports serve: ein Proxy, SYN-Proxy oder eine Portweiterleitung auf einen anderen Host. Die Weiterleitung muss auf den Rechner zeigen, auf dem serve läuft."
+            "Something other than automate-ports serve answers {proto} {ports} at {place}: a proxy, SYN proxy, or a port forward to another host. Make sure the forward points at the machine running serve. If serve runs there, give both sides the same key, and make sure this machine's clock is not behind (serve answers no probe dated before its own start).",
+            "Auf {proto} {ports} bei {place} antwortet etwas anderes als automate-ports serve: ein Proxy, SYN-Proxy oder eine Portweiterleitung auf einen anderen Host. Die Weiterleitung muss auf den Rechner zeigen, auf dem serve läuft. Läuft serve dort, brauchen beide Seiten denselben Schlüssel, und die Uhr dieses Rechners darf nicht nachgehen (serve beantwortet keine Probe, die älter als sein eigener Start ist)."
         ),
         (_, _, Why::Stale { offset_ms }) => return Err(stale(*offset_ms, subject, lang)),
         (_, _, Why::Mapped(found)) => return Err(nat(found, subject, lang)),

@@ -307,8 +307,8 @@ fn keyed(why: &Why, after: &str, lang: Lang) -> String {
             let detail = detail.text(lang);
             tr!(
                 lang,
-                "{detail}: not automate-ports serve with this key (a proxy, SYN proxy, port forward to another host, or serve running with another key?)",
-                "{detail}: nicht automate-ports serve mit diesem Schlüssel (ein Proxy, SYN-Proxy, eine Portweiterleitung auf einen anderen Host, oder läuft serve mit einem anderen Schlüssel?)"
+                "{detail}: not automate-ports serve with this key (a proxy, SYN proxy, port forward to another host, serve running with another key, or this machine's clock behind serve's start?)",
+                "{detail}: nicht automate-ports serve mit diesem Schlüssel (ein Proxy, SYN-Proxy, eine Portweiterleitung auf einen anderen Host, läuft serve mit einem anderen Schlüssel, oder geht die Uhr dieses Rechners gegenüber dem Start von serve nach?)"
             )
             }
         _ => String::new(),

@@ -103,9 +103,10 @@ fn udp_answers_only_valid_fresh_keyed_probes_and_never_more_than_it_got() {
     );
     // The same probe again is a replay.
     assert_eq!(udp_reply(udp, &bytes), None);
-    // Outside the window, with the key: a signed "stale" answer with serve's clock, so the
-    // prober can name the clock difference; once per nonce, and never larger than the probe.
-    let old = Probe::new(udp, now_ms() - 3_600_000);
+    // Outside the window, with the key (from a clock an hour ahead): a signed "stale" answer
+    // with serve's clock, so the prober can name the clock difference; once per nonce, and
+    // never larger than the probe.
+    let old = Probe::new(udp, now_ms() + 3_600_000);
     let stale = udp_reply(udp, &old.encode(&key)).expect("a stale probe is answered as stale");
     assert!(stale.len() <= PROBE_LEN);
     match protocol::check_reply(&key, &stale, &old) {
@@ -517,48 +518,102 @@ fn new_key_prints_a_key_that_works() {
     assert_eq!(code, 0);
 }
 
+/// `check` of profile `p` on 127.0.0.1 with the key, its wall clock moved by `skew` (a
+/// faketime offset) when given.
+fn check_with_clock(p: &ProfileFile, skew: Option<&str>) -> (i32, Value) {
+    let mut cmd = match skew {
+        Some(skew) => {
+            let mut cmd = assert_cmd::Command::new("faketime");
+            cmd.args(["-f", skew]).arg(util::bin_path());
+            cmd
+        }
+        None => assert_cmd::Command::new(util::bin_path()),
+    };
+    cmd.args(["check", "--profile", p.path.to_str().unwrap()])
+        .args([
+            "--target",
+            "box=127.0.0.1",
+            "--format",
+            "json",
+            "--lang",
+            "en",
+        ])
+        .env("AUTOMATE_PORTS_KEY", KEY)
+        // Only the wall clock is wrong; timers run on as they should.
+        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    run_json(&mut cmd)
+}
+
+/// Both checks of `report` are open, warned, and name clocks 600 s apart with `side` ahead.
+fn assert_clocks_named(report: &Value, code: i32, side: &str, what: &str) {
+    for id in ["t", "u"] {
+        let r = &results(report, id)[0];
+        let reason = r["reason"].as_str().unwrap();
+        assert_eq!(
+            (r["state"].as_str(), r["verdict"].as_str()),
+            (Some("open"), Some("warn")),
+            "{what}: {r}"
+        );
+        assert!(
+            reason.contains(&format!("clocks differ by 600 s (the server is {side}")),
+            "{what}: {reason}"
+        );
+        assert!(!reason.contains("firewall"), "{what}: {reason}");
+    }
+    assert_eq!(code, 0, "{what}: warnings only");
+}
+
 /// serve refuses a probe from a clock 600 s off, but says so with the key: check names the
-/// clock difference and which side is ahead, instead of blaming a firewall.
+/// clock difference and which side is ahead, instead of blaming a firewall. A probe dated
+/// before serve started gets nothing (it could be a recording from an earlier run), and check
+/// names a clock that is behind among the causes.
 #[test]
 fn a_wrong_clock_is_named_not_blamed_on_a_firewall() {
     if !util::installed("faketime", "faketime") {
         return;
     }
-    let (_s, p, _tcp, _udp) = served();
-    for (skew, side) in [("-600s", "ahead"), ("+600s", "behind")] {
-        let (code, report) = run_json(
-            assert_cmd::Command::new("faketime")
-                .args(["-f", skew])
-                .arg(util::bin_path())
-                .args(["check", "--profile", p.path.to_str().unwrap()])
-                .args([
-                    "--target",
-                    "box=127.0.0.1",
-                    "--format",
-                    "json",
-                    "--lang",
-                    "en",
-                ])
-                .env("AUTOMATE_PORTS_KEY", KEY)
-                // Only the wall clock is wrong; timers run on as they should.
-                .env("FAKETIME_DONT_FAKE_MONOTONIC", "1"),
-        );
-        for id in ["t", "u"] {
-            let r = &results(&report, id)[0];
-            let reason = r["reason"].as_str().unwrap();
-            assert_eq!(
-                (r["state"].as_str(), r["verdict"].as_str()),
-                (Some("open"), Some("warn")),
-                "{r}"
-            );
-            assert!(
-                reason.contains(&format!("clocks differ by 600 s (the server is {side}")),
-                "{skew}: {reason}"
-            );
-            assert!(!reason.contains("firewall"), "{reason}");
-        }
-        assert_eq!(code, 0, "warnings only");
-    }
+    let (served, p, _tcp, _udp) = served();
+    let (code, report) = check_with_clock(&p, Some("+600s"));
+    assert_clocks_named(&report, code, "behind", "check's clock ahead");
+
+    // 600 s behind a serve that started a moment ago: dated before its start.
+    let (code, report) = check_with_clock(&p, Some("-600s"));
+    let r = &results(&report, "t")[0];
+    let reason = r["reason"].as_str().unwrap();
+    assert_eq!(
+        (r["state"].as_str(), r["verified"].as_bool()),
+        (Some("open"), Some(false)),
+        "{r}"
+    );
+    assert!(reason.contains("clock behind serve's start"), "{reason}");
+    assert_ne!(code, 0, "{report}");
+    drop(served);
+
+    // serve's clock jumps 600 s ahead two seconds after it started: check's probes are dated
+    // after the start, and the difference is named.
+    let s = serve(
+        &[
+            "env",
+            "FAKETIME_START_AFTER_SECONDS=2",
+            "FAKETIME_DONT_FAKE_MONOTONIC=1",
+            "faketime",
+            "-f",
+            "+600s",
+        ],
+        &[
+            "--profile",
+            p.path.to_str().unwrap(),
+            "--bind",
+            "127.0.0.1",
+            "--for",
+            "1m",
+        ],
+        KEY,
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    let (code, report) = check_with_clock(&p, None);
+    assert_clocks_named(&report, code, "ahead", "serve's clock ahead");
+    drop(s);
 }
 
 /// Started as root, serve binds, then runs as nobody with no capabilities, and still answers.
