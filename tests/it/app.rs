@@ -465,3 +465,56 @@ fn the_tls_versions_a_server_accepts() {
         assert_eq!(code, 0);
     }
 }
+
+/// The same hostile text from the far side (a `Server` header with terminal escapes, a bidi
+/// override, HTML, a Markdown link, a table pipe, a spreadsheet formula and XML that closes its
+/// element) is made safe in every format `check` writes.
+#[test]
+fn the_same_hostile_text_is_safe_in_every_format() {
+    const HOSTILE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: evil\x1b]0;pwned\x07\xe2\x80\xae<img src=x onerror=alert(1)>[click](http://e.example)|=HYPERLINK(\"x\")]]></failure>\r\nConnection: close\r\n\r\n";
+    let server = tls_server(self_signed(&["localhost"]), HOSTILE);
+    let p = probe_profile("automate", server);
+    let run = |format: &str| {
+        let out = check_box(&p, "localhost")
+            .args(["-4", "--timeout", "2s", "--insecure", "--format", format])
+            .output()
+            .unwrap();
+        let text = String::from_utf8(out.stdout).expect("UTF-8");
+        for active in ['\x1b', '\x07', '\u{202e}'] {
+            assert!(!text.contains(active), "{format}: {active:?} in {text}");
+        }
+        text
+    };
+    // Every format that shows the finding shows it made harmless.
+    for format in ["table", "json", "markdown", "html", "junit"] {
+        assert!(run(format).contains("pwned"), "{format} lost the finding");
+    }
+    let html = run("html");
+    assert!(!html.contains("<img") && html.contains("&lt;img"), "{html}");
+    let junit = run("junit");
+    assert!(
+        !junit.contains("<img") && !junit.contains("]]></failure>"),
+        "{junit}"
+    );
+    assert!(
+        junit
+            .chars()
+            .all(|c| !c.is_control() || matches!(c, '\n' | '\r' | '\t')),
+        "XML 1.0 forbids control characters: {junit}"
+    );
+    let markdown = run("markdown");
+    for active in ["<img", "[click", "](http", "|=HYPERLINK", "</failure"] {
+        let escaped = markdown
+            .match_indices(active)
+            .all(|(i, _)| markdown[..i].ends_with('\\'));
+        assert!(escaped, "{active:?} not escaped: {markdown}");
+        assert!(markdown.contains(active), "{active:?} lost: {markdown}");
+    }
+    let nagios = run("nagios");
+    assert_eq!(
+        nagios.matches('|').count(),
+        1,
+        "one perfdata separator: {nagios}"
+    );
+    assert_eq!(nagios.lines().count(), 1, "{nagios}");
+}
