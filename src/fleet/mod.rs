@@ -9,7 +9,11 @@ mod render;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use serde::Deserialize;
 use serde_json::Value;
+
+use crate::model::State;
+use crate::report::Verdict;
 
 pub use render::{render, skipped_lines, FleetFormat};
 
@@ -19,8 +23,8 @@ const MAX_FILE: u64 = 64 * 1024 * 1024;
 /// One cell: the worst verdict of a check on a machine (over its addresses and hosts).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cell {
-    pub verdict: String,
-    pub state: String,
+    pub verdict: Verdict,
+    pub state: Option<State>,
     pub reason: String,
 }
 
@@ -38,7 +42,7 @@ pub struct Machine {
 impl Machine {
     /// The first check (in column order) that fails, else warns: how machines are grouped.
     pub fn first_problem<'a>(&self, columns: &'a [String]) -> Option<&'a str> {
-        ["fail", "warn"].iter().find_map(|v| {
+        [Verdict::Fail, Verdict::Warn].iter().find_map(|v| {
             columns
                 .iter()
                 .find(|c| self.cells.get(*c).is_some_and(|cell| cell.verdict == *v))
@@ -55,7 +59,7 @@ pub struct Column {
     pub warn: usize,
     pub pass: usize,
     /// The most common state among machines where it did not pass, and how many.
-    pub cause: Option<(String, usize)>,
+    pub cause: Option<(State, usize)>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -182,6 +186,35 @@ const MAX_CHECKS: usize = 1024;
 /// The longest check id accepted (the built-in ones are under 30 characters).
 const MAX_ID_LEN: usize = 64;
 
+/// The parts of a report the fleet view reads, typed as `check` writes them (the report's
+/// own `Verdict` and `State`); every other field is left alone.
+#[derive(Deserialize)]
+struct ReportView {
+    #[serde(default)]
+    hostname: Option<String>,
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    agent: Option<AgentView>,
+    checks: Vec<CheckView>,
+}
+
+#[derive(Deserialize)]
+struct AgentView {
+    #[serde(default)]
+    id: Option<u64>,
+}
+
+#[derive(Deserialize)]
+struct CheckView {
+    id: String,
+    verdict: Verdict,
+    #[serde(default)]
+    state: Option<State>,
+    #[serde(default)]
+    reason: String,
+}
+
 /// The parts of a report the fleet view needs. A schema-1 report is checked against
 /// schema/report-1.json; a later one (which may add fields) for the fields read here.
 fn parse(report: &Value) -> Result<Machine, String> {
@@ -198,70 +231,50 @@ fn parse(report: &Value) -> Result<Machine, String> {
         Some(n) if n > 1 => {}
         _ => return Err("no schema number".into()),
     }
-    let checks = report
+    // Counted before the checks are read into memory as values of their own.
+    let count = report
         .get("checks")
         .and_then(Value::as_array)
-        .ok_or("no checks")?;
-    if checks.len() > MAX_CHECKS {
+        .ok_or("no checks")?
+        .len();
+    if count > MAX_CHECKS {
         return Err(format!(
-            "{} checks, more than the {MAX_CHECKS} a report of this tool can hold",
-            checks.len()
+            "{count} checks, more than the {MAX_CHECKS} a report of this tool can hold"
         ));
     }
+    let view = ReportView::deserialize(report).map_err(|e| format!("a field it reads: {e}"))?;
     let mut cells: BTreeMap<String, Cell> = BTreeMap::new();
-    for check in checks {
-        let text = |k: &str| {
-            check
-                .get(k)
-                .and_then(Value::as_str)
-                .unwrap_or_default()
-                .to_string()
-        };
-        let id = text("id");
-        let verdict = text("verdict");
-        if id.is_empty() || rank(&verdict).is_none() {
-            return Err("a check without an id or a known verdict".into());
-        }
+    for check in view.checks {
+        let id = check.id;
         // Ids are rendered inside code spans and as CSV headers: only what a profile allows.
-        if id.len() > MAX_ID_LEN || !crate::profiles::is_name(&id) {
+        if id.is_empty() || id.len() > MAX_ID_LEN || !crate::profiles::is_name(&id) {
             return Err(format!(
                 "check id '{}' is not a profile id (lower-case letters, digits, '-', '_')",
                 crate::model::untrusted(&id)
             ));
         }
         let cell = Cell {
-            verdict,
-            state: crate::model::defang(&text("state")),
-            reason: crate::model::defang(&text("reason")),
+            verdict: check.verdict,
+            state: check.state,
+            reason: crate::model::defang(&check.reason),
         };
         let worse = cells
             .get(&id)
-            .is_none_or(|old| rank(&cell.verdict) > rank(&old.verdict));
+            .is_none_or(|old| cell.verdict.severity() > old.verdict.severity());
         if worse {
             cells.insert(id, cell);
         }
     }
-    let count = |v: &str| cells.values().filter(|c| c.verdict == v).count();
+    let count = |v: Verdict| cells.values().filter(|c| c.verdict == v).count();
     Ok(Machine {
-        hostname: crate::model::untrusted(report["hostname"].as_str().unwrap_or("?")),
-        agent_id: report.pointer("/agent/id").and_then(Value::as_u64),
-        role: report["role"].as_str().unwrap_or_default().to_string(),
+        hostname: crate::model::untrusted(view.hostname.as_deref().unwrap_or("?")),
+        agent_id: view.agent.and_then(|a| a.id),
+        role: crate::model::untrusted(&view.role.unwrap_or_default()),
         file: PathBuf::new(),
-        fails: count("fail"),
-        warns: count("warn"),
+        fails: count(Verdict::Fail),
+        warns: count(Verdict::Warn),
         cells,
     })
-}
-
-/// Worse verdicts rank higher.
-fn rank(verdict: &str) -> Option<u8> {
-    match verdict {
-        "skip" => Some(0),
-        "pass" => Some(1),
-        "warn" => Some(2),
-        "fail" => Some(3),
-        _ => None,
-    }
 }
 
 fn build(mut machines: Vec<Machine>, skipped: Vec<(PathBuf, String)>) -> Fleet {
@@ -283,22 +296,17 @@ fn build(mut machines: Vec<Machine>, skipped: Vec<(PathBuf, String)>) -> Fleet {
         .into_iter()
         .map(|id| {
             let cells: Vec<&Cell> = machines.iter().filter_map(|m| m.cells.get(&id)).collect();
-            let bad: Vec<&&Cell> = cells
-                .iter()
-                .filter(|c| c.verdict == "fail" || c.verdict == "warn")
-                .collect();
-            let mut states: BTreeMap<&str, usize> = BTreeMap::new();
-            for c in &bad {
-                *states.entry(c.state.as_str()).or_default() += 1;
+            let mut states: BTreeMap<State, usize> = BTreeMap::new();
+            for c in &cells {
+                if let (Verdict::Fail | Verdict::Warn, Some(state)) = (c.verdict, c.state) {
+                    *states.entry(state).or_default() += 1;
+                }
             }
-            let cause = states
-                .into_iter()
-                .max_by_key(|(_, n)| *n)
-                .map(|(s, n)| (s.to_string(), n));
+            let cause = states.into_iter().max_by_key(|(_, n)| *n);
             Column {
-                fail: cells.iter().filter(|c| c.verdict == "fail").count(),
-                warn: cells.iter().filter(|c| c.verdict == "warn").count(),
-                pass: cells.iter().filter(|c| c.verdict == "pass").count(),
+                fail: cells.iter().filter(|c| c.verdict == Verdict::Fail).count(),
+                warn: cells.iter().filter(|c| c.verdict == Verdict::Warn).count(),
+                pass: cells.iter().filter(|c| c.verdict == Verdict::Pass).count(),
                 id,
                 cause,
             }
@@ -361,7 +369,7 @@ mod tests {
         assert_eq!(hosts, ["b", "c", "a"]);
         assert_eq!(fleet.columns[0].id, "agent-https");
         assert_eq!((fleet.columns[0].fail, fleet.columns[1].warn), (2, 2));
-        assert_eq!(fleet.columns[1].cause, Some(("open|filtered".into(), 2)));
+        assert_eq!(fleet.columns[1].cause, Some((State::OpenFiltered, 2)));
         let columns: Vec<String> = fleet.columns.iter().map(|c| c.id.clone()).collect();
         assert_eq!(
             fleet.machines[2].first_problem(&columns),
@@ -379,7 +387,10 @@ mod tests {
             .unwrap_err()
             .contains("schema"));
         let bad = json!({"tool": "automate-ports", "schema": 2, "checks": [{"id": "x", "verdict": "maybe"}]});
-        assert!(parse(&bad).unwrap_err().contains("known verdict"));
+        assert!(parse(&bad).unwrap_err().contains("unknown variant `maybe`"));
+        // Any schema: a field it reads must have the report's type.
+        let wrong = json!({"tool": "automate-ports", "schema": 2, "checks": [{"id": "x", "verdict": "pass", "state": 7}]});
+        assert!(parse(&wrong).unwrap_err().starts_with("a field it reads:"));
         let later = json!({"tool": "automate-ports", "schema": 2, "hostname": "h", "checks": [], "agent": {"id": 9}});
         assert_eq!(
             parse(&later).unwrap().agent_id,

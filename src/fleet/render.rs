@@ -6,6 +6,8 @@ use std::fmt::Write as _;
 use comfy_table::{presets::NOTHING, Table};
 
 use super::{Column, Fleet, Machine};
+use crate::model::State;
+use crate::report::Verdict;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FleetFormat {
@@ -47,16 +49,15 @@ fn cause(column: &Column, total: usize) -> String {
             n => format!("passes on the {n} machines where it ran"),
         };
     };
-    let why = match state.as_str() {
-        "filtered" => "no answer: a firewall on the way drops it",
-        "closed" => "refused: nothing listens there, or a firewall rejects it",
-        "open|filtered" => {
+    let why = match state {
+        State::Filtered => "no answer: a firewall on the way drops it",
+        State::Closed => "refused: nothing listens there, or a firewall rejects it",
+        State::OpenFiltered => {
             "silent: open but quiet, or dropped (check --key with serve on the far side tells)"
         }
-        "error" => "could not be tested (name resolution, proxy, or this machine)",
-        "unfinished" => "no result: the run reached its deadline inside the operating system",
-        "open" => "answers, but not as it should (see the reasons)",
-        _ => "see the reasons",
+        State::Error => "could not be tested (name resolution, proxy, or this machine)",
+        State::Unfinished => "no result: the run reached its deadline inside the operating system",
+        State::Open => "answers, but not as it should (see the reasons)",
     };
     format!("{state} on {n} of {total} machines: {why}")
 }
@@ -80,11 +81,11 @@ fn headline(fleet: &Fleet) -> String {
 }
 
 fn mark(machine: &Machine, id: &str) -> &'static str {
-    match machine.cells.get(id).map(|c| c.verdict.as_str()) {
-        Some("pass") => "pass",
-        Some("fail") => "FAIL",
-        Some("warn") => "warn",
-        Some(_) => "skip",
+    match machine.cells.get(id).map(|c| c.verdict) {
+        Some(Verdict::Pass) => "pass",
+        Some(Verdict::Fail) => "FAIL",
+        Some(Verdict::Warn) => "warn",
+        Some(Verdict::Skip) => "skip",
         None => "",
     }
 }
@@ -240,7 +241,7 @@ fn csv(fleet: &Fleet) -> String {
         row.extend(columns.iter().map(|id| {
             m.cells
                 .get(id)
-                .map(|c| c.verdict.clone())
+                .map(|c| c.verdict.as_str().to_string())
                 .unwrap_or_default()
         }));
         let _ = w.write_record(row.iter().map(|c| csv_cell(c).into_owned()));
@@ -288,15 +289,12 @@ fn html(fleet: &Fleet) -> String {
         for id in &columns {
             match m.cells.get(id) {
                 Some(c) => {
-                    let class = match c.verdict.as_str() {
-                        "pass" | "fail" | "warn" => c.verdict.as_str(),
-                        _ => "skip",
-                    };
+                    let class = c.verdict.as_str();
                     let _ = write!(
                         out,
                         "<td class=\"{class}\" title=\"{}\">{}</td>",
                         esc(&c.reason),
-                        esc(&c.verdict)
+                        class
                     );
                 }
                 None => out.push_str("<td></td>"),

@@ -4,14 +4,14 @@
 use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::lang::Lang;
 use crate::model::{AppResult, Check, Expect, ProbeKind, Protocol, State, Trace};
 use crate::nat::{Mapping, NatMapping};
 
 /// The verdict on one check on one address.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[cfg_attr(test, derive(schemars::JsonSchema))]
 #[serde(rename_all = "lowercase")]
 pub enum Verdict {
@@ -22,6 +22,16 @@ pub enum Verdict {
 }
 
 impl Verdict {
+    /// How bad it is: of several verdicts on one check, the worst counts.
+    pub fn severity(self) -> u8 {
+        match self {
+            Verdict::Skip => 0,
+            Verdict::Pass => 1,
+            Verdict::Warn => 2,
+            Verdict::Fail => 3,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Verdict::Pass => "pass",
