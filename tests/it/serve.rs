@@ -134,6 +134,50 @@ fn udp_answers_only_valid_fresh_keyed_probes_and_never_more_than_it_got() {
     }
 }
 
+/// What serve sends back on a new TCP connection for `probe`: nothing (an empty vector) if it
+/// closes without an answer.
+fn tcp_reply(port: u16, probe: &[u8]) -> Vec<u8> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream.write_all(probe).unwrap();
+    let mut reply = Vec::new();
+    let _ = stream.read_to_end(&mut reply);
+    reply
+}
+
+/// Probes recorded while one run of serve answered them get nothing from the next run, fresh
+/// or stale: an answer would tell a replayer that serve runs again.
+#[test]
+fn a_probe_recorded_before_a_restart_gets_no_reply() {
+    let (first, p, tcp, udp) = served();
+    let key = Key::derive(KEY).unwrap();
+    let recorded = [
+        (tcp, Probe::new(tcp, now_ms())),
+        (udp, Probe::new(udp, now_ms())),
+    ];
+    let first_reply = tcp_reply(tcp, &recorded[0].1.encode(&key));
+    assert_eq!(
+        protocol::check_reply(&key, &first_reply, &recorded[0].1),
+        ReplyCheck::Valid
+    );
+    assert!(udp_reply(udp, &recorded[1].1.encode(&key)).is_some());
+    drop(first);
+    std::thread::sleep(Duration::from_millis(20));
+    let second = serve_profile(&p, &["--for", "1m"], KEY);
+    assert!(tcp_reply(tcp, &recorded[0].1.encode(&key)).is_empty());
+    assert_eq!(udp_reply(udp, &recorded[1].1.encode(&key)), None);
+    // Recorded beyond the window as well: no stale answer either.
+    let old = Probe::new(udp, now_ms() - 400_000);
+    assert_eq!(udp_reply(udp, &old.encode(&key)), None, "no stale answer");
+    // The new run answers what is made for it.
+    let fresh = Probe::new(udp, now_ms());
+    assert!(udp_reply(udp, &fresh.encode(&key)).is_some());
+    let printed = second.stop().join("\n");
+    assert!(printed.contains("3 older than serve's start"), "{printed}");
+}
+
 #[test]
 fn tcp_never_speaks_first_and_closes_on_junk() {
     let (_s, _p, tcp, _udp) = served();
