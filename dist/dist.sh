@@ -20,6 +20,19 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Every missing program named with its package before anything builds: without them the build
+# fails deep in a C build script (ring's) or at the last check.
+missing=()
+for need in x86_64-w64-mingw32-gcc:gcc-mingw-w64-x86-64 i686-w64-mingw32-gcc:gcc-mingw-w64-i686 \
+  musl-gcc:musl-tools exiftool:libimage-exiftool-perl python3:python3 ip:iproute2 file:file \
+  rustup:rustup; do
+  command -v "${need%%:*}" >/dev/null 2>&1 || missing+=("${need%%:*} (${need#*:})")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "dist.sh: missing: ${missing[*]}; install them first (apt-get install the packages named; rustup from rustup.rs)" >&2
+  exit 2
+fi
+
 version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
 url=${DIST_URL:-https://github.com/automate-ports/automate-ports/releases/download}/v$version
 out=target/dist

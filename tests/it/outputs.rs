@@ -282,7 +282,7 @@ fn man_pages_for_every_subcommand() {
             "{text}"
         );
     } else {
-        eprintln!("SKIPPED rendering: man is not installed");
+        crate::util::skipped("rendering: man is not installed");
     }
     bin()
         .args(["man", "serve"])

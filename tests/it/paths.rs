@@ -334,10 +334,10 @@ impl<'a> Wine<'a> {
                 "{} is missing: cargo build --release --target x86_64-pc-windows-gnu (AUTOMATE_PORTS_REQUIRE_LAB is set)",
                 exe.display()
             );
-            eprintln!(
-                "SKIPPED: no Windows build at {} (cargo build --release --target x86_64-pc-windows-gnu)",
+            crate::util::skipped(&format!(
+                "no Windows build at {} (cargo build --release --target x86_64-pc-windows-gnu)",
                 exe.display()
-            );
+            ));
             return None;
         }
         let dir = tempfile::tempdir().expect("temp dir");

@@ -68,7 +68,7 @@ fn the_module_itself_under_pwsh() {
         ])
         .output()
     else {
-        eprintln!("SKIPPED: pwsh is not installed (the module's contract is tested above)");
+        crate::util::skipped("pwsh is not installed (the module's contract is tested above)");
         return;
     };
     assert!(version.status.success());

@@ -207,19 +207,39 @@ pub fn is_root() -> bool {
 /// Whether `program` is installed (in the PATH or a system folder). A test that needs it and
 /// finds it missing skips loudly, naming the package; under AUTOMATE_PORTS_REQUIRE_LAB (CI,
 /// which installs it) a missing program is a failure instead.
+/// Says that a test skips, where a person running `cargo test` sees it: straight to standard
+/// error, past the test harness's capture (which hides `eprintln!` of a passing test).
+pub fn skipped(why: &str) {
+    use std::io::Write as _;
+    let _ = writeln!(std::io::stderr(), "SKIPPED {why}");
+}
+
 pub fn installed(program: &str, package: &str) -> bool {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let found = std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
-        .any(|dir| dir.join(program).is_file());
+    let found = present(program);
     if !found {
         assert!(
             std::env::var_os("AUTOMATE_PORTS_REQUIRE_LAB").is_none(),
             "{program} is missing: apt-get install {package} (AUTOMATE_PORTS_REQUIRE_LAB is set)"
         );
-        eprintln!("SKIPPED: {program} is not installed (apt-get install {package})");
+        skipped(&format!(
+            "{program} is not installed (apt-get install {package})"
+        ));
     }
     found
+}
+
+/// Whether `program` is on the PATH or in the system's program folders. CI hides programs
+/// with `AUTOMATE_PORTS_TEST_HIDE` (comma-separated names) to prove that the tests needing
+/// them skip, as they would on a machine without them.
+pub fn present(program: &str) -> bool {
+    let hidden = std::env::var("AUTOMATE_PORTS_TEST_HIDE").unwrap_or_default();
+    if hidden.split(',').any(|h| h.trim() == program) {
+        return false;
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/bin", "/sbin", "/bin"].map(PathBuf::from))
+        .any(|dir| dir.join(program).is_file())
 }
 
 /// Skips a test of the namespace lab, loudly, where it cannot run: not root, or a program the
@@ -234,10 +254,10 @@ macro_rules! require_root {
                 "{} needs root for network namespaces (AUTOMATE_PORTS_REQUIRE_LAB is set)",
                 module_path!()
             );
-            eprintln!(
-                "SKIPPED {}: needs root for network namespaces",
+            $crate::util::skipped(&format!(
+                "{}: needs root for network namespaces",
                 module_path!()
-            );
+            ));
             return;
         }
         // The lab's firewalls and its small servers.
@@ -247,6 +267,9 @@ macro_rules! require_root {
             ("ip6tables", "iptables"),
             ("nft", "nftables"),
             ("python3", "python3"),
+            // A lower descriptor limit for serve, check run as nobody.
+            ("prlimit", "util-linux"),
+            ("setpriv", "util-linux"),
         ] {
             if !$crate::util::installed(program, package) {
                 return;
