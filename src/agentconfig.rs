@@ -55,44 +55,7 @@ pub struct AgentProxy {
     pub credentials: bool,
 }
 
-/// A Windows service's state, from the Service Control Manager.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ServiceState {
-    Running,
-    Stopped,
-    Starting,
-    Stopping,
-    Paused,
-    NotInstalled,
-    /// The manager could not be asked (no permission, no manager).
-    Unknown,
-}
-
-impl ServiceState {
-    /// From `SERVICE_STATUS.dwCurrentState`.
-    pub fn from_code(code: u32) -> ServiceState {
-        match code {
-            1 => ServiceState::Stopped,
-            2 => ServiceState::Starting,
-            3 => ServiceState::Stopping,
-            4 => ServiceState::Running,
-            5..=7 => ServiceState::Paused,
-            _ => ServiceState::Unknown,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ServiceState::Running => "running",
-            ServiceState::Stopped => "stopped",
-            ServiceState::Starting => "starting",
-            ServiceState::Stopping => "stopping",
-            ServiceState::Paused => "paused",
-            ServiceState::NotInstalled => "not installed",
-            ServiceState::Unknown => "unknown",
-        }
-    }
-}
+pub use crate::sys::ServiceState;
 
 /// The agent's service names: the agent itself and its monitor.
 pub const SERVICES: [&str; 2] = ["LTService", "LTSvcMon"];

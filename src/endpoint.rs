@@ -103,6 +103,43 @@ fn split_port(authority: &str) -> Option<(&str, Option<u16>)> {
     }
 }
 
+/// A host name or an IP address; no URL, no port.
+pub fn parse_host(s: &str) -> Result<String, String> {
+    let host = s.trim();
+    if host.is_empty() {
+        return Err(
+            "the host is empty: give a name like automate.example.com or an address".into(),
+        );
+    }
+    if let Some((scheme, _)) = host.split_once("://") {
+        return Err(format!(
+            "'{host}' is a URL: give only the host name, without '{scheme}://' and path"
+        ));
+    }
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    if bare.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(bare.to_string());
+    }
+    if crate::resolve::zoned(bare)?.is_some() {
+        return Ok(bare.to_string());
+    }
+    if host.contains(':') {
+        return Err(format!(
+            "'{host}' looks like host:port: give only the host; the role decides the ports"
+        ));
+    }
+    let valid = host.split('.').all(|label| {
+        !label.is_empty()
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    });
+    if !valid || host.len() > 253 {
+        return Err(format!("'{host}' is not a valid host name"));
+    }
+    Ok(host.to_string())
+}
+
 impl fmt::Display for Endpoint {
     /// The form `parse` reads back: a URL when there is a scheme, else the host.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

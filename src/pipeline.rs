@@ -163,6 +163,7 @@ pub async fn run<P: Prober>(
         full_ranges: options.full_ranges,
         keyed,
         lang: options.lang,
+        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
     };
     progress.start(&Started {
         plan: &plan,

@@ -24,7 +24,7 @@ pub fn parse(s: &str) -> Result<(String, u16), String> {
     if !range.is_single() {
         return Err(format!("'{text}' names a range: one port per --tcp/--udp"));
     }
-    Ok((crate::cli::parsers::parse_host(host)?, range.start()))
+    Ok((crate::endpoint::parse_host(host)?, range.start()))
 }
 
 /// The profile with the one-off checks added (`base` is the role's, if one was asked for),

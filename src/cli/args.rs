@@ -1,5 +1,5 @@
-//! Command-line arguments (clap derive) and their value parsers. Only this module and
-//! `app` know about clap.
+//! Command-line arguments (clap derive), and `--output`'s parser beside the formats it names;
+//! the other value parsers are in `parsers.rs`. Nothing outside `cli/` knows about clap.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -7,9 +7,10 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use super::parsers::{
-    parse_endpoint, parse_host, parse_installer_token, parse_lifetime, parse_output, parse_proxy,
-    parse_proxy_user, parse_server, parse_target, parse_timeout,
+    parse_endpoint, parse_installer_token, parse_lifetime, parse_proxy, parse_proxy_user,
+    parse_server, parse_target, parse_timeout,
 };
+use crate::endpoint::parse_host;
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -401,6 +402,23 @@ impl From<FormatArg> for crate::report::Format {
             FormatArg::Html => crate::report::Format::Html,
         }
     }
+}
+
+/// `--output`: `FORMAT:FILE`, or a file whose extension names the format
+/// (.json, .xml for JUnit, .md, .html, .txt for the table).
+pub(super) fn parse_output(s: &str) -> Result<(crate::report::Format, PathBuf), String> {
+    if let Some((name, path)) = s.split_once(':') {
+        if let Ok(format) = FormatArg::from_str(name, true) {
+            if path.is_empty() {
+                return Err(format!("'{s}' names no file after '{name}:'"));
+            }
+            return Ok((format.into(), PathBuf::from(path)));
+        }
+    }
+    let path = PathBuf::from(s);
+    crate::report::Format::from_extension(&path).map(|f| (f, path)).ok_or_else(|| {
+        format!("cannot tell the format of '{s}': use .json, .xml (JUnit), .md, .html or .txt, or write FORMAT:FILE (e.g. junit:report.xml)")
+    })
 }
 
 #[cfg(test)]

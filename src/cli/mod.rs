@@ -5,7 +5,7 @@ pub mod args;
 mod check;
 mod demo;
 mod output;
-pub mod parsers;
+mod parsers;
 mod serve;
 mod watchdog;
 

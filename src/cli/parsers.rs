@@ -1,29 +1,9 @@
 //! The command line's value parsers: what a user types, checked and named when wrong (one
 //! line, exit 2, through clap).
 
-use std::path::PathBuf;
 use std::time::Duration;
 
-use clap::ValueEnum;
-
-use super::args::FormatArg;
-
-/// `--output`: `FORMAT:FILE`, or a file whose extension names the format
-/// (.json, .xml for JUnit, .md, .txt for the table).
-pub(super) fn parse_output(s: &str) -> Result<(crate::report::Format, PathBuf), String> {
-    if let Some((name, path)) = s.split_once(':') {
-        if let Ok(format) = FormatArg::from_str(name, true) {
-            if path.is_empty() {
-                return Err(format!("'{s}' names no file after '{name}:'"));
-            }
-            return Ok((format.into(), PathBuf::from(path)));
-        }
-    }
-    let path = PathBuf::from(s);
-    crate::report::Format::from_extension(&path).map(|f| (f, path)).ok_or_else(|| {
-        format!("cannot tell the format of '{s}': use .json, .xml (JUnit), .md or .txt, or write FORMAT:FILE (e.g. junit:report.xml)")
-    })
-}
+use crate::endpoint::parse_host;
 
 pub(super) fn parse_timeout(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
@@ -41,43 +21,6 @@ pub(super) fn parse_lifetime(s: &str) -> Result<Duration, String> {
         return Err(format!("{s} is out of range: use 1s to 7 days"));
     }
     Ok(d)
-}
-
-/// A host name or an IP address; no URL, no port.
-pub fn parse_host(s: &str) -> Result<String, String> {
-    let host = s.trim();
-    if host.is_empty() {
-        return Err(
-            "the host is empty: give a name like automate.example.com or an address".into(),
-        );
-    }
-    if let Some((scheme, _)) = host.split_once("://") {
-        return Err(format!(
-            "'{host}' is a URL: give only the host name, without '{scheme}://' and path"
-        ));
-    }
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    if bare.parse::<std::net::IpAddr>().is_ok() {
-        return Ok(bare.to_string());
-    }
-    if crate::resolve::zoned(bare)?.is_some() {
-        return Ok(bare.to_string());
-    }
-    if host.contains(':') {
-        return Err(format!(
-            "'{host}' looks like host:port: give only the host; the role decides the ports"
-        ));
-    }
-    let valid = host.split('.').all(|label| {
-        !label.is_empty()
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-    });
-    if !valid || host.len() > 253 {
-        return Err(format!("'{host}' is not a valid host name"));
-    }
-    Ok(host.to_string())
 }
 
 /// An installer token as it goes into the download URL: letters, digits and `-`.

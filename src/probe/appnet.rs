@@ -6,7 +6,7 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 
 use super::app::{AppConfig, AppVerdict};
-use super::net::tcp_connect;
+use super::socket::tcp_connect;
 use super::{Attempt, Heard, Why};
 use crate::model::{AppProbe, State};
 use crate::plan::ProbeJob;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 
-use super::net::{bind_error, classify, local_error};
+use super::socket::{bind_error, classify, local_error};
 use super::{Attempt, Why};
 use crate::model::{PortRange, Protocol, State};
 

@@ -8,6 +8,7 @@ mod engine;
 mod local;
 mod nat;
 pub mod net;
+mod socket;
 #[cfg(target_os = "linux")]
 mod sweep;
 mod trace;

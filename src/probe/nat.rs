@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use tokio::net::UdpSocket;
 
-use super::net::{classify, local_error, unspecified};
+use super::socket::{classify, local_error, unspecified};
 use super::{Attempt, Heard, Why};
 use crate::model::{Protocol, State};
 use crate::nat::{NatMapping, Seen};
@@ -72,7 +72,7 @@ pub(super) async fn mapping(
                     heard.mark();
                 }
                 ReplyCheck::Stale { responder_ms } => {
-                    return Attempt::Answer(State::Open, super::net::stale(probe, responder_ms))
+                    return Attempt::Answer(State::Open, super::socket::stale(probe, responder_ms))
                 }
                 ReplyCheck::OtherPort(port) => {
                     return Attempt::Answer(State::Open, Why::Redirected(port))

@@ -2,26 +2,24 @@
 //! the operating system's sockets.
 
 use std::io;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::SocketAddr;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpSocket, TcpStream, UdpSocket};
+use tokio::net::UdpSocket;
 
 use super::app::{AppConfig, AppVerdict};
+#[cfg(debug_assertions)]
+use super::socket::stall_port;
+use super::socket::{
+    classify, local_error, stale, tcp_connect, unspecified, SELF_CONNECT_TRIES, UDP_PAYLOAD,
+};
 use super::{Attempt, Heard, Local, NotServe, Prober, Why};
 use crate::model::{AppProbe, ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
 use crate::protocol::{self, Key, Probe, ReplyCheck, MAX_REPLY_LEN, REPLY_HEAD_LEN};
-
-/// Sent in every plain UDP probe. Some services answer anything; silence is handled by
-/// the engine as `open|filtered`.
-pub(super) const UDP_PAYLOAD: &[u8] = b"automate-ports probe\n";
-
-/// How often a loopback connect may land on its own source port before we give up.
-pub(super) const SELF_CONNECT_TRIES: usize = 4;
 
 /// Probes over the operating system's network stack; with a key, every probe is the
 /// authenticated challenge that `automate-ports serve` answers.
@@ -57,17 +55,6 @@ fn stall_for_tests(job: &ProbeJob) {
     if stall_port() == Some(job.addr.port()) {
         std::thread::sleep(Duration::from_secs(3600));
     }
-}
-
-#[cfg(debug_assertions)]
-pub(super) fn stall_port() -> Option<u16> {
-    static PORT: std::sync::OnceLock<Option<u16>> = std::sync::OnceLock::new();
-    *PORT.get_or_init(|| {
-        std::env::var("AUTOMATE_PORTS_TEST_STALL")
-            .ok()?
-            .parse()
-            .ok()
-    })
 }
 
 impl NetProber {
@@ -236,56 +223,6 @@ async fn tcp_keyed(addr: SocketAddr, key: &Key, timeout: Duration, heard: &Heard
     Attempt::Answer(State::Open, why)
 }
 
-/// `serve` refused the probe as stale: by how much its clock differs from ours, taking
-/// its answer to have been made halfway between our send and now.
-pub(super) fn stale(probe: &Probe, responder_ms: u64) -> Why {
-    let midway = i128::from(probe.timestamp_ms)
-        + (i128::from(crate::sys::now_ms()) - i128::from(probe.timestamp_ms)) / 2;
-    let offset = i128::from(responder_ms) - midway;
-    Why::Stale {
-        offset_ms: offset.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64,
-    }
-}
-
-/// A plain connect. Returns the stream when the handshake completed, for a keyed exchange.
-pub(super) async fn tcp_connect(addr: SocketAddr) -> (Attempt, Option<TcpStream>) {
-    for _ in 0..SELF_CONNECT_TRIES {
-        let socket = match new_tcp_socket(addr) {
-            Ok(s) => s,
-            Err(e) => return (local_error(&e, addr), None),
-        };
-        match socket.connect(addr).await {
-            Ok(stream) if is_self_connect(&stream, addr) => {
-                // Linux can pick the target port as our own source port on loopback and
-                // "connect" to itself (simultaneous open); nothing listens there. Try again.
-                drop(stream);
-            }
-            Ok(stream) => {
-                // Close with RST, not FIN: no TIME_WAIT left behind per probed port, and half
-                // the teardown packets on a sweep of thousands of open ports.
-                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-                return (Attempt::Answer(State::Open, Why::Connected), Some(stream));
-            }
-            Err(e) => return (classify(&e, addr, Protocol::Tcp), None),
-        }
-    }
-    (Attempt::Answer(State::Closed, Why::Refused), None)
-}
-
-fn new_tcp_socket(addr: SocketAddr) -> io::Result<TcpSocket> {
-    if addr.is_ipv4() {
-        TcpSocket::new_v4()
-    } else {
-        TcpSocket::new_v6()
-    }
-}
-
-/// The peer of a connected stream is the address we dialled, so comparing our own address
-/// with it takes one system call instead of two.
-fn is_self_connect(stream: &TcpStream, dialled: SocketAddr) -> bool {
-    stream.local_addr().is_ok_and(|local| local == dialled)
-}
-
 async fn udp_exchange(
     addr: SocketAddr,
     key: Option<&Key>,
@@ -365,54 +302,4 @@ async fn udp_exchange(
             Err(e) => return classify(&e, addr, Protocol::Udp),
         }
     }
-}
-
-pub(super) fn unspecified(ip: IpAddr) -> SocketAddr {
-    match ip {
-        IpAddr::V4(_) => SocketAddr::new(Ipv4Addr::UNSPECIFIED.into(), 0),
-        IpAddr::V6(_) => SocketAddr::new(Ipv6Addr::UNSPECIFIED.into(), 0),
-    }
-}
-
-/// Maps a socket error to what it says about the path.
-pub(super) fn classify(e: &io::Error, addr: SocketAddr, protocol: Protocol) -> Attempt {
-    use io::ErrorKind as K;
-    match e.kind() {
-        K::ConnectionRefused => match protocol {
-            Protocol::Tcp => Attempt::Answer(State::Closed, Why::Refused),
-            Protocol::Udp => Attempt::Answer(State::Closed, Why::PortUnreachable),
-        },
-        // Windows reports ICMP port unreachable on a UDP socket as WSAECONNRESET (10054).
-        K::ConnectionReset if protocol == Protocol::Udp => {
-            Attempt::Answer(State::Closed, Why::PortUnreachable)
-        }
-        K::ConnectionReset => Attempt::Answer(State::Closed, Why::Refused),
-        K::HostUnreachable => Attempt::Answer(State::Filtered, Why::HostUnreachable),
-        K::PermissionDenied if e.raw_os_error() == crate::sys::EACCES_REMOTE => {
-            Attempt::Answer(State::Filtered, Why::HostUnreachable)
-        }
-        // Netfilter's OUTPUT chain (or a local policy) dropping the packet shows as EPERM.
-        K::PermissionDenied => Attempt::Answer(State::Filtered, Why::LocalFirewall),
-        // The kernel gave up on the SYN before our timeout: as good as silence.
-        K::TimedOut => Attempt::Silent,
-        _ => local_error(e, addr),
-    }
-}
-
-pub(super) fn local_error(e: &io::Error, addr: SocketAddr) -> Attempt {
-    let local = match e.kind() {
-        io::ErrorKind::NetworkUnreachable => Local::NoRoute(addr.ip()),
-        _ if e.raw_os_error() == Some(crate::sys::EMFILE) => Local::NoDescriptors,
-        _ => Local::Probe(addr, e.to_string()),
-    };
-    Attempt::Answer(State::Error, Why::Local(local))
-}
-
-pub(super) fn bind_error(e: &io::Error, addr: SocketAddr) -> Attempt {
-    let local = match e.kind() {
-        io::ErrorKind::PermissionDenied => Local::BindDenied(addr),
-        io::ErrorKind::AddrNotAvailable => Local::NotOurs(addr.ip()),
-        _ => Local::Bind(addr, e.to_string()),
-    };
-    Attempt::Answer(State::Error, Why::Local(local))
 }

@@ -19,7 +19,7 @@ use socket2::{Domain, Socket, Type};
 use tokio::io::unix::AsyncFd;
 use tokio::time::Instant;
 
-use super::net::{classify, local_error, stale, SELF_CONNECT_TRIES};
+use super::socket::{classify, local_error, stale, SELF_CONNECT_TRIES};
 use super::{Attempt, Ended, Heard, NotServe, Sweeper, Why};
 use crate::model::{ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
@@ -438,7 +438,7 @@ impl Sweeper for ConnectSweep {
     fn takes(&self, job: &ProbeJob) -> bool {
         // The deadline test stalls one port's probing thread; that port keeps its task.
         #[cfg(debug_assertions)]
-        if super::net::stall_port() == Some(job.addr.port()) {
+        if super::socket::stall_port() == Some(job.addr.port()) {
             return false;
         }
         job.kind == ProbeKind::Connect && job.protocol == Protocol::Tcp

@@ -71,7 +71,7 @@ mod linux {
     use crate::model::{HopAnswer, Protocol};
 
     /// What a UDP trace probe carries: the same words as the port's own plain probe.
-    const PAYLOAD: &[u8] = super::super::net::UDP_PAYLOAD;
+    const PAYLOAD: &[u8] = super::super::socket::UDP_PAYLOAD;
 
     pub(super) async fn hop(
         addr: SocketAddr,
@@ -357,7 +357,7 @@ mod windows {
 
     use crate::model::{HopAnswer, Protocol, TraceMethod};
 
-    const PAYLOAD: &[u8] = super::super::net::UDP_PAYLOAD;
+    const PAYLOAD: &[u8] = super::super::socket::UDP_PAYLOAD;
 
     /// Raw ICMP sockets open for administrators only: then the port's own path is traced,
     /// else ICMP echo stands in. Asked once per family: a system may lack one family's raw

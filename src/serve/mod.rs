@@ -9,6 +9,7 @@ mod responder;
 mod sockets;
 mod stats;
 mod tcp;
+mod waiting;
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -26,7 +27,7 @@ use crate::verdict::compact_ports;
 use responder::Responder;
 use sockets::{bind_addresses, bind_one, skip_reason, spawn_listener, Listener};
 pub use stats::Stats;
-pub use tcp::PER_SOURCE_WAITING;
+pub use waiting::PER_SOURCE_WAITING;
 
 /// Descriptors kept free for the runtime, stdio and at least this many connections at once.
 /// Beyond what is left, connections wait in the kernel's accept queue (see `spawn_listener`).

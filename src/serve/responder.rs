@@ -2,7 +2,7 @@
 //! source. A stranger costs one HMAC and leaves no state behind.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
@@ -12,7 +12,7 @@ use lru::LruCache;
 use tokio::sync::Notify;
 
 use super::stats::Stats;
-use super::tcp::Waiting;
+use super::waiting::{Source, Waiting};
 use crate::protocol::{
     authenticate, encode_mapped, encode_reply, encode_stale, is_fresh, Key, Reject, FRESH_WINDOW,
     MAPPED_LEN, REPLY_LEN, STALE_LEN,
@@ -26,25 +26,6 @@ pub(super) const RATE_PER_SEC: f64 = 20_000.0;
 /// source starts again with a full burst), and nonces kept against replays, at most.
 pub(super) const MAX_SOURCES: usize = 10_000;
 pub(super) const MAX_NONCES: usize = 500_000;
-
-/// (one line is handed a whole /64, so its single addresses would be unlimited sources).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum Source {
-    V4(Ipv4Addr),
-    V6Net(u64),
-}
-
-impl Source {
-    pub(super) fn of(ip: IpAddr) -> Source {
-        match ip {
-            IpAddr::V4(v4) => Source::V4(v4),
-            // IPv4 clients of a dual-stack socket arrive as ::ffff:a.b.c.d.
-            IpAddr::V6(v6) => v6
-                .to_ipv4_mapped()
-                .map_or(Source::V6Net((u128::from(v6) >> 64) as u64), Source::V4),
-        }
-    }
-}
 
 /// What `serve` sends back to a probe with a valid MAC.
 pub(super) enum Answer {
@@ -217,6 +198,7 @@ impl Responder {
 mod tests {
     use super::*;
     use crate::protocol::PROBE_LEN;
+    use std::net::{IpAddr, Ipv4Addr};
 
     fn key() -> Key {
         static KEY: std::sync::OnceLock<Key> = std::sync::OnceLock::new();

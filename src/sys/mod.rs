@@ -23,6 +23,45 @@ pub use windows::{echo, service_state, tcp_listener, udp_holder};
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// A Windows service's state, from the Service Control Manager.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceState {
+    Running,
+    Stopped,
+    Starting,
+    Stopping,
+    Paused,
+    NotInstalled,
+    /// The manager could not be asked (no permission, no manager).
+    Unknown,
+}
+
+impl ServiceState {
+    /// From `SERVICE_STATUS.dwCurrentState`.
+    pub fn from_code(code: u32) -> ServiceState {
+        match code {
+            1 => ServiceState::Stopped,
+            2 => ServiceState::Starting,
+            3 => ServiceState::Stopping,
+            4 => ServiceState::Running,
+            5..=7 => ServiceState::Paused,
+            _ => ServiceState::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServiceState::Running => "running",
+            ServiceState::Stopped => "stopped",
+            ServiceState::Starting => "starting",
+            ServiceState::Stopping => "stopping",
+            ServiceState::Paused => "paused",
+            ServiceState::NotInstalled => "not installed",
+            ServiceState::Unknown => "unknown",
+        }
+    }
+}
+
 /// The firewall commands this machine takes: Windows 7 / Server 2008 R2 have no NetSecurity
 /// PowerShell module (`New-NetFirewallRule` came with Windows 8 / Server 2012), so there the
 /// lines are `netsh advfirewall`, which every Windows since Vista knows.

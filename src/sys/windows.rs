@@ -127,8 +127,8 @@ fn image_name(pid: u32) -> Option<String> {
 
 /// A service's state from the Service Control Manager (a number, the same on every Windows
 /// in every language; `sc.exe` prints translated text).
-pub fn service_state(name: &str) -> crate::agentconfig::ServiceState {
-    use crate::agentconfig::ServiceState;
+pub fn service_state(name: &str) -> super::ServiceState {
+    use super::ServiceState;
     use windows_sys::Win32::Foundation::{GetLastError, ERROR_SERVICE_DOES_NOT_EXIST};
     use windows_sys::Win32::System::Services::{
         CloseServiceHandle, OpenSCManagerW, OpenServiceW, QueryServiceStatus, SC_MANAGER_CONNECT,

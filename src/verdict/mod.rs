@@ -126,6 +126,8 @@ pub struct RunInfo {
     pub keyed: bool,
     /// The language of reasons and hints.
     pub lang: Lang,
+    /// This machine's name, asked by the caller: the verdict does no I/O.
+    pub hostname: String,
 }
 
 /// Builds the report from the plan, its paths and the outcomes of their jobs.
@@ -145,7 +147,7 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         tool: "automate-ports",
         version: env!("CARGO_PKG_VERSION"),
         role: plan.role.clone(),
-        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+        hostname: run.hostname.clone(),
         started_at: run.started_at.clone(),
         duration_ms: round_ms(run.duration),
         strict: run.strict,

@@ -178,6 +178,7 @@ fn every_hint_and_reason_has_its_german() {
             full_ranges: false,
             keyed: true,
             lang,
+            hostname: "pc".into(),
         };
         for (state, why) in &whys {
             let outcome = Outcome {

@@ -63,7 +63,7 @@ pub(super) fn say(finding: &Finding, found: &AppResult, lang: Lang) -> String {
             "der Port ist offen, aber der TLS-Handshake schlug fehl ({error}): kein TLS-Server, oder ein Proxy, der TLS bricht"
         ),
         Finding::SchannelFailed { .. } | Finding::OldTlsOnly { .. } => {
-            super::tls::tls_versions(finding, found, lang)
+            super::tls::tls_versions(finding, found, lang, say)
         }
         Finding::NoCertificate => lang
             .pick(
@@ -85,7 +85,7 @@ pub(super) fn say(finding: &Finding, found: &AppResult, lang: Lang) -> String {
             automate(finding, found, lang)
         }
         Finding::Installer { .. } | Finding::NoInstaller { .. } | Finding::InstallerFailed { .. } => {
-            super::installer::installer(finding, found, lang)
+            super::installer::installer(finding, found, lang, say)
         }
         Finding::RelayQuiet | Finding::RelaySpoke { .. } => super::installer::relay(finding, lang),
     }

@@ -1,13 +1,18 @@
 //! The agent installer download and a ScreenConnect relay port, in words: what arrived (an
 //! MSI, or what stood in its place) and what greeted where a relay keeps silent.
 
-use super::app::say;
 use crate::lang::Lang;
 use crate::model::{AppResult, Finding};
 use crate::tr;
 
 /// The installer download: an MSI, or what came in its place.
-pub(super) fn installer(finding: &Finding, found: &AppResult, lang: Lang) -> String {
+/// `say` words a finding nested in this one (it lives in `app.rs`, which calls this).
+pub(super) fn installer(
+    finding: &Finding,
+    found: &AppResult,
+    lang: Lang,
+    say: fn(&Finding, &AppResult, Lang) -> String,
+) -> String {
     use crate::model::Instead;
     match finding {
         Finding::Installer { size, zip, tls } => {

@@ -1,13 +1,18 @@
 //! TLS versions in words: Schannel's handshake failing where rustls passed, a server that
 //! accepts only old versions, the SECURITY_STATUS codes, and the note on the agent's offer.
 
-use super::app::say;
 use crate::lang::Lang;
 use crate::model::{AppResult, Finding};
 use crate::tr;
 
 /// Findings about TLS versions: Schannel's own handshake, a server that accepts only old ones.
-pub(super) fn tls_versions(finding: &Finding, found: &AppResult, lang: Lang) -> String {
+/// `say` words a finding nested in this one (it lives in `app.rs`, which calls this).
+pub(super) fn tls_versions(
+    finding: &Finding,
+    found: &AppResult,
+    lang: Lang,
+    say: fn(&Finding, &AppResult, Lang) -> String,
+) -> String {
     match finding {
         Finding::SchannelFailed {
             error,

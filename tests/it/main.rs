@@ -7,6 +7,7 @@ mod deadline;
 mod errors;
 mod fleet;
 mod hardening;
+mod house;
 mod lab;
 mod lang;
 mod outputs;
