@@ -21,7 +21,6 @@ pub use args::{Cli, Command, FormatArg, ProfilesCommand};
 use output::{asks_for_json, clap_exit, init_logging, one_line, write_json_error, write_stdout};
 
 /// Runs the program; `Err` is always the user's to fix and exits with [`exit::USAGE`].
-/// Runs the program; `Err` is always the user's to fix and exits with [`exit::USAGE`].
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
     let args: Vec<OsString> = args.into_iter().collect();
     let cli = match Cli::try_parse_from(&args) {

@@ -180,15 +180,22 @@ pub(super) fn init_logging(verbose: u8, quiet: bool) {
         .try_init();
 }
 
-/// Two workers: a sweep of thousands of ports spends most of its time in socket system
-/// calls, and a second thread finishes probes while the first is still starting them (on
-/// this 2-core machine it measured faster and with a lower peak RSS than one thread; see
-/// BENCHMARKS.md).
+/// One worker per core, at most [`MAX_WORKERS`]: a sweep's event loop is one task, and the
+/// other workers finish the tries that run as tasks (application probes, UDP, and on Windows
+/// every try) and `serve`'s slow connections while it runs. On a 2-core machine two workers
+/// measured faster and with a lower peak RSS than one (BENCHMARKS.md); past a few, only
+/// wake-ups between them grow.
 pub(super) struct Runtime(tokio::runtime::Runtime);
 
+/// The most worker threads the runtime starts, however many cores there are.
+const MAX_WORKERS: usize = 4;
+
 pub(super) fn runtime() -> anyhow::Result<Runtime> {
+    let workers = std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .min(MAX_WORKERS);
     let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+        .worker_threads(workers)
         .enable_io()
         .enable_time()
         .build()

@@ -207,11 +207,6 @@ impl Heard {
     pub fn mark(&self) {
         self.flags[self.index].store(true, Ordering::Relaxed);
     }
-
-    /// A flag nobody reads, for a try outside the engine.
-    pub fn unread() -> Heard {
-        Heard::new(&Heard::flags(1), 0)
-    }
 }
 
 /// Formats a duration in English, for logs and `serve`'s output.

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::waiting::{FIRST_BYTES_DEADLINE, PER_KEYED_SOURCE_WAITING, PER_SOURCE_WAITING};
 use crate::protocol::Reject;
 
 /// Counters, logged at the end: what was answered and what was ignored, by cause.
@@ -41,16 +42,20 @@ impl Stats {
             0 => String::new(),
             n => format!(" ({n} refused as stale: the prober's clock differs)"),
         };
-        let stale = match self.answered_mapped.load(Ordering::Relaxed) {
-            0 => stale,
-            n => format!("{stale} ({n} with the source address seen, for NAT checks)"),
+        let mapped = match self.answered_mapped.load(Ordering::Relaxed) {
+            0 => String::new(),
+            n => format!(" ({n} with the source address seen, for NAT checks)"),
         };
+        let idle = format!(
+            "sent nothing within {}",
+            crate::lang::Lang::En.duration(FIRST_BYTES_DEADLINE)
+        );
+        let capped = format!(
+            "over the cap of {PER_SOURCE_WAITING} waiting connections per source ({PER_KEYED_SOURCE_WAITING} for one that proved the key)"
+        );
         let closed: Vec<String> = [
-            (&self.idle, "sent nothing within 1 s"),
-            (
-                &self.evicted_per_source,
-                "over the cap of 32 waiting connections per source",
-            ),
+            (&self.idle, idle.as_str()),
+            (&self.evicted_per_source, capped.as_str()),
             (&self.evicted_for_descriptors, "to free a descriptor"),
         ]
         .iter()
@@ -65,7 +70,7 @@ impl Stats {
             format!("; closed unanswered: {}", closed.join(", "))
         };
         format!(
-            "answered {} TCP and {} UDP probes{stale}; ignored {}{closed}",
+            "answered {} TCP and {} UDP probes{stale}{mapped}; ignored {}{closed}",
             self.answered_tcp.load(Ordering::Relaxed),
             self.answered_udp.load(Ordering::Relaxed),
             if ignored.is_empty() {

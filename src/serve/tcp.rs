@@ -4,24 +4,16 @@
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::Ordering;
-use std::time::Duration;
 
 use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 use super::responder::{Answer, Responder};
-use super::waiting::{Evicted, Source, PER_KEYED_SOURCE_WAITING, PER_SOURCE_WAITING};
+use super::waiting::{
+    Evicted, Source, CHALLENGE_DEADLINE, FIRST_BYTES_DEADLINE, PER_KEYED_SOURCE_WAITING,
+    PER_SOURCE_WAITING, WAITING_GRACE,
+};
 use crate::protocol::{Reject, PROBE_LEN};
-
-/// How long a TCP client has to send its whole challenge after connecting.
-pub(super) const CHALLENGE_DEADLINE: Duration = Duration::from_secs(3);
-/// How long a TCP client has to send its first bytes: a client with the key sends its probe
-/// with the handshake's last packet, so this leaves room for two retransmissions.
-pub(super) const FIRST_BYTES_DEADLINE: Duration = Duration::from_secs(1);
-/// How long a new TCP connection may take to send its probe before it counts as waiting: a
-/// client with the key sends it right behind the handshake, so only a lost segment (or a
-/// slowloris) takes longer.
-pub(super) const WAITING_GRACE: Duration = Duration::from_millis(100);
 
 /// What a connection's first bytes earn: the reply to send, or `None` (closed unanswered,
 /// counted and logged here).

@@ -1,10 +1,22 @@
 //! Who a client of `serve` is (`Source`), and its TCP connections that have not sent their
-//! probe yet: capped per source and evicted oldest first.
+//! probe yet: how long they may take, capped per source and evicted oldest first.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 
+use std::time::Duration;
+
 use tokio::sync::oneshot;
+
+/// How long a TCP client has to send its whole challenge after connecting.
+pub(super) const CHALLENGE_DEADLINE: Duration = Duration::from_secs(3);
+/// How long a TCP client has to send its first bytes: a client with the key sends its probe
+/// with the handshake's last packet, so this leaves room for two retransmissions.
+pub(super) const FIRST_BYTES_DEADLINE: Duration = Duration::from_secs(1);
+/// How long a new TCP connection may take to send its probe before it counts as waiting: a
+/// client with the key sends it right behind the handshake, so only a lost segment (or a
+/// slowloris) takes longer.
+pub(super) const WAITING_GRACE: Duration = Duration::from_millis(100);
 
 /// Who a client is, for serve's limits: an IPv4 address, or an IPv6 /64 (one line is handed
 /// a whole /64, so its single addresses would be unlimited sources).

@@ -6,7 +6,7 @@
 //! answer, a try that hears nothing for a few of their round trips is given up early and
 //! sent again; re-probes continue while they keep recovering ports (loss) and stop as soon
 //! as a round recovers none (a filter). An address where nothing answers gets the full
-//! timeout and `--retries`, as before.
+//! timeout and `--retries`.
 
 mod state;
 #[cfg(test)]
