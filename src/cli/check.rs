@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::args::{CheckArgs, FormatArg, KeyArg, ProbeArgs};
-use super::output::{runtime, Delivery};
+use super::output::{runtime, Delivery, Failed};
 use super::watchdog::Watchdog;
 use crate::model::Family;
 use crate::pipeline::{self, Options};
@@ -17,9 +17,21 @@ use crate::probe::net::NetProber;
 use crate::protocol::Key;
 use crate::{overrides, profiles};
 
-/// `reported` turns true once the report is on stdout (a file that fails after it does not
-/// take it back).
-pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow::Result<ExitCode> {
+/// Runs the check and delivers its report; the error says whether the report reached stdout.
+pub(super) fn run(args: &CheckArgs, quiet: bool) -> Result<ExitCode, Failed> {
+    let (watchdog, report) = probe(args, quiet).map_err(Failed::BeforeReport)?;
+    let Some(delivery) = watchdog.claim() else {
+        // The deadline came as the run ended: its thread writes the report and exits.
+        loop {
+            std::thread::park();
+        }
+    };
+    delivery.deliver(report)
+}
+
+/// Everything up to the report: the profile, the targets, the probe settings, and the run
+/// under the watchdog that is returned with it (it delivers the report if the run hangs).
+fn probe(args: &CheckArgs, quiet: bool) -> anyhow::Result<(Watchdog, crate::report::Report)> {
     // Armed before anything asks the operating system (the agent's settings, a proxy's name).
     let watchdog = Watchdog::start(Duration::ZERO, "reading the command line");
     let credentials = proxy_credentials(args.proxy_user.as_deref())?;
@@ -92,13 +104,7 @@ pub(super) fn run(args: &CheckArgs, quiet: bool, reported: &mut bool) -> anyhow:
         &(bar, &watchdog),
         args.wait,
     ))?;
-    let Some(delivery) = watchdog.claim() else {
-        // The deadline came as the run ended: its thread writes the report and exits.
-        loop {
-            std::thread::park();
-        }
-    };
-    delivery.deliver(report, reported)
+    Ok((watchdog, report))
 }
 
 /// What the agent here offers in TLS (Windows), from its settings read within a limit, and

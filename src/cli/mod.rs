@@ -18,7 +18,9 @@ use clap::Parser;
 
 use crate::{exit, profiles};
 pub use args::{Cli, Command, FormatArg, ProfilesCommand};
-use output::{asks_for_json, clap_exit, init_logging, one_line, write_json_error, write_stdout};
+use output::{
+    asks_for_json, clap_exit, init_logging, one_line, write_json_error, write_stdout, Failed,
+};
 
 /// Runs the program; `Err` is always the user's to fix and exits with [`exit::USAGE`].
 pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode> {
@@ -39,20 +41,20 @@ pub fn run(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<ExitCode>
     match cli.command {
         Command::Check(args) if args.format == FormatArg::Nagios => {
             // A monitoring system reads every problem from stdout, with UNKNOWN (3) for its own.
-            check::run(&args, cli.quiet, &mut false).or_else(|e| {
-                write_stdout(&format!("AUTOMATE-PORTS UNKNOWN - {e:#}\n"))?;
+            check::run(&args, cli.quiet).or_else(|e| {
+                write_stdout(&format!("AUTOMATE-PORTS UNKNOWN - {:#}\n", e.into_inner()))?;
                 Ok(ExitCode::from(exit::NAGIOS_UNKNOWN))
             })
         }
-        Command::Check(args) if args.format == FormatArg::Json => {
-            let mut reported = false;
-            check::run(&args, cli.quiet, &mut reported).inspect_err(|e| {
-                if !reported {
+        Command::Check(args) if args.format == FormatArg::Json => check::run(&args, cli.quiet)
+            .map_err(|failed| match failed {
+                Failed::BeforeReport(e) => {
                     let _ = write_json_error("input", &format!("error: {e:#}"));
+                    e
                 }
-            })
-        }
-        Command::Check(args) => check::run(&args, cli.quiet, &mut false),
+                Failed::AfterReport(e) => e,
+            }),
+        Command::Check(args) => check::run(&args, cli.quiet).map_err(Failed::into_inner),
         Command::Profiles(ProfilesCommand::List) => write_stdout(&profile_list()?),
         Command::Profiles(ProfilesCommand::Show { role, profile }) => {
             let text = match (role.as_deref(), profile) {

@@ -56,23 +56,34 @@ pub(super) struct Delivery {
 impl Delivery {
     /// `reported` turns true once the report is on stdout (a file that fails after it does
     /// not take it back).
-    pub(super) fn deliver(
-        self,
-        mut report: Report,
-        reported: &mut bool,
-    ) -> anyhow::Result<ExitCode> {
+    pub(super) fn deliver(self, mut report: Report) -> Result<ExitCode, Failed> {
         report.notes.splice(0..0, self.notes);
         report.agent = self.agent;
         if let Some(evidence) = report.agent.as_ref().and_then(|a| a.evidence.as_ref()) {
             crate::evidence::beside(&mut report.checks, evidence, report.lang);
         }
         // The report on stdout first: a file that fails now (a full disk) loses nothing else.
-        let code = write_report(&report, self.format)?;
-        *reported = true;
+        let code = write_report(&report, self.format).map_err(Failed::BeforeReport)?;
         for file in self.files {
-            file.write(&report)?;
+            file.write(&report).map_err(Failed::AfterReport)?;
         }
         Ok(code)
+    }
+}
+
+/// Why `check` failed: before its report reached stdout (which then holds none, or an
+/// error in the report's format), or after it (a file that failed does not take it back).
+#[derive(Debug)]
+pub(super) enum Failed {
+    BeforeReport(anyhow::Error),
+    AfterReport(anyhow::Error),
+}
+
+impl Failed {
+    pub(super) fn into_inner(self) -> anyhow::Error {
+        match self {
+            Failed::BeforeReport(e) | Failed::AfterReport(e) => e,
+        }
     }
 }
 

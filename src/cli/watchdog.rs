@@ -199,8 +199,8 @@ fn watch(shared: &Shared) {
         stuck.len(),
         name_stuck(&stuck)
     );
-    if let Err(e) = delivery.deliver(round.report(after), &mut false) {
-        eprintln!("automate-ports: error: {e:#}");
+    if let Err(e) = delivery.deliver(round.report(after)) {
+        eprintln!("automate-ports: error: {:#}", e.into_inner());
     }
     std::process::exit(i32::from(crate::exit::FAILED));
 }

@@ -64,8 +64,8 @@ pub(super) fn hint(
 ) -> String {
     let subject = Subject::of(check, result, failed, run.lang);
     match what(check, state, why, &subject, run.lang) {
-        Ok(what) => format!("{what} {}", fix(check, &subject, run.lang)),
-        Err(whole) => whole,
+        Said::ThenFix(what) => format!("{what} {}", fix(check, &subject, run.lang)),
+        Said::Whole(whole) => whole,
     }
 }
 
@@ -118,15 +118,17 @@ fn fix(check: &Check, subject: &Subject<'_>, lang: Lang) -> String {
         .replace("{where}", place)
 }
 
-/// What is wrong, followed by the fix (`Ok`), or a whole hint that needs no fix line (`Err`:
-/// this machine could not test, or the port is taken here).
-fn what(
-    check: &Check,
-    state: State,
-    why: &Why,
-    subject: &Subject<'_>,
-    lang: Lang,
-) -> Result<String, String> {
+/// The first words of a hint.
+enum Said {
+    /// What is wrong, to be followed by the fix.
+    ThenFix(String),
+    /// A hint complete in itself, with its own fix (the clocks, a NAT, a proxy, this
+    /// machine's firewall, a port taken here, ...).
+    Whole(String),
+}
+
+/// What is wrong, or a whole hint that needs no fix line.
+fn what(check: &Check, state: State, why: &Why, subject: &Subject<'_>, lang: Lang) -> Said {
     let Subject {
         proto,
         ports,
@@ -140,10 +142,10 @@ fn what(
             "{proto} {ports} auf {place} antwortet von hier aus, muss aber gesperrt sein."
         ),
         (_, _, Why::App(found)) if found.finding.is_proxy() => {
-            return Err(proxy::hint(found, subject, lang))
+            return Said::Whole(proxy::hint(found, subject, lang))
         }
         (_, State::Unfinished, _) => {
-            return Err(tr!(
+            return Said::Whole(tr!(
                 lang,
                 "Nothing is known about {proto} {ports} on {place}: the run reached its deadline while this machine's operating system still held the probe. Run the check again; if it stays stuck, a security product that intercepts network calls (or Wine) is the likely cause, not a firewall.",
                 "Über {proto} {ports} auf {place} ist nichts bekannt: der Lauf hat seine Frist erreicht, während das Betriebssystem dieses Rechners die Probe noch festhielt. Die Prüfung wiederholen; bleibt sie hängen, ist eher ein Sicherheitsprodukt, das Netzwerkaufrufe abfängt (oder Wine), die Ursache als eine Firewall."
@@ -151,7 +153,7 @@ fn what(
         }
         (_, State::Error, Why::Local(local)) => {
             let message = local.text(lang);
-            return Err(tr!(
+            return Said::Whole(tr!(
                 lang,
                 "This machine could not test it: {message}.",
                 "Dieser Rechner konnte es nicht prüfen: {message}."
@@ -159,7 +161,7 @@ fn what(
         }
         (Expect::Reachable, State::Open, Why::App(found) | Why::RealService(found)) => {
             // The port is open: the firewall is not what stops it, so no firewall fix.
-            return Err(app::application(check, found, subject, lang));
+            return Said::Whole(app::application(check, found, subject, lang));
         }
         (Expect::Reachable, _, Why::App(found) | Why::RealService(found)) => {
             let summary = crate::words::app::summary(found, lang);
@@ -174,18 +176,18 @@ fn what(
             "Something other than automate-ports serve answers {proto} {ports} at {place}: a proxy, SYN proxy, or a port forward to another host. Make sure the forward points at the machine running serve. If serve runs there, give both sides the same key, and make sure this machine's clock is not behind (serve answers no probe dated before its own start).",
             "Auf {proto} {ports} bei {place} antwortet etwas anderes als automate-ports serve: ein Proxy, SYN-Proxy oder eine Portweiterleitung auf einen anderen Host. Die Weiterleitung muss auf den Rechner zeigen, auf dem serve läuft. Läuft serve dort, brauchen beide Seiten denselben Schlüssel, und die Uhr dieses Rechners darf nicht nachgehen (serve beantwortet keine Probe, die älter als sein eigener Start ist)."
         ),
-        (_, _, Why::Stale { offset_ms }) => return Err(stale(*offset_ms, subject, lang)),
-        (_, _, Why::Mapped(found)) => return Err(nat(found, subject, lang)),
+        (_, _, Why::Stale { offset_ms }) => return Said::Whole(stale(*offset_ms, subject, lang)),
+        (_, _, Why::Mapped(found)) => return Said::Whole(nat(found, subject, lang)),
         (_, _, Why::Redirected(port)) => tr!(
             lang,
             "{proto} {ports} at {place} reaches automate-ports serve, but on port {port}: the port forward maps it to the wrong internal port.",
             "{proto} {ports} bei {place} erreicht automate-ports serve, aber auf Port {port}: die Portweiterleitung zeigt auf den falschen internen Port."
         ),
-        (_, _, Why::InUse(holder)) => return Err(in_use(holder.as_ref(), subject, lang)),
+        (_, _, Why::InUse(holder)) => return Said::Whole(in_use(holder.as_ref(), subject, lang)),
         (_, _, Why::InstallMoves { holder, free, range }) => {
-            return Err(install_moves(holder.as_ref(), *free, *range, subject, lang))
+            return Said::Whole(install_moves(holder.as_ref(), *free, *range, subject, lang))
         }
-        (_, _, Why::LocalFirewall) => return Err(local_firewall(check, subject, lang)),
+        (_, _, Why::LocalFirewall) => return Said::Whole(local_firewall(check, subject, lang)),
         // Every other cause, named so that a new one gets its words on purpose: the state
         // says what is wrong.
         (
@@ -208,7 +210,7 @@ fn what(
             | Why::Unfinished { .. },
         ) => by_state(check, state, why, subject, lang),
     };
-    Ok(what)
+    Said::ThenFix(what)
 }
 
 /// `serve` refused the probe as stale: the clocks differ.

@@ -137,11 +137,15 @@ pub fn report(plan: &Plan, paths: &[PathPlan], outcomes: &[Outcome], run: &RunIn
         .map(|path| path_result(plan, path, outcomes, run))
         .collect();
     note_shared_ports(&mut checks, run.lang);
-    let mapping: Vec<bool> = paths
-        .iter()
-        .map(|p| matches!(plan.checks[p.check].check.probe, ProbeKind::Nat { .. }))
-        .collect();
-    let (tunnels, notes) = tunnel::paths(&checks, &mapping, run.lang);
+    let (mut mapping_checks, mut others) = (Vec::new(), Vec::new());
+    for (result, path) in checks.iter().zip(paths) {
+        if matches!(plan.checks[path.check].check.probe, ProbeKind::Nat { .. }) {
+            mapping_checks.push(result);
+        } else {
+            others.push(result);
+        }
+    }
+    let (tunnels, notes) = tunnel::paths(&mapping_checks, &others, run.lang);
     Report {
         schema: 1,
         tool: "automate-ports",

@@ -7,26 +7,23 @@ use crate::lang::Lang;
 use crate::model::{Protocol, State};
 use crate::report::{CheckResult, TunnelPath, TunnelRoute, Verdict};
 
-/// One path per mapping check that ran, and the note that says it.
-/// `mapping[i]` says whether `checks[i]` is a mapping check (`probe = "nat"`). One that did
-/// not run (skipped without a key, or its name did not resolve) tells nothing: no path.
+/// One path per mapping check (`probe = "nat"`) that ran, and the note that says it, judged
+/// from the other checks on the same address. One that did not run (skipped without a key,
+/// or its name did not resolve) tells nothing: no path.
 pub(super) fn paths(
-    checks: &[CheckResult],
-    mapping: &[bool],
+    mapping_checks: &[&CheckResult],
+    others: &[&CheckResult],
     lang: Lang,
 ) -> (Vec<TunnelPath>, Vec<String>) {
     let ran = |c: &CheckResult| !matches!(c.state, None | Some(State::Error | State::Unfinished));
     let mut paths = Vec::new();
     let mut notes = Vec::new();
-    let nats = checks
-        .iter()
-        .zip(mapping)
-        .filter(|(c, is_nat)| **is_nat && ran(c));
-    for (nat, _) in nats {
-        let others = checks.iter().zip(mapping).filter(|(c, is_nat)| {
-            !**is_nat && c.address == nat.address && c.host == nat.host && ran(c)
-        });
-        let same_place: Vec<&CheckResult> = others.map(|(c, _)| c).collect();
+    for nat in mapping_checks.iter().filter(|c| ran(c)) {
+        let same_place: Vec<&CheckResult> = others
+            .iter()
+            .copied()
+            .filter(|c| c.address == nat.address && c.host == nat.host && ran(c))
+            .collect();
         let relay: Vec<&&CheckResult> = same_place
             .iter()
             .filter(|c| c.protocol == Protocol::Tcp)
