@@ -89,46 +89,91 @@ pub async fn resolve(
     family: Family,
     timeout: Duration,
 ) -> Result<Vec<IpAddr>, Unresolved> {
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    let addresses = if let Ok(ip) = literal.parse::<IpAddr>() {
-        vec![ip]
-    } else if let Ok(Some((ip, _))) = zoned(host) {
-        // The zone goes with the probes (see `plan::expand`).
-        vec![IpAddr::V6(ip)]
-    } else if let Some(why) = never_resolves(host) {
-        return Err(Unresolved::Failed {
-            host: host.to_string(),
-            detail: why.to_string(),
-            after: Duration::ZERO,
-        });
+    let addresses = if let Some(known) = without_lookup(host) {
+        known?
     } else {
         let started = Instant::now();
         match tokio::time::timeout(timeout, tokio::net::lookup_host((host, 0))).await {
-            Err(_) => {
-                return Err(Unresolved::NoAnswer {
-                    host: host.to_string(),
-                    timeout,
-                })
-            }
-            Ok(Err(e)) => {
-                return Err(Unresolved::Failed {
-                    host: host.to_string(),
-                    detail: plain_resolver_error(&e),
-                    after: started.elapsed(),
-                })
-            }
-            Ok(Ok(found)) => {
-                let mut ips: Vec<IpAddr> = Vec::new();
-                for addr in found {
-                    crate::model::push_new(&mut ips, addr.ip());
-                }
-                ips
-            }
+            Err(_) => return Err(no_answer(host, timeout)),
+            Ok(found) => looked_up(host, found, started)?,
         }
     };
+    of_family(host, addresses, family)
+}
+
+/// The same for a caller outside the runtime (the proxy's name, before any probe): the OS
+/// resolver on a thread of its own, waited for at most `timeout`.
+pub fn resolve_blocking(
+    host: &str,
+    family: Family,
+    timeout: Duration,
+) -> Result<Vec<IpAddr>, Unresolved> {
+    use std::net::ToSocketAddrs;
+    let addresses = if let Some(known) = without_lookup(host) {
+        known?
+    } else {
+        let started = Instant::now();
+        let name = (host.to_string(), 0);
+        match crate::sys::within(timeout, move || name.to_socket_addrs()) {
+            None => return Err(no_answer(host, timeout)),
+            Some(found) => looked_up(host, found, started)?,
+        }
+    };
+    of_family(host, addresses, family)
+}
+
+/// What `host` is without asking a resolver: a literal (with or without its zone, which goes
+/// with the probes, see `plan::expand`), or a name that never resolves; `None`: ask.
+fn without_lookup(host: &str) -> Option<Result<Vec<IpAddr>, Unresolved>> {
+    let literal = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = literal.parse::<IpAddr>() {
+        return Some(Ok(vec![ip]));
+    }
+    if let Ok(Some((ip, _))) = zoned(host) {
+        return Some(Ok(vec![IpAddr::V6(ip)]));
+    }
+    never_resolves(host).map(|why| {
+        Err(Unresolved::Failed {
+            host: host.to_string(),
+            detail: why.to_string(),
+            after: Duration::ZERO,
+        })
+    })
+}
+
+fn no_answer(host: &str, timeout: Duration) -> Unresolved {
+    Unresolved::NoAnswer {
+        host: host.to_string(),
+        timeout,
+    }
+}
+
+/// The resolver's answer, de-duplicated in its order, or its refusal in plain words.
+fn looked_up(
+    host: &str,
+    found: std::io::Result<impl Iterator<Item = std::net::SocketAddr>>,
+    started: Instant,
+) -> Result<Vec<IpAddr>, Unresolved> {
+    let found = found.map_err(|e| Unresolved::Failed {
+        host: host.to_string(),
+        detail: plain_resolver_error(&e),
+        after: started.elapsed(),
+    })?;
+    let mut ips: Vec<IpAddr> = Vec::new();
+    for addr in found {
+        crate::model::push_new(&mut ips, addr.ip());
+    }
+    Ok(ips)
+}
+
+/// The addresses `-4`/`-6` allow, or why there are none.
+fn of_family(
+    host: &str,
+    addresses: Vec<IpAddr>,
+    family: Family,
+) -> Result<Vec<IpAddr>, Unresolved> {
     let kept: Vec<IpAddr> = addresses
-        .iter()
-        .copied()
+        .into_iter()
         .filter(|ip| family.allows(*ip))
         .collect();
     if kept.is_empty() {

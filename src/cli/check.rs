@@ -320,24 +320,12 @@ fn proxy_notes(
     notes
 }
 
-/// The OS resolver, once, within [`RESOLVE_LIMIT`] (a hung resolver must not hang the run).
+/// The proxy's address: the OS resolver, once, within [`RESOLVE_LIMIT`] (a hung resolver
+/// must not hang the run), through the same stage as every other name.
 fn resolve_once(host: &str, port: u16) -> Result<std::net::SocketAddr, String> {
-    use std::net::ToSocketAddrs;
-    if let Some(why) = crate::resolve::never_resolves(host) {
-        return Err(why.to_string());
-    }
-    let name = (host.to_string(), port);
-    match crate::sys::within(RESOLVE_LIMIT, move || {
-        name.to_socket_addrs().map(|mut a| a.next())
-    }) {
-        Some(Ok(Some(addr))) => Ok(addr),
-        Some(Ok(None)) => Err("no address".into()),
-        Some(Err(e)) => Err(e.to_string()),
-        None => Err(format!(
-            "no answer from the resolver in {}",
-            crate::probe::fmt_duration(RESOLVE_LIMIT)
-        )),
-    }
+    crate::resolve::resolve_blocking(host, Family::Any, RESOLVE_LIMIT)
+        .map(|ips| std::net::SocketAddr::new(ips[0], port))
+        .map_err(|e| e.text(crate::lang::Lang::En))
 }
 
 /// The shared key: `--key-file`, else `--key` (with a warning: process lists show it), else

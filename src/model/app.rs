@@ -318,6 +318,14 @@ pub struct TlsInfo {
 }
 
 impl AppResult {
+    /// With a key, where serve leaves the port to the real service: whether this answer
+    /// proves the path. A passing probe does, and so does a service speaking its own
+    /// protocol even in a failure (a MySQL error, an HTTP 404, a certificate); silence or
+    /// bytes of another protocol do not.
+    pub fn proves_the_path(&self) -> bool {
+        self.verdict != AppVerdict::Fail || self.finding.is_an_application_answer()
+    }
+
     /// A finding with only a verdict; probes fill in the rest, the words stage the summary.
     pub fn new(probe: AppProbe, verdict: AppVerdict, finding: Finding) -> AppResult {
         AppResult {

@@ -90,8 +90,7 @@ pub(super) async fn proxied(
         return Attempt::Answer(State::Error, Why::App(Box::new(found)));
     }
     // With a key the real service proves the path, as where serve leaves it the port.
-    let proven = found.verdict != AppVerdict::Fail || found.finding.is_an_application_answer();
-    if job.keyed && proven {
+    if job.keyed && found.proves_the_path() {
         Attempt::Answer(State::Open, Why::RealService(Box::new(found)))
     } else {
         Attempt::Answer(State::Open, Why::App(Box::new(found)))

@@ -10,7 +10,7 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::UdpSocket;
 
-use super::app::{AppConfig, AppVerdict};
+use super::app::AppConfig;
 #[cfg(debug_assertions)]
 use super::socket::stall_port;
 use super::socket::{
@@ -176,13 +176,12 @@ async fn serve_or_real_service(
     if !matches!(keyed, Attempt::Answer(State::Open, Why::NotServe(_))) {
         return keyed;
     }
-    // What answered instead of serve is reported by its own words when it spoke its
-    // protocol (a MySQL error, an HTTP 404, a certificate): that names the fix. Silence or
-    // bytes of another protocol stay "not serve".
+    // What answered instead of serve is reported by its own words when that proves the
+    // path (it names the fix); anything else stays "not serve".
     if let Attempt::Answer(State::Open, Why::App(found)) =
         super::appnet::app_probe(probe, job, config, timeout, heard).await
     {
-        if found.verdict != AppVerdict::Fail || found.finding.is_an_application_answer() {
+        if found.proves_the_path() {
             return Attempt::Answer(State::Open, Why::RealService(found));
         }
     }
