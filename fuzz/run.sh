@@ -27,9 +27,11 @@ fi
 
 command -v cargo-fuzz >/dev/null || { echo "cargo-fuzz missing: cargo install cargo-fuzz --locked" >&2; exit 2; }
 
-echo "building fuzz targets (nightly, release, ASan)..."
+# FUZZ_TOOLCHAIN: a pinned nightly instead of the latest (CI uses the legacy build's).
+toolchain="${FUZZ_TOOLCHAIN:-nightly}"
+echo "building fuzz targets ($toolchain, release, ASan)..."
 build_start=$SECONDS
-cargo +nightly fuzz build -O
+cargo "+$toolchain" fuzz build -O
 echo "built in $((SECONDS - build_start)) s"
 
 mkdir -p artifacts
@@ -44,7 +46,7 @@ for entry in "${targets[@]}"; do
     log="artifacts/$t.log"
     echo "== $t: ${secs}s, max_len $max_len (log: fuzz/$log)"
     rc=0
-    cargo +nightly fuzz run -O "$t" "corpus/$t" -- \
+    cargo "+$toolchain" fuzz run -O "$t" "corpus/$t" -- \
         -max_total_time="$secs" -rss_limit_mb=1024 -max_len="$max_len" \
         -timeout=10 -print_final_stats=1 >"$log" 2>&1 || rc=$?
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
