@@ -16,7 +16,7 @@ use crate::endpoint::Endpoint;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct AgentConfig {
     /// Each server as the agent reaches it (`https://host`, `http://host:8080`), in order.
-    pub servers: Vec<String>,
+    pub servers: Vec<Endpoint>,
     pub tray_port: Option<u16>,
     /// `LTService` and `LTSvcMon`, with their state.
     pub services: Vec<(String, ServiceState)>,
@@ -63,16 +63,19 @@ pub const SERVICES: [&str; 2] = ["LTService", "LTSvcMon"];
 /// The servers in `Server Address`, as the agent uses them: `https://a.example.com/|
 /// ~http://b.example.com:8080` gives `https://a.example.com` and `http://b.example.com:8080`.
 /// A `~` (seen in real settings) is dropped; entries that are no server are skipped.
-pub fn parse_server_address(raw: &str) -> Vec<String> {
-    let mut servers: Vec<String> = Vec::new();
+pub fn parse_server_address(raw: &str) -> Vec<Endpoint> {
+    let mut servers: Vec<Endpoint> = Vec::new();
     for entry in raw.split(['|', ';']) {
         let entry = entry.replace('~', "");
         let Ok(endpoint) = Endpoint::parse(&entry) else {
             continue;
         };
-        let server = endpoint.to_string();
-        if !servers.iter().any(|s| s.eq_ignore_ascii_case(&server)) {
-            servers.push(server);
+        let shown = endpoint.to_string();
+        if !servers
+            .iter()
+            .any(|s| s.to_string().eq_ignore_ascii_case(&shown))
+        {
+            servers.push(endpoint);
         }
     }
     servers
@@ -300,7 +303,11 @@ mod tests {
             ),
             ("ftp://x.example| | ; ", vec![]),
         ] {
-            assert_eq!(parse_server_address(raw), want, "{raw}");
+            let got: Vec<String> = parse_server_address(raw)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            assert_eq!(got, want, "{raw}");
         }
     }
 

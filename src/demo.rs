@@ -64,7 +64,12 @@ pub async fn run(lang: Lang) -> anyhow::Result<Demo> {
     let listening = running.listening.clone();
 
     let options = Options {
-        targets: BTreeMap::from([("server".to_string(), vec![HOST.to_string()])]),
+        targets: BTreeMap::from([(
+            "server".to_string(),
+            vec![crate::endpoint::Endpoint::host(crate::endpoint::Host::Ip(
+                HOST,
+            ))],
+        )]),
         family: Family::Any,
         timeout: Duration::from_secs(1),
         retries: 1,

@@ -2,6 +2,7 @@
 //! agent's own settings (Windows), then the profile's defaults (applied by [`crate::plan`]).
 
 use crate::agentconfig::{AgentConfig, AgentInfo, AgentProxy, ServiceState};
+use crate::endpoint::Endpoint;
 use crate::lang::Lang;
 use crate::model::{push_new, PortRange, ProbeKind, Profile, FLAG_TARGETS};
 use crate::plan::Targets;
@@ -9,7 +10,7 @@ use crate::tr;
 
 /// The targets named on the command line: `flags` in [`FLAG_TARGETS`] order (`--server`,
 /// `--mediator`, ...), then `--target NAME=HOST`; naming a target again adds a host.
-pub fn from_command_line(flags: [Option<&String>; 5], named: &[(String, String)]) -> Targets {
+pub fn from_command_line(flags: [Option<&Endpoint>; 5], named: &[(String, Endpoint)]) -> Targets {
     let mut targets = Targets::new();
     for (name, host) in FLAG_TARGETS.iter().zip(flags) {
         if let Some(host) = host {
@@ -54,7 +55,12 @@ pub fn from_installed_agent(
             !found.servers.is_empty(),
             "the installed agent's settings ({key}) name no server: pass --server HOST"
         );
-        let servers = found.servers.join(", ");
+        let servers = found
+            .servers
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ");
         notes.push(tr!(
             lang,
             "servers from the installed agent's settings ({key}): {servers}",
@@ -124,7 +130,9 @@ mod tests {
 
     fn installed() -> AgentConfig {
         AgentConfig {
-            servers: vec!["https://automate.example.com".into(), "192.0.2.9".into()],
+            servers: crate::agentconfig::parse_server_address(
+                "https://automate.example.com|192.0.2.9",
+            ),
             tray_port: Some(42001),
             services: vec![
                 ("LTService".into(), ServiceState::Running),
@@ -142,18 +150,27 @@ mod tests {
         }
     }
 
+    fn host(s: &str) -> Endpoint {
+        Endpoint::parse_host(s).unwrap()
+    }
+
+    /// A target's hosts as the report shows them.
+    fn shown(targets: &Targets, name: &str) -> Vec<String> {
+        targets[name].iter().map(ToString::to_string).collect()
+    }
+
     #[test]
     fn command_line_flags_then_named_targets_adding_hosts() {
-        let (server, db) = ("a.example".to_string(), "db.example".to_string());
+        let (server, db) = (host("a.example"), host("db.example"));
         let named = [
-            ("server".to_string(), "b.example".to_string()),
-            ("server".to_string(), "a.example".to_string()),
-            ("nas".to_string(), "nas.example".to_string()),
+            ("server".to_string(), host("b.example")),
+            ("server".to_string(), host("a.example")),
+            ("nas".to_string(), host("nas.example")),
         ];
         let targets = from_command_line([Some(&server), None, Some(&db), None, None], &named);
-        assert_eq!(targets["server"], ["a.example", "b.example"]);
-        assert_eq!(targets["db"], ["db.example"]);
-        assert_eq!(targets["nas"], ["nas.example"]);
+        assert_eq!(shown(&targets, "server"), ["a.example", "b.example"]);
+        assert_eq!(shown(&targets, "db"), ["db.example"]);
+        assert_eq!(shown(&targets, "nas"), ["nas.example"]);
         assert!(!targets.contains_key("mediator"));
     }
 
@@ -165,7 +182,7 @@ mod tests {
             from_installed_agent(&mut agent, &mut targets, || Some(installed()), Lang::En).unwrap();
         let notes = found.notes;
         assert_eq!(
-            targets["server"],
+            shown(&targets, "server"),
             ["https://automate.example.com", "192.0.2.9"]
         );
         assert_eq!(found.agent.unwrap().id, Some(1234));
@@ -185,13 +202,11 @@ mod tests {
 
         // --server wins over the settings' servers; the agent's identity is still reported.
         let mut agent = profiles::builtin("agent").unwrap();
-        let mut targets = from_command_line(
-            [Some(&"x.example".to_string()), None, None, None, None],
-            &[],
-        );
+        let mut targets =
+            from_command_line([Some(&host("x.example")), None, None, None, None], &[]);
         let found =
             from_installed_agent(&mut agent, &mut targets, || Some(installed()), Lang::De).unwrap();
-        assert_eq!(targets["server"], ["x.example"]);
+        assert_eq!(shown(&targets, "server"), ["x.example"]);
         assert_eq!(found.agent.unwrap().client_id, Some(7));
         assert!(
             found.notes.iter().all(|n| !n.contains("Server aus")),

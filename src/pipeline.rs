@@ -275,14 +275,14 @@ fn canary_notes(canaries: &[ProbeJob], outcomes: &[probe::Outcome], lang: Lang) 
 
 /// With a key, the hosts probed without it (serve never stands in for them), said once.
 fn unkeyed_note(plan: &plan::Plan, lang: Lang) -> Option<String> {
-    let mut hosts: Vec<&str> = Vec::new();
+    let mut hosts: Vec<String> = Vec::new();
     for planned in plan
         .checks
         .iter()
         .filter(|c| !c.served && c.check.probe.is_remote())
     {
-        if let Some(host) = planned.host.as_deref() {
-            crate::model::push_new(&mut hosts, host);
+        if let Some(host) = &planned.host {
+            crate::model::push_new(&mut hosts, host.to_string());
         }
     }
     if hosts.is_empty() {

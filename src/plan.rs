@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use anyhow::bail;
 
-use crate::endpoint::Endpoint;
+use crate::endpoint::{Endpoint, Host};
 use crate::model::{
     target_flag, AppProbe, Check, PortRange, ProbeKind, Profile, Protocol, FLAG_TARGETS,
 };
@@ -23,7 +23,7 @@ pub const RANGE_SAMPLE: usize = 32;
 pub struct PlannedCheck {
     pub check: Check,
     /// `None` when the check is skipped because its optional target was not named.
-    pub host: Option<String>,
+    pub host: Option<Host>,
     pub ports: Vec<u16>,
     /// `serve` can stand in for the far side, so a keyed run sends it keyed probes.
     pub served: bool,
@@ -37,8 +37,8 @@ pub struct Plan {
 
 impl Plan {
     /// Every distinct host to resolve, in first-use order.
-    pub fn hosts(&self) -> Vec<String> {
-        let mut hosts: Vec<String> = Vec::new();
+    pub fn hosts(&self) -> Vec<Host> {
+        let mut hosts: Vec<Host> = Vec::new();
         for h in self.checks.iter().filter_map(|c| c.host.as_ref()) {
             crate::model::push_new(&mut hosts, h.clone());
         }
@@ -46,9 +46,10 @@ impl Plan {
     }
 }
 
-/// Target name → hosts. Usually one host per target; an installed agent can list several
-/// servers, and each is checked.
-pub type Targets = BTreeMap<String, Vec<String>>;
+/// Target name → hosts, read once where they were given (the command line, an agent's
+/// settings, a ScreenConnect client's). Usually one per target; an installed agent can list
+/// several servers, and each is checked.
+pub type Targets = BTreeMap<String, Vec<Endpoint>>;
 
 /// Decides the host of every check, one planned check per host. `given` maps target names
 /// to hosts from the command line.
@@ -113,9 +114,9 @@ pub fn build(profile: &Profile, given: &Targets, full_ranges: bool) -> anyhow::R
             let (check, host) = at_endpoint(check, &host);
             // Two endpoints on one host (http:// and https:// of one server) differ only in
             // the web check: the others are planned once.
-            let twin = checks[first..].iter().any(|c: &PlannedCheck| {
-                c.host.as_deref() == Some(host.as_str()) && c.check == check
-            });
+            let twin = checks[first..]
+                .iter()
+                .any(|c: &PlannedCheck| c.host.as_ref() == Some(&host) && c.check == check);
             if twin {
                 continue;
             }
@@ -135,18 +136,15 @@ pub fn build(profile: &Profile, given: &Targets, full_ranges: bool) -> anyhow::R
 
 /// A host given with a port (`relay=host:443`) must go to a check that takes one.
 fn ports_given_fit(profile: &Profile, given: &Targets) -> anyhow::Result<()> {
-    for (name, hosts) in given {
+    for (name, endpoints) in given {
         let takes_port = profile
             .checks
             .iter()
             .any(|c| c.target == *name && takes_host_port(c));
-        for host in hosts {
-            let Ok(endpoint) = Endpoint::parse_any(host) else {
-                continue;
-            };
+        for endpoint in endpoints {
             if endpoint.scheme.is_none() && endpoint.port.is_some() && !takes_port {
                 bail!(
-                    "'{host}' for {} has a port, but role '{}' decides the ports of its checks there: give the host alone",
+                    "'{endpoint}' for {} has a port, but role '{}' decides the ports of its checks there: give the host alone",
                     target_flag(name),
                     profile.role
                 );
@@ -159,15 +157,15 @@ fn ports_given_fit(profile: &Profile, given: &Targets) -> anyhow::Result<()> {
 /// The hosts of target `name`: given, else its default, else those of the target it
 /// defaults from (which may default from another: ScreenConnect's relay from
 /// `--screenconnect`, that from `--server`).
-fn hosts_for(profile: &Profile, given: &Targets, name: &str, depth: usize) -> Vec<String> {
+fn hosts_for(profile: &Profile, given: &Targets, name: &str, depth: usize) -> Vec<Endpoint> {
     let Some(spec) = profile.target(name) else {
         return Vec::new();
     };
-    if let Some(hosts) = given.get(name).filter(|hosts| !hosts.is_empty()) {
-        return hosts.clone();
+    if let Some(endpoints) = given.get(name).filter(|e| !e.is_empty()) {
+        return endpoints.clone();
     }
     if let Some(host) = &spec.default {
-        return vec![host.clone()];
+        return vec![Endpoint::host(host.clone())];
     }
     match &spec.default_from {
         Some(from) if depth < 4 => hosts_for(profile, given, from, depth + 1),
@@ -188,11 +186,8 @@ fn takes_host_port(check: &Check) -> bool {
 /// A host given as the agent writes it (`http://server:8080`): the name to resolve, and the
 /// agent's web check (the Automate probe) on the endpoint's port, over plain HTTP for
 /// `http://`. The other checks on that host keep the role's ports.
-fn at_endpoint(check: &Check, host: &str) -> (Check, String) {
+fn at_endpoint(check: &Check, endpoint: &Endpoint) -> (Check, Host) {
     let mut check = check.clone();
-    let Ok(endpoint) = Endpoint::parse_any(host) else {
-        return (check, host.to_string());
-    };
     if takes_host_port(&check) {
         if let Some(port) = endpoint.web_port().and_then(PortRange::single) {
             check.ports = port;
@@ -214,7 +209,7 @@ fn at_endpoint(check: &Check, host: &str) -> (Check, String) {
             });
         }
     }
-    (check, endpoint.host)
+    (check, endpoint.host.clone())
 }
 
 /// The ports probed for a range: all of them with `full`, else both ends and evenly spread
@@ -293,12 +288,24 @@ pub fn expand(plan: &Plan, resolved: &Resolved, keyed: bool) -> (Vec<PathPlan>, 
         match resolved.get(host) {
             Some(Ok(addresses)) => {
                 let name: Option<Arc<str>> = matches!(planned.check.probe, ProbeKind::App(_))
-                    .then(|| Arc::from(host.as_str()));
-                // A link-local literal's zone names the interface to probe through.
-                let scope = crate::resolve::zoned(host)
-                    .ok()
-                    .flatten()
-                    .map_or(0, |(_, scope)| scope);
+                    .then(|| Arc::from(host.to_string()));
+                // A link-local literal's zone names the interface to probe through; one that
+                // went away since the command line was read leaves nothing to probe.
+                let scope = match host.scope() {
+                    Ok(scope) => scope,
+                    Err(detail) => {
+                        paths.push(PathPlan {
+                            check: index,
+                            address: host.ip(),
+                            work: Work::Unresolved(Unresolved::Failed {
+                                host: host.to_string(),
+                                detail,
+                                after: std::time::Duration::ZERO,
+                            }),
+                        });
+                        continue;
+                    }
+                };
                 for &ip in addresses {
                     let start = jobs.len();
                     jobs.extend(planned.ports.iter().map(|&port| ProbeJob {

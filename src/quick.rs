@@ -3,11 +3,12 @@
 //! or form a run of their own without a role, and get the same verdicts, reasons, hints and
 //! outputs as any profile's checks.
 
+use crate::endpoint::{Endpoint, Host};
 use crate::model::{Check, Expect, PortRange, ProbeKind, Profile, Protocol, TargetSpec};
 use crate::plan::Targets;
 
 /// `HOST:PORT` or `[v6]:PORT`: the host as `--server` takes one, and a port 1-65535.
-pub fn parse(s: &str) -> Result<(String, u16), String> {
+pub fn parse(s: &str) -> Result<(Host, u16), String> {
     let text = s.trim();
     let (host, port) = match text.strip_prefix('[') {
         Some(rest) => rest
@@ -24,15 +25,15 @@ pub fn parse(s: &str) -> Result<(String, u16), String> {
     if !range.is_single() {
         return Err(format!("'{text}' names a range: one port per --tcp/--udp"));
     }
-    Ok((crate::endpoint::parse_host(host)?, range.start()))
+    Ok((Host::parse(host)?, range.start()))
 }
 
 /// The profile with the one-off checks added (`base` is the role's, if one was asked for),
 /// and their hosts in `targets`. Each check gets a target of its own (`tcp-1`, `udp-1`, ...).
 pub fn add(
     base: Option<Profile>,
-    tcp: &[(String, u16)],
-    udp: &[(String, u16)],
+    tcp: &[(Host, u16)],
+    udp: &[(Host, u16)],
     targets: &mut Targets,
 ) -> Profile {
     let mut profile = base.unwrap_or_else(|| Profile {
@@ -78,7 +79,7 @@ pub fn add(
             fix_de: None,
             port_from_host: false,
         });
-        targets.insert(target, vec![host.clone()]);
+        targets.insert(target, vec![Endpoint::host(host.clone())]);
     }
     profile
 }
@@ -89,9 +90,10 @@ mod tests {
 
     #[test]
     fn host_port_forms() {
-        assert_eq!(parse("127.0.0.1:8443"), Ok(("127.0.0.1".into(), 8443)));
-        assert_eq!(parse("[::1]:443"), Ok(("::1".into(), 443)));
-        assert_eq!(parse(" a.example:75 "), Ok(("a.example".into(), 75)));
+        let host = |s: &str| Host::parse(s).unwrap();
+        assert_eq!(parse("127.0.0.1:8443"), Ok((host("127.0.0.1"), 8443)));
+        assert_eq!(parse("[::1]:443"), Ok((host("::1"), 443)));
+        assert_eq!(parse(" a.example:75 "), Ok((host("a.example"), 75)));
         for (bad, says) in [
             ("a.example", "HOST:PORT"),
             ("a.example:0", "port 0"),
@@ -108,16 +110,14 @@ mod tests {
     #[test]
     fn one_off_checks_join_a_role_or_stand_alone() {
         let mut targets = Targets::new();
-        let tcp = [
-            ("a.example".to_string(), 443),
-            ("b.example".to_string(), 443),
-        ];
-        let udp = [("a.example".to_string(), 75)];
+        let host = |s: &str| Host::parse(s).unwrap();
+        let tcp = [(host("a.example"), 443), (host("b.example"), 443)];
+        let udp = [(host("a.example"), 75)];
         let alone = add(None, &tcp, &udp, &mut targets);
         let ids: Vec<&str> = alone.checks.iter().map(|c| c.id.as_str()).collect();
         assert_eq!(ids, ["tcp-443", "tcp-443-2", "udp-75"]);
         assert_eq!(alone.role, "quick");
-        assert_eq!(targets["tcp-2"], ["b.example"]);
+        assert_eq!(targets["tcp-2"], [Endpoint::host(host("b.example"))]);
         let agent = crate::profiles::builtin("agent").unwrap();
         let n = agent.checks.len();
         let joined = add(Some(agent), &tcp[..1], &[], &mut Targets::new());

@@ -7,13 +7,14 @@ use std::time::{Duration, Instant};
 
 use tokio::task::JoinSet;
 
+use crate::endpoint::Host;
 use crate::model::Family;
 
 /// What the resolver found for each host: its addresses, or why there are none.
-pub type Resolved = HashMap<String, Result<Vec<IpAddr>, Unresolved>>;
+pub type Resolved = HashMap<Host, Result<Vec<IpAddr>, Unresolved>>;
 
 /// Resolves every host concurrently. A failure is a result, not an error of the run.
-pub async fn resolve_all(hosts: Vec<String>, family: Family, timeout: Duration) -> Resolved {
+pub async fn resolve_all(hosts: Vec<Host>, family: Family, timeout: Duration) -> Resolved {
     let mut set = JoinSet::new();
     for host in hosts {
         set.spawn(async move {
@@ -44,67 +45,31 @@ pub enum Unresolved {
     NoFamily { host: String, v6: bool },
 }
 
-/// A link-local IPv6 literal with its zone, `fe80::1%eth0` or `fe80::1%7`: the address and
-/// the zone's interface index. `Err` says what is wrong; `Ok(None)` when `host` has no zone.
-pub fn zoned(host: &str) -> Result<Option<(std::net::Ipv6Addr, u32)>, String> {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    let Some((addr, zone)) = bare.split_once('%') else {
-        return Ok(None);
-    };
-    let Ok(addr) = addr.parse::<std::net::Ipv6Addr>() else {
-        return Err(format!(
-            "'{host}' is not an IPv6 address with a zone: write it as fe80::1%eth0"
-        ));
-    };
-    if !addr.is_unicast_link_local() {
-        return Err(format!(
-            "'{host}': a zone (%{zone}) belongs only to a link-local address (fe80::/10); leave it out"
-        ));
-    }
-    if let Ok(index) = zone.parse::<u32>() {
-        return Ok(Some((addr, index)));
-    }
-    match interface_index(zone) {
-        Some(index) => Ok(Some((addr, index))),
-        None => Err(format!(
-            "'{host}': no network interface '{zone}' on this machine: give the interface the address is on (ip link; on Windows its number from netsh interface ipv6 show interfaces)"
-        )),
-    }
-}
-
-#[cfg(unix)]
-fn interface_index(name: &str) -> Option<u32> {
-    nix::net::if_::if_nametoindex(name).ok()
-}
-
-/// Windows names zones by number; a name is not looked up.
-#[cfg(not(unix))]
-fn interface_index(_name: &str) -> Option<u32> {
-    None
-}
-
-/// The addresses of one host (A and AAAA), de-duplicated, in the resolver's order.
+/// The addresses of one host (A and AAAA), de-duplicated, in the resolver's order. An
+/// address is its own answer (a zone goes with the probes, see `plan::expand`).
 pub async fn resolve(
-    host: &str,
+    host: &Host,
     family: Family,
     timeout: Duration,
 ) -> Result<Vec<IpAddr>, Unresolved> {
     let addresses = if let Some(known) = without_lookup(host) {
         known?
     } else {
+        let name = host.to_string();
         let started = Instant::now();
-        match tokio::time::timeout(timeout, tokio::net::lookup_host((host, 0))).await {
-            Err(_) => return Err(no_answer(host, timeout)),
-            Ok(found) => looked_up(host, found, started)?,
+        let lookup = tokio::net::lookup_host((name.clone(), 0));
+        match tokio::time::timeout(timeout, lookup).await {
+            Err(_) => return Err(no_answer(&name, timeout)),
+            Ok(found) => looked_up(&name, found, started)?,
         }
     };
-    of_family(host, addresses, family)
+    of_family(&host.to_string(), addresses, family)
 }
 
 /// The same for a caller outside the runtime (the proxy's name, before any probe): the OS
 /// resolver on a thread of its own, waited for at most `timeout`.
 pub fn resolve_blocking(
-    host: &str,
+    host: &Host,
     family: Family,
     timeout: Duration,
 ) -> Result<Vec<IpAddr>, Unresolved> {
@@ -112,29 +77,27 @@ pub fn resolve_blocking(
     let addresses = if let Some(known) = without_lookup(host) {
         known?
     } else {
+        let name = host.to_string();
         let started = Instant::now();
-        let name = (host.to_string(), 0);
-        match crate::sys::within(timeout, move || name.to_socket_addrs()) {
-            None => return Err(no_answer(host, timeout)),
-            Some(found) => looked_up(host, found, started)?,
+        let query = (name.clone(), 0);
+        match crate::sys::within(timeout, move || query.to_socket_addrs()) {
+            None => return Err(no_answer(&name, timeout)),
+            Some(found) => looked_up(&name, found, started)?,
         }
     };
-    of_family(host, addresses, family)
+    of_family(&host.to_string(), addresses, family)
 }
 
-/// What `host` is without asking a resolver: a literal (with or without its zone, which goes
-/// with the probes, see `plan::expand`), or a name that never resolves; `None`: ask.
-fn without_lookup(host: &str) -> Option<Result<Vec<IpAddr>, Unresolved>> {
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    if let Ok(ip) = literal.parse::<IpAddr>() {
+/// What `host` is without asking a resolver: an address, or a name that never resolves;
+/// `None`: ask.
+fn without_lookup(host: &Host) -> Option<Result<Vec<IpAddr>, Unresolved>> {
+    if let Some(ip) = host.ip() {
         return Some(Ok(vec![ip]));
     }
-    if let Ok(Some((ip, _))) = zoned(host) {
-        return Some(Ok(vec![IpAddr::V6(ip)]));
-    }
-    never_resolves(host).map(|why| {
+    let name = host.to_string();
+    never_resolves(&name).map(|why| {
         Err(Unresolved::Failed {
-            host: host.to_string(),
+            host: name.clone(),
             detail: why.to_string(),
             after: Duration::ZERO,
         })
@@ -210,7 +173,9 @@ mod tests {
     async fn reserved_invalid_names_fail_without_a_query() {
         let t = Duration::from_secs(1);
         for host in ["automate.invalid", "INVALID", "x.Invalid."] {
-            let Err(Unresolved::Failed { detail, after, .. }) = resolve(host, Family::Any, t).await
+            let host = Host::parse(host).unwrap();
+            let Err(Unresolved::Failed { detail, after, .. }) =
+                resolve(&host, Family::Any, t).await
             else {
                 panic!("{host} resolved");
             };
@@ -223,12 +188,21 @@ mod tests {
     #[tokio::test]
     async fn literals_skip_the_resolver_and_honour_the_family() {
         let t = Duration::from_secs(1);
-        assert_eq!(resolve("127.0.0.1", Family::Any, t).await.unwrap().len(), 1);
+        let host = |s: &str| Host::parse(s).unwrap();
         assert_eq!(
-            resolve("[::1]", Family::V6, t).await.unwrap()[0],
+            resolve(&host("127.0.0.1"), Family::Any, t)
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            resolve(&host("[::1]"), Family::V6, t).await.unwrap()[0],
             IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
         );
-        let e = resolve("127.0.0.1", Family::V6, t).await.unwrap_err();
+        let e = resolve(&host("127.0.0.1"), Family::V6, t)
+            .await
+            .unwrap_err();
         assert_eq!(
             e.text(Lang::En),
             "127.0.0.1 has no IPv6 address (-6 was given)"
@@ -242,7 +216,8 @@ mod tests {
     #[tokio::test]
     async fn a_reserved_name_fails_fast_and_clearly() {
         // .invalid never resolves (RFC 2606); on an offline machine this is immediate.
-        let e = resolve("nothing.invalid", Family::Any, Duration::from_secs(3))
+        let host = Host::parse("nothing.invalid").unwrap();
+        let e = resolve(&host, Family::Any, Duration::from_secs(3))
             .await
             .unwrap_err()
             .text(Lang::En);

@@ -10,7 +10,7 @@ use super::parsers::{
     parse_endpoint, parse_installer_token, parse_lifetime, parse_proxy, parse_proxy_user,
     parse_server, parse_target, parse_timeout,
 };
-use crate::endpoint::parse_host;
+use crate::endpoint::{Endpoint, Host};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -169,32 +169,32 @@ pub struct CheckArgs {
     /// The Automate server: a name or address, or the agent's URL form (https://host:8443,
     /// http://host), whose scheme and port the agent check then uses.
     #[arg(long, value_name = "HOST|URL", value_parser = parse_server)]
-    pub server: Option<String>,
+    pub server: Option<Endpoint>,
     /// The tunnel mediator [default: mediator.labtechsoftware.com].
-    #[arg(long, value_name = "HOST", value_parser = parse_host)]
-    pub mediator: Option<String>,
+    #[arg(long, value_name = "HOST", value_parser = Endpoint::parse_host)]
+    pub mediator: Option<Endpoint>,
     /// The database server of a split installation.
-    #[arg(long, value_name = "HOST", value_parser = parse_host)]
-    pub db: Option<String>,
+    #[arg(long, value_name = "HOST", value_parser = Endpoint::parse_host)]
+    pub db: Option<Endpoint>,
     /// A peer PC: another agent (wake-up) or the other end of a tunnel.
-    #[arg(long, value_name = "HOST", value_parser = parse_host)]
-    pub peer: Option<String>,
+    #[arg(long, value_name = "HOST", value_parser = Endpoint::parse_host)]
+    pub peer: Option<Endpoint>,
     /// The ScreenConnect server [default: the --server host].
-    #[arg(long, value_name = "HOST", value_parser = parse_host)]
-    pub screenconnect: Option<String>,
+    #[arg(long, value_name = "HOST", value_parser = Endpoint::parse_host)]
+    pub screenconnect: Option<Endpoint>,
     /// A ScreenConnect relay: HOST[:PORT] (443 when no port is given, as hosted instances
     /// relay); the relay of --role screenconnect or screenconnect-client.
     #[arg(long, value_name = "HOST[:PORT]", value_parser = parse_endpoint)]
-    pub screenconnect_relay: Option<String>,
+    pub screenconnect_relay: Option<Endpoint>,
     /// Any target of the profile by name; repeatable.
     #[arg(long = "target", value_name = "NAME=HOST", value_parser = parse_target)]
-    pub targets: Vec<(String, String)>,
+    pub targets: Vec<(String, Endpoint)>,
     /// A one-off TCP check, like Test-NetConnection (repeatable; with or without --role).
     #[arg(long = "tcp", value_name = "HOST:PORT", value_parser = crate::quick::parse)]
-    pub tcp: Vec<(String, u16)>,
+    pub tcp: Vec<(Host, u16)>,
     /// A one-off UDP check (repeatable; with or without --role).
     #[arg(long = "udp", value_name = "HOST:PORT", value_parser = crate::quick::parse)]
-    pub udp: Vec<(String, u16)>,
+    pub udp: Vec<(Host, u16)>,
     /// Use this profile file instead of a built-in role.
     #[arg(long, value_name = "FILE")]
     pub profile: Option<PathBuf>,
@@ -221,7 +221,7 @@ pub struct CheckArgs {
     /// networks do: http://HOST:PORT. On Windows the agent role uses the agent's own proxy
     /// unless this or --no-proxy is given.
     #[arg(long, value_name = "URL", value_parser = parse_proxy, conflicts_with = "no_proxy")]
-    pub proxy: Option<String>,
+    pub proxy: Option<Endpoint>,
     /// Connect directly, even where the installed agent has a proxy set.
     #[arg(long)]
     pub no_proxy: bool,
@@ -335,8 +335,8 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub key: KeyArg,
     /// Listen only on this address (repeatable) [default: every address, IPv4 and IPv6].
-    #[arg(long, value_name = "ADDR", value_parser = parse_host)]
-    pub bind: Vec<String>,
+    #[arg(long, value_name = "ADDR", value_parser = Host::parse)]
+    pub bind: Vec<Host>,
     /// Stop by itself after this long.
     #[arg(long = "for", value_name = "DURATION", default_value = "30m", value_parser = parse_lifetime)]
     pub duration: Duration,

@@ -74,8 +74,13 @@ fn probe(args: &CheckArgs, quiet: bool) -> anyhow::Result<(Watchdog, crate::repo
         ));
     }
     installer_target(&args.installer, &profile, &mut targets)?;
-    let relay = args.screenconnect_relay.as_deref();
+    let relay = args.screenconnect_relay.as_ref();
     relay_targets(relay, &profile, &mut targets, &mut installed.notes, lang)?;
+    // The interface a zone names is looked up here, once every host is known and before
+    // anything is probed: a wrong one is the user's to fix (exit 2), not a path's failure.
+    for endpoint in targets.values().flatten() {
+        endpoint.host.scope().map_err(anyhow::Error::msg)?;
+    }
     let options = pipeline_options(targets, &args.probe, args.strict, lang);
     let mut app = AppConfig::new(args.insecure, args.cert_warn_days, args.ca_file.as_deref())?;
     app.installer_token.clone_from(&args.installer.token);
@@ -122,7 +127,7 @@ fn agent_offer(
 /// `--screenconnect-relay HOST[:PORT]` (443 by default, as hosted instances relay), else for
 /// `screenconnect-client` the relay of every installed client.
 fn relay_targets(
-    flag: Option<&str>,
+    flag: Option<&crate::endpoint::Endpoint>,
     profile: &crate::model::Profile,
     targets: &mut crate::plan::Targets,
     notes: &mut Vec<String>,
@@ -133,15 +138,13 @@ fn relay_targets(
             profile.target("relay").is_some(),
             "--screenconnect-relay goes with --role screenconnect or screenconnect-client: add one"
         );
-        let endpoint = crate::endpoint::Endpoint::parse_any(relay).map_err(anyhow::Error::msg)?;
-        let relay = if endpoint.port.is_some() || endpoint.scheme.is_some() {
-            relay.to_string()
+        let relay = if relay.port.is_some() || relay.scheme.is_some() {
+            relay.clone()
         } else {
             crate::endpoint::Endpoint {
                 port: Some(443),
-                ..endpoint
+                ..relay.clone()
             }
-            .to_string()
         };
         targets.insert("relay".into(), vec![relay]);
         return Ok(());
@@ -156,12 +159,19 @@ fn relay_targets(
     );
     let mut relays = Vec::new();
     for instance in found {
+        let host = crate::endpoint::Host::parse(&instance.host).map_err(|e| {
+            anyhow::anyhow!(
+                "the ScreenConnect client {} names its relay '{}' in {}: {e}; name the relay with --screenconnect-relay HOST[:PORT]",
+                instance.thumbprint,
+                instance.host,
+                instance.source
+            )
+        })?;
         let relay = crate::endpoint::Endpoint {
-            host: instance.host.clone(),
+            host,
             scheme: None,
             port: Some(instance.port),
-        }
-        .to_string();
+        };
         let (thumb, source) = (&instance.thumbprint, &instance.source);
         notes.push(crate::tr!(
             lang,
@@ -249,9 +259,8 @@ fn proxy(
         }
         _ => return Ok((None, Vec::new())),
     };
-    let endpoint = crate::endpoint::Endpoint::parse(&url).map_err(anyhow::Error::msg)?;
-    let port = endpoint.web_port().unwrap_or(80);
-    let addr = resolve_once(&endpoint.host, port).map_err(|e| {
+    let port = url.web_port().unwrap_or(80);
+    let addr = resolve_once(&url.host, port).map_err(|e| {
         let origin = if from_agent {
             "the agent's proxy"
         } else {
@@ -259,10 +268,11 @@ fn proxy(
         };
         anyhow::anyhow!(
             "cannot resolve the proxy {} ({origin}): {e}: check the name",
-            endpoint.host
+            url.host
         )
     })?;
     let agent_signs_in = from_agent && agent.is_some_and(|a| a.credentials);
+    let url = url.to_string();
     let notes = proxy_notes(
         &url,
         from_agent,
@@ -322,7 +332,7 @@ fn proxy_notes(
 
 /// The proxy's address: the OS resolver, once, within [`RESOLVE_LIMIT`] (a hung resolver
 /// must not hang the run), through the same stage as every other name.
-fn resolve_once(host: &str, port: u16) -> Result<std::net::SocketAddr, String> {
+fn resolve_once(host: &crate::endpoint::Host, port: u16) -> Result<std::net::SocketAddr, String> {
     crate::resolve::resolve_blocking(host, Family::Any, RESOLVE_LIMIT)
         .map(|ips| std::net::SocketAddr::new(ips[0], port))
         .map_err(|e| e.text(crate::lang::Lang::En))

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::endpoint::parse_host;
+use crate::endpoint::Endpoint;
 
 pub(super) fn parse_timeout(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s.trim())
@@ -33,8 +33,8 @@ pub fn parse_installer_token(s: &str) -> Result<String, String> {
     }
 }
 
-/// An HTTP proxy: `http://host:port` (or `host:port`); returned as a URL.
-pub fn parse_proxy(s: &str) -> Result<String, String> {
+/// An HTTP proxy: `http://host:port` (or `host:port`).
+pub fn parse_proxy(s: &str) -> Result<Endpoint, String> {
     let text = s.trim();
     if text.to_ascii_lowercase().starts_with("https://") {
         return Err(format!(
@@ -46,9 +46,7 @@ pub fn parse_proxy(s: &str) -> Result<String, String> {
     } else {
         format!("http://{text}")
     };
-    let mut endpoint = crate::endpoint::Endpoint::parse(&url)?;
-    endpoint.host = parse_host(&endpoint.host)?;
-    Ok(endpoint.to_string())
+    Endpoint::parse(&url)
 }
 
 /// A proxy user for Basic authentication. RFC 7617 allows no colon in it (the header
@@ -68,30 +66,26 @@ pub fn parse_proxy_user(s: &str) -> Result<String, String> {
     Ok(s.to_string())
 }
 
-/// The server: a host as [`parse_host`] takes it, or a URL the way the agent's
-/// `Server Address` writes it (`https://host:8443`), kept in that form for the plan.
-pub fn parse_server(s: &str) -> Result<String, String> {
+/// The server: a host as [`Host::parse`] takes it, or a URL the way the agent's
+/// `Server Address` writes it (`https://host:8443`), whose scheme and port the plan uses.
+pub fn parse_server(s: &str) -> Result<Endpoint, String> {
     if !s.contains("://") {
-        return parse_host(s);
+        return Endpoint::parse_host(s);
     }
-    let mut endpoint = crate::endpoint::Endpoint::parse(s)?;
-    endpoint.host = parse_host(&endpoint.host)?;
-    Ok(endpoint.to_string())
+    Endpoint::parse(s)
 }
 
 /// A host, `host:port` or a URL, for a target whose checks may take the port from it (the
 /// plan refuses a port where none does).
-pub fn parse_endpoint(s: &str) -> Result<String, String> {
+pub fn parse_endpoint(s: &str) -> Result<Endpoint, String> {
     let text = s.trim();
     if !text.contains("://") && text.matches(':').count() != 1 && !text.contains("]:") {
-        return parse_host(text);
+        return Endpoint::parse_host(text);
     }
-    let mut endpoint = crate::endpoint::Endpoint::parse_any(text)?;
-    endpoint.host = parse_host(&endpoint.host)?;
-    Ok(endpoint.to_string())
+    Endpoint::parse_any(text)
 }
 
-pub(super) fn parse_target(s: &str) -> Result<(String, String), String> {
+pub(super) fn parse_target(s: &str) -> Result<(String, Endpoint), String> {
     let (name, host) = s.split_once('=').ok_or_else(|| {
         format!("'{s}' is not NAME=HOST, e.g. --target server=automate.example.com")
     })?;
@@ -116,14 +110,20 @@ pub(super) fn parse_target(s: &str) -> Result<(String, String), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::Host;
+
+    fn parse_host(s: &str) -> Result<Endpoint, String> {
+        Endpoint::parse_host(s)
+    }
 
     #[test]
     fn hosts_are_checked() {
+        let shown = |r: Result<Endpoint, String>| r.unwrap().to_string();
         assert_eq!(
-            parse_host(" automate.example.com ").unwrap(),
+            shown(parse_host(" automate.example.com ")),
             "automate.example.com"
         );
-        assert_eq!(parse_host("[::1]").unwrap(), "::1");
+        assert_eq!(shown(parse_host("[::1]")), "::1");
         assert!(parse_host("https://a.example/x")
             .unwrap_err()
             .contains("URL"));
@@ -132,11 +132,11 @@ mod tests {
             .contains("host:port"));
         assert!(parse_host("a..b").is_err());
         assert_eq!(
-            parse_server("HTTPS://Automate.example.com:8443/").unwrap(),
+            shown(parse_server("HTTPS://Automate.example.com:8443/")),
             "https://Automate.example.com:8443"
         );
         assert_eq!(
-            parse_server("http://[::1]:18080").unwrap(),
+            shown(parse_server("http://[::1]:18080")),
             "http://[::1]:18080"
         );
         assert!(parse_server("https://a..b").is_err());
@@ -144,6 +144,25 @@ mod tests {
             .unwrap_err()
             .contains("host:port"));
         assert!(parse_host("").is_err());
+        // A zone is read, not looked up: no interface is asked for while arguments parse.
+        assert_eq!(
+            parse_host("fe80::1%nosuch9").unwrap().host,
+            Host::Zoned {
+                ip: "fe80::1".parse().unwrap(),
+                zone: "nosuch9".into()
+            }
+        );
+        assert!(parse_host("2001:db8::1%lo")
+            .unwrap_err()
+            .contains("link-local"));
+        assert_eq!(
+            shown(parse_endpoint("[fe80::1%eth0]:443")),
+            "[fe80::1%eth0]:443"
+        );
+        assert_eq!(
+            shown(parse_proxy("proxy.example:3128")),
+            "http://proxy.example:3128"
+        );
     }
 
     #[test]
@@ -154,7 +173,10 @@ mod tests {
         assert!(parse_timeout("0s").is_err());
         assert_eq!(
             parse_target("db=10.0.0.5").unwrap(),
-            ("db".into(), "10.0.0.5".into())
+            (
+                "db".into(),
+                Endpoint::host(Host::Ip("10.0.0.5".parse().unwrap()))
+            )
         );
         assert!(parse_target("db").is_err());
     }

@@ -22,10 +22,16 @@ pub(super) fn run(args: &ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let mut binds = Vec::new();
     for host in &args.bind {
-        if let Some(why) = crate::resolve::never_resolves(host) {
+        if let Some(ip) = host.ip() {
+            host.scope().map_err(anyhow::Error::msg)?;
+            crate::model::push_new(&mut binds, ip);
+            continue;
+        }
+        let name = host.to_string();
+        if let Some(why) = crate::resolve::never_resolves(&name) {
             anyhow::bail!("cannot resolve --bind {host}: {why}; give an address of this machine");
         }
-        let found = (host.as_str(), 0).to_socket_addrs().map_err(|e| {
+        let found = (name.as_str(), 0).to_socket_addrs().map_err(|e| {
             anyhow::anyhow!("cannot resolve --bind {host}: {e}; give an address of this machine")
         })?;
         for addr in found {

@@ -193,7 +193,7 @@ pub struct TargetSpec {
     /// Checks on an optional target are skipped when nobody names it.
     pub optional: bool,
     /// Host used when nobody names the target.
-    pub default: Option<String>,
+    pub default: Option<crate::endpoint::Host>,
     /// Another target whose host is used when nobody names this one.
     pub default_from: Option<String>,
 }

@@ -9,9 +9,22 @@ fn given(pairs: &[(&str, &str)]) -> Targets {
         targets
             .entry((*k).to_string())
             .or_default()
-            .push((*v).to_string());
+            .push(Endpoint::parse_any(v).unwrap());
     }
     targets
+}
+
+fn host(s: &str) -> Host {
+    Host::parse(s).unwrap()
+}
+
+/// The plan's hosts as the report shows them.
+fn hosts(plan: &Plan) -> Vec<String> {
+    plan.hosts().iter().map(ToString::to_string).collect()
+}
+
+fn host_of(c: &PlannedCheck) -> Option<String> {
+    c.host.as_ref().map(ToString::to_string)
 }
 
 #[test]
@@ -30,7 +43,7 @@ fn every_host_of_a_target_is_checked() {
         .collect();
     assert_eq!(https.len(), 2);
     assert_eq!(
-        plan.hosts()[..2],
+        hosts(&plan)[..2],
         ["a.example".to_string(), "b.example".to_string()]
     );
 }
@@ -70,22 +83,25 @@ fn defaults_and_default_from_apply() {
     assert!(plan
         .checks
         .iter()
-        .all(|c| c.host.as_deref() == Some("a.example")));
+        .all(|c| host_of(c).as_deref() == Some("a.example")));
     let plan = build(
         &sc,
         &given(&[("server", "a"), ("screenconnect", "b")]),
         false,
     )
     .unwrap();
-    assert!(plan.checks.iter().all(|c| c.host.as_deref() == Some("b")));
+    assert!(plan
+        .checks
+        .iter()
+        .all(|c| host_of(c).as_deref() == Some("b")));
     let tunnel = profiles::builtin("tunnel").unwrap();
     let plan = build(&tunnel, &given(&[("server", "s")]), false).unwrap();
-    assert_eq!(plan.hosts(), vec!["mediator.labtechsoftware.com", "s"]);
+    assert_eq!(hosts(&plan), vec!["mediator.labtechsoftware.com", "s"]);
     // The mapping check runs only with the key: without it, it is skipped and says so.
     let mut resolved = Resolved::new();
-    resolved.insert("s".into(), Ok(vec!["192.0.2.1".parse().unwrap()]));
+    resolved.insert(host("s"), Ok(vec!["192.0.2.1".parse().unwrap()]));
     resolved.insert(
-        "mediator.labtechsoftware.com".into(),
+        host("mediator.labtechsoftware.com"),
         Ok(vec!["192.0.2.9".parse().unwrap()]),
     );
     let nat = plan
@@ -117,22 +133,30 @@ fn an_agent_url_sets_the_web_checks_port_and_scheme() {
         false,
     )
     .unwrap();
-    let web: Vec<(&str, Vec<u16>, ProbeKind)> = plan
+    let web: Vec<(String, Vec<u16>, ProbeKind)> = plan
         .checks
         .iter()
         .filter(|c| c.check.id == "agent-https")
-        .map(|c| (c.host.as_deref().unwrap(), c.ports.clone(), c.check.probe))
+        .map(|c| (host_of(c).unwrap(), c.ports.clone(), c.check.probe))
         .collect();
     assert_eq!(
         web,
         [
             (
-                "127.0.0.1",
+                "127.0.0.1".to_string(),
                 vec![18080],
                 ProbeKind::App(AppProbe::AutomateHttp)
             ),
-            ("127.0.0.1", vec![18443], ProbeKind::App(AppProbe::Automate)),
-            ("a.example", vec![443], ProbeKind::App(AppProbe::Automate)),
+            (
+                "127.0.0.1".to_string(),
+                vec![18443],
+                ProbeKind::App(AppProbe::Automate)
+            ),
+            (
+                "a.example".to_string(),
+                vec![443],
+                ProbeKind::App(AppProbe::Automate)
+            ),
         ]
     );
     // The heartbeat keeps its port; the host is resolved once, by name.
@@ -143,7 +167,7 @@ fn an_agent_url_sets_the_web_checks_port_and_scheme() {
         .collect();
     assert!(heartbeat.iter().all(|c| c.ports == [75]));
     assert_eq!(heartbeat.len(), 2, "once per host, not per endpoint");
-    assert_eq!(plan.hosts(), ["127.0.0.1", "a.example"]);
+    assert_eq!(hosts(&plan), ["127.0.0.1", "a.example"]);
 }
 
 #[test]
@@ -161,13 +185,13 @@ fn expand_makes_one_path_per_address() {
     let plan = build(&agent, &given(&[("server", "s")]), false).unwrap();
     let mut resolved = Resolved::new();
     resolved.insert(
-        "s".into(),
+        host("s"),
         Ok(vec![
             "192.0.2.1".parse().unwrap(),
             "2001:db8::1".parse().unwrap(),
         ]),
     );
-    resolved.insert("127.0.0.1".into(), Ok(vec!["127.0.0.1".parse().unwrap()]));
+    resolved.insert(host("127.0.0.1"), Ok(vec!["127.0.0.1".parse().unwrap()]));
     let (paths, jobs) = expand(&plan, &resolved, false);
     // 443 and 75 on two addresses, the tray on one, the wake-up and the installer download
     // skipped.

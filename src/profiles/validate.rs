@@ -111,11 +111,21 @@ fn target(
             format!("target '{name}' has both 'default' and 'default-from': keep one"),
         ));
     }
+    let default = match &t.default {
+        Some(host) => Some(crate::endpoint::Host::parse(host).map_err(|e| {
+            src.err(
+                Some(span),
+                Some("default"),
+                format!("target '{name}' has a default that is not a host: {e}"),
+            )
+        })?),
+        None => None,
+    };
     Ok(TargetSpec {
         name: name.to_string(),
         description: t.description.clone(),
         optional: t.optional,
-        default: t.default.clone(),
+        default,
         default_from: t.default_from.as_ref().map(|s| s.get_ref().clone()),
     })
 }

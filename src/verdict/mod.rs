@@ -172,7 +172,8 @@ fn path_result(plan: &Plan, path: &PathPlan, outcomes: &[Outcome], run: &RunInfo
     let lang = run.lang;
     let planned = &plan.checks[path.check];
     let check = &planned.check;
-    let mut result = CheckResult::new(check, planned.host.clone(), path.address);
+    let host = planned.host.as_ref().map(ToString::to_string);
+    let mut result = CheckResult::new(check, host, path.address);
     match &path.work {
         Work::Skipped { flag } => {
             result.reason = tr!(
@@ -185,7 +186,11 @@ fn path_result(plan: &Plan, path: &PathPlan, outcomes: &[Outcome], run: &RunInfo
             result.state = Some(State::Error);
             result.verdict = verdict_of(Judgement::Unmet, check.required, run.strict);
             result.reason = reason.text(lang);
-            let name = planned.host.as_deref().unwrap_or_default();
+            let name = planned
+                .host
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default();
             let flag = crate::model::target_flag(&check.target);
             result.hint = Some(tr!(
                 lang,

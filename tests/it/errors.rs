@@ -221,6 +221,17 @@ fn bad_profiles_name_file_line_and_key() {
     );
     let e = profile_error(&p.path);
     assert!(e.contains("icmp"), "{e}");
+    // A target's default is read as a host when the profile is, like a host on the command line.
+    let dir = tempfile::tempdir().unwrap();
+    let text = format!(
+        "role = \"custom\"\ndescription = \"d\"\n\n[targets.box]\ndescription = \"the box\"\ndefault = \"https://a.example/\"\n\n{}",
+        check_block("c", "tcp", "1", true)
+    );
+    let e = profile_error(&write_file(dir.path(), "default.toml", &text));
+    assert!(
+        e.contains("target 'box' has a default that is not a host") && e.contains("URL"),
+        "{e}"
+    );
     let e = profile_error(Path::new("/nonexistent/p.toml"));
     assert!(e.contains("/nonexistent/p.toml"), "{e}");
     let p = profile(&check_block("c", "tcp", "1", true));
