@@ -104,6 +104,25 @@ impl Host {
         })
     }
 
+    /// The name to ask for in TLS (SNI) and to find among a certificate's DNS names; an
+    /// address has none.
+    pub fn name(&self) -> Option<&str> {
+        match self {
+            Host::Name(name) => Some(name),
+            Host::Ip(_) | Host::Zoned { .. } => None,
+        }
+    }
+
+    /// As an HTTP `Host` header writes it: IPv6 in brackets and without its zone, which
+    /// means nothing to the far side (RFC 6874).
+    pub fn authority(&self) -> String {
+        match self {
+            Host::Name(name) => name.clone(),
+            Host::Ip(IpAddr::V4(v4)) => v4.to_string(),
+            Host::Ip(IpAddr::V6(v6)) | Host::Zoned { ip: v6, .. } => format!("[{v6}]"),
+        }
+    }
+
     /// The address, for a host that is one (zoned or not); `None` for a name.
     pub fn ip(&self) -> Option<IpAddr> {
         match self {
@@ -340,6 +359,12 @@ mod tests {
             .unwrap_err()
             .contains("no network interface 'nosuch9'"));
         assert_eq!(Host::parse("a.example").unwrap().scope(), Ok(0));
+        // What goes on the wire: SNI only for a name; a Host header without the zone.
+        assert_eq!(Host::parse("a.example").unwrap().name(), Some("a.example"));
+        assert_eq!(numbered.name(), None);
+        assert_eq!(numbered.authority(), "[fe80::1]");
+        assert_eq!(Host::parse("::1").unwrap().authority(), "[::1]");
+        assert_eq!(Host::parse("192.0.2.9").unwrap().authority(), "192.0.2.9");
         for (raw, says) in [
             ("", "empty"),
             ("a..b", "not a valid host name"),

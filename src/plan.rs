@@ -232,8 +232,8 @@ pub struct ProbeJob {
     pub addr: SocketAddr,
     pub protocol: Protocol,
     pub kind: ProbeKind,
-    /// The name the user gave, for application probes (TLS SNI, HTTP Host); `None` for the rest.
-    pub host: Option<Arc<str>>,
+    /// The host the user gave, for application probes (TLS SNI, HTTP Host); `None` for the rest.
+    pub host: Option<Arc<Host>>,
     /// Sent as the authenticated probe that `serve` answers (`check --key`, and serve can
     /// stand in for the far side).
     pub keyed: bool,
@@ -287,8 +287,8 @@ pub fn expand(plan: &Plan, resolved: &Resolved, keyed: bool) -> (Vec<PathPlan>, 
         }
         match resolved.get(host) {
             Some(Ok(addresses)) => {
-                let name: Option<Arc<str>> = matches!(planned.check.probe, ProbeKind::App(_))
-                    .then(|| Arc::from(host.to_string()));
+                let name: Option<Arc<Host>> = matches!(planned.check.probe, ProbeKind::App(_))
+                    .then(|| Arc::new(host.clone()));
                 // A link-local literal's zone names the interface to probe through; one that
                 // went away since the command line was read leaves nothing to probe.
                 let scope = match host.scope() {

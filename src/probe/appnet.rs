@@ -8,6 +8,7 @@ use tokio::net::TcpStream;
 use super::app::{AppConfig, AppVerdict};
 use super::socket::tcp_connect;
 use super::{Attempt, Heard, Why};
+use crate::endpoint::Host;
 use crate::model::{AppProbe, State};
 use crate::plan::ProbeJob;
 
@@ -42,7 +43,8 @@ async fn run_app(
     let host = job
         .host
         .as_deref()
-        .map_or_else(|| job.addr.ip().to_string(), str::to_string);
+        .cloned()
+        .unwrap_or(Host::Ip(job.addr.ip()));
     let ran = super::app::run(probe, stream, &host, job.addr.ip(), config);
     let mut found = tokio::time::timeout(timeout, ran)
         .await

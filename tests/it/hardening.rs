@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 
 use crate::require_root;
-use crate::util::{Lab, Script, Served, SERVER_V4, SERVER_V6};
+use crate::util::{check_block, profile, Lab, NsTcpServer, Script, Served, SERVER_V4, SERVER_V6};
 use crate::workflows::{
     assert_server_role, assert_verified_pass, block_database, lab, overview, BOTH,
 };
@@ -199,4 +199,26 @@ fn a_link_local_target_with_a_zone_is_probed_through_its_interface() {
         );
         assert_eq!(code, 0, "run {run}");
     }
+    // A web check on the zoned address: reached through the interface, and its Host header
+    // names the address without the zone, which means nothing to the far side (RFC 6874).
+    let _web = NsTcpServer::echo_host(&lab.server, 18080);
+    let p = profile(&format!(
+        "{}probe = \"http\"\n",
+        check_block("web", "tcp", "18080", true)
+    ));
+    let box_target = format!("box={target}");
+    let args = [
+        "--profile",
+        p.path.to_str().unwrap(),
+        "--target",
+        &box_target,
+    ];
+    let (code, report) = lab.check(&args, false);
+    let r = &report["checks"][0];
+    assert_eq!(
+        (r["state"].as_str(), r["app"]["server"].as_str()),
+        (Some("open"), Some("[fe80::77:2]")),
+        "{r}"
+    );
+    assert_eq!(code, 0);
 }

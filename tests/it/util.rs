@@ -644,6 +644,11 @@ impl NsTcpServer {
         Self::start(ns, "http", port, response, &[])
     }
 
+    /// Plain HTTP that answers 200 with the request's `Host` header as its `Server` header.
+    pub fn echo_host(ns: &Netns, port: u16) -> Self {
+        Self::start(ns, "echo-host", port, b"", &[])
+    }
+
     /// Speaks first (MySQL's greeting), holds the connection a moment, closes.
     pub fn greeting(ns: &Netns, port: u16, greeting: &[u8]) -> Self {
         Self::start(ns, "greet", port, greeting, &[])

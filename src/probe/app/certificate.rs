@@ -6,6 +6,7 @@ use std::net::IpAddr;
 use rustls::pki_types::CertificateDer;
 
 use super::untrusted;
+use crate::endpoint::Host;
 
 /// What the end-entity certificate says, its text made safe to print.
 pub(super) struct Certificate {
@@ -63,10 +64,10 @@ impl Certificate {
 
     /// Whether it is for `host`: an address literal among the SAN addresses, else a name
     /// among the SAN names (the common name only when there are none).
-    pub(super) fn is_for(&self, host: &str) -> bool {
-        match host.parse::<IpAddr>() {
-            Ok(literal) => self.san_ips.contains(&literal),
-            Err(_) => {
+    pub(super) fn is_for(&self, host: &Host) -> bool {
+        match host.name() {
+            None => host.ip().is_some_and(|ip| self.san_ips.contains(&ip)),
+            Some(host) => {
                 self.sans.iter().any(|san| dns_matches(san, host))
                     || (self.sans.is_empty()
                         && self
@@ -110,5 +111,26 @@ mod tests {
         assert!(!dns_matches("*.example.com", "a.b.example.com"));
         assert!(!dns_matches("*.example.com", "example.com"));
         assert!(dns_matches("Automate.Example.com", "automate.example.com"));
+    }
+
+    #[test]
+    fn an_address_matches_address_names_and_a_name_dns_names() {
+        let cert = Certificate {
+            not_before: 0,
+            not_after: 0,
+            sans: vec!["a.example".into(), "fe80::1".into()],
+            san_ips: vec!["fe80::1".parse().unwrap()],
+            common_name: Some("192.0.2.1".into()),
+            issuer: String::new(),
+            subject: String::new(),
+        };
+        let host = |s: &str| Host::parse(s).unwrap();
+        assert!(cert.is_for(&host("A.example")));
+        // The zone says how to reach the address; the certificate names the address.
+        assert!(cert.is_for(&host("fe80::1%eth0")));
+        assert!(cert.is_for(&host("[fe80::1]")));
+        // An address is never matched as text against a DNS name or the common name.
+        assert!(!cert.is_for(&host("192.0.2.1")));
+        assert!(!cert.is_for(&host("b.example")));
     }
 }

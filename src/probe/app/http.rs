@@ -3,11 +3,12 @@
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::{untrusted, AppResult, AppVerdict};
+use crate::endpoint::Host;
 use crate::model::{AppProbe, Finding};
 
 pub(super) async fn http<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    host: &str,
+    host: &Host,
     path: &str,
 ) -> AppResult {
     let response = match request(stream, host, path, 16 * 1024).await {
@@ -39,15 +40,11 @@ pub(super) async fn http<S: AsyncRead + AsyncWrite + Unpin>(
 /// Sends a GET and reads the response until the peer closes or `limit` bytes arrived.
 pub(super) async fn request<S: AsyncRead + AsyncWrite + Unpin>(
     stream: &mut S,
-    host: &str,
+    host: &Host,
     path: &str,
     limit: usize,
 ) -> std::io::Result<Vec<u8>> {
-    let host_header = if host.contains(':') {
-        format!("[{host}]")
-    } else {
-        host.to_string()
-    };
+    let host_header = host.authority();
     let request = format!(
         "GET {path} HTTP/1.1\r\nHost: {host_header}\r\nUser-Agent: automate-ports/{}\r\nAccept: */*\r\nConnection: close\r\n\r\n",
         env!("CARGO_PKG_VERSION")

@@ -13,6 +13,7 @@ use rustls::pki_types::CertificateDer;
 use rustls::RootCertStore;
 use tokio::net::TcpStream;
 
+use crate::endpoint::Host;
 use crate::model::AppProbe;
 pub use crate::model::{AppResult, AppVerdict, Finding, TlsInfo};
 
@@ -131,7 +132,7 @@ impl AppConfig {
 pub async fn run(
     probe: AppProbe,
     stream: TcpStream,
-    host: &str,
+    host: &Host,
     ip: IpAddr,
     config: &AppConfig,
 ) -> AppResult {

@@ -16,7 +16,7 @@ use crate::model::SchannelResult;
 #[cfg(not(windows))]
 pub(super) fn handshake(
     _addr: SocketAddr,
-    _host: &str,
+    _host: &crate::endpoint::Host,
     _config: &AppConfig,
     _timeout: Duration,
 ) -> std::future::Ready<Option<SchannelResult>> {
@@ -26,15 +26,15 @@ pub(super) fn handshake(
 #[cfg(windows)]
 pub(super) async fn handshake(
     addr: SocketAddr,
-    host: &str,
+    host: &crate::endpoint::Host,
     config: &AppConfig,
     timeout: Duration,
 ) -> Option<SchannelResult> {
     let asked = config.agent_offer.as_ref().and_then(|o| o.asks.clone());
-    let host = host.to_string();
+    let name = host.name().map(str::to_string);
     let for_blocking = asked.clone();
     let shaken = tokio::task::spawn_blocking(move || {
-        blocking(addr, &host, for_blocking.as_deref(), timeout)
+        blocking(addr, name.as_deref(), for_blocking.as_deref(), timeout)
     });
     let outcome = match tokio::time::timeout(timeout * 2, shaken).await {
         Ok(Ok(outcome)) => outcome,
@@ -64,7 +64,7 @@ pub(super) async fn handshake(
 #[cfg(windows)]
 fn blocking(
     addr: SocketAddr,
-    host: &str,
+    name: Option<&str>,
     asked: Option<&[crate::model::TlsVersion]>,
     timeout: Duration,
 ) -> Result<(), (Option<u32>, String)> {
@@ -92,8 +92,8 @@ fn blocking(
         .acquire(Direction::Outbound)
         .map_err(|e| schannel_error(&e))?;
     let mut builder = Builder::new();
-    if host.parse::<std::net::IpAddr>().is_err() {
-        builder.domain(host);
+    if let Some(name) = name {
+        builder.domain(name);
     }
     builder
         .accept_invalid_hostnames(true)

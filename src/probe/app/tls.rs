@@ -15,6 +15,7 @@ use super::automate::automate_answer;
 use super::certificate::Certificate;
 use super::http::request;
 use super::{AppConfig, AppResult, AppVerdict, TlsInfo, Verifiers};
+use crate::endpoint::Host;
 use crate::model::{AppProbe, CertificateFinding, Finding};
 
 // ---------------------------------------------------------------- TLS
@@ -73,7 +74,7 @@ impl ServerCertVerifier for Examine {
 pub(super) async fn tls_and_maybe_automate(
     probe: AppProbe,
     stream: TcpStream,
-    host: &str,
+    host: &Host,
     ip: IpAddr,
     config: &AppConfig,
 ) -> AppResult {
@@ -104,13 +105,11 @@ pub(super) async fn tls_and_maybe_automate(
     r
 }
 
-/// The name to verify the certificate against: the host as given, else the address.
-fn server_name(host: &str, ip: IpAddr) -> ServerName<'static> {
-    match host.parse::<IpAddr>() {
-        Ok(literal) => ServerName::IpAddress(literal.into()),
-        Err(_) => ServerName::try_from(host.to_string())
-            .unwrap_or_else(|_| ServerName::IpAddress(ip.into())),
-    }
+/// The name to verify the certificate against: the host's name, else the address.
+fn server_name(host: &Host, ip: IpAddr) -> ServerName<'static> {
+    host.name()
+        .and_then(|name| ServerName::try_from(name.to_string()).ok())
+        .unwrap_or_else(|| ServerName::IpAddress(host.ip().unwrap_or(ip).into()))
 }
 
 /// Completes the handshake accepting any certificate: it is judged afterwards, in words.
@@ -204,7 +203,7 @@ fn trusted_by(v: &dyn ServerCertVerifier, session: &Session) -> bool {
 /// Judges the certificate: name, validity dates, and which trust stores accept the chain.
 fn judge_certificate(
     session: &Session,
-    host: &str,
+    host: &Host,
     config: &AppConfig,
     verifiers: &Verifiers,
 ) -> (AppResult, Option<TlsInfo>) {
@@ -249,7 +248,7 @@ fn judge_certificate(
 fn certificate_verdict(
     cert: &Certificate,
     info: &TlsInfo,
-    host: &str,
+    host: &Host,
     now: i64,
     config: &AppConfig,
 ) -> AppResult {

@@ -13,6 +13,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::AppConfig;
+use crate::endpoint::Host;
 use crate::model::{AppResult, TlsVersions};
 use crate::tlsoffer::{Offer, TlsVersion};
 
@@ -129,12 +130,12 @@ async fn try_version(addr: SocketAddr, host: Option<&str>, version: TlsVersion) 
 /// `timeout`; whatever does not answer in time stays unknown.
 pub(crate) async fn survey(
     addr: SocketAddr,
-    host: &str,
+    host: &Host,
     result: &AppResult,
     config: &AppConfig,
     timeout: Duration,
 ) -> TlsVersions {
-    let sni = host.parse::<std::net::IpAddr>().is_err().then_some(host);
+    let sni = host.name();
     let bounded = |v| async move {
         tokio::time::timeout(timeout, try_version(addr, sni, v))
             .await

@@ -5,6 +5,7 @@ usage: ns_tcp_server.py MODE PORT PAYLOAD_HEX [CHAIN_PEM KEY_PEM]
 MODE is one of
   https  TLS with CHAIN_PEM and KEY_PEM: reads a request, answers PAYLOAD, closes;
   http   reads a request, answers PAYLOAD, closes;
+  echo-host  reads a request, answers 200 with its Host header as the Server header, closes;
   greet  speaks first (PAYLOAD), holds the connection a moment, closes;
   hold   accepts and holds every connection, never says a word.
 One dual-stack socket on [::] (IPv4 too, IPV6_V6ONLY off), each connection in its own thread.
@@ -38,14 +39,19 @@ def handle(c):
             return
         if ctx is not None:
             c = ctx.wrap_socket(c, server_side=True)
-        if mode in ('https', 'http'):
-            request = b''
+        request = b''
+        if mode in ('https', 'http', 'echo-host'):
             while b'\r\n\r\n' not in request and len(request) < 65536:
                 chunk = c.recv(4096)
                 if not chunk:
                     return
                 request += chunk
-        c.sendall(payload)
+        if mode == 'echo-host':
+            host = [line[5:].strip() for line in request.split(b'\r\n') if line.lower().startswith(b'host:')]
+            payload_now = b'HTTP/1.1 200 OK\r\nServer: ' + (host[0] if host else b'(none)') + b'\r\nConnection: close\r\n\r\n'
+            c.sendall(payload_now)
+        else:
+            c.sendall(payload)
         if mode == 'greet':
             time.sleep(0.2)
         if ctx is not None:
