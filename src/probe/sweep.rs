@@ -1,10 +1,11 @@
 //! Linux: the TCP connects of a sweep, keyed exchanges included, on an epoll instance of
-//! their own, driven from the engine's task. Per closed port that is socket, connect, one
-//! `epoll_ctl`, `SO_ERROR` and close, the floor `bench/floor.c` measures; a tokio task per
-//! port adds a registration and its removal, a timer, and wake-ups of the other worker
-//! thread (BENCHMARKS.md, "Where the time goes"). A keyed exchange is written as soon as
-//! the connect completes and read as the reply arrives, with the same judgement as the
-//! task path in `net.rs`.
+//! their own, driven from the engine's task. A port refused while connect ran (loopback, a
+//! LAN, a namespace) costs two `connect` calls on a reused socket; one that answers later
+//! costs socket, connect, one `epoll_ctl`, `SO_ERROR` and close, as the floor
+//! `bench/floor.c` does. A tokio task per port would add a registration and its removal, a
+//! timer, and wake-ups of the other worker thread (BENCHMARKS.md, "Where the time goes"). A
+//! keyed exchange is written as soon as the connect completes and read as the reply
+//! arrives, with the same judgement as the task path in `net.rs`.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -83,6 +84,7 @@ pub(super) struct ConnectSweep {
     exchanging: VecDeque<(Instant, usize, u64)>,
     events: Vec<EpollEvent>,
     locals: Locals,
+    spares: Spares,
 }
 
 impl ConnectSweep {
@@ -109,6 +111,7 @@ impl ConnectSweep {
             exchanging: VecDeque::new(),
             events: vec![EpollEvent::empty(); BATCH],
             locals: Locals::default(),
+            spares: Spares::default(),
         })
     }
 
@@ -121,7 +124,7 @@ impl ConnectSweep {
         self_connects: usize,
     ) -> Option<Attempt> {
         let keyed_here = keyed && self.key.is_some();
-        let socket = match start_connect(addr, keyed_here) {
+        let socket = match start_connect(addr, keyed_here, &mut self.spares) {
             Ok(socket) => socket,
             Err(attempt) => return Some(attempt),
         };
@@ -372,13 +375,18 @@ impl Exchange {
 }
 
 /// A non-blocking connect to `addr` under way (or done); `Err` is the try's result already.
-fn start_connect(addr: SocketAddr, keyed: bool) -> Result<Socket, Attempt> {
-    let socket = Socket::new(
-        Domain::for_address(addr),
-        Type::STREAM.nonblocking().cloexec(),
-        None,
-    )
-    .map_err(|e| local_error(&e, addr))?;
+fn start_connect(addr: SocketAddr, keyed: bool, spares: &mut Spares) -> Result<Socket, Attempt> {
+    let spare = if keyed { None } else { spares.take(addr) };
+    let reused = spare.is_some();
+    let socket = match spare {
+        Some(socket) => socket,
+        None => Socket::new(
+            Domain::for_address(addr),
+            Type::STREAM.nonblocking().cloexec(),
+            None,
+        )
+        .map_err(|e| local_error(&e, addr))?,
+    };
     if keyed {
         // The handshake's last ACK then waits for the probe and goes out with it: one
         // packet fewer each way through every firewall, and for serve's kernel.
@@ -388,18 +396,58 @@ fn start_connect(addr: SocketAddr, keyed: bool) -> Result<Socket, Attempt> {
         // Connected at once: adding the socket to the epoll instance still queues its event.
         Ok(()) => Ok(socket),
         Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {
+            if keyed {
+                // A keyed try learns a refusal from writing its probe.
+                return Ok(socket);
+            }
             // Nearby (loopback, a LAN, a namespace) the refusal has often arrived while
             // connect ran: read it now rather than through the epoll instance, whose
-            // wake-up would also rouse the runtime's other thread. A keyed try learns it
-            // from writing its probe, one system call fewer.
-            if !keyed {
-                if let Ok(Some(e)) = socket.take_error() {
-                    return Err(classify(&e, addr, Protocol::Tcp));
+            // wake-up would also rouse the runtime's other thread. Asked by connecting
+            // again, which on Linux also returns a refused socket to "unconnected", so the
+            // next port reuses it: two system calls per closed port instead of socket,
+            // connect, SO_ERROR and close, and no socket to allocate and free (about 40 %
+            // of a closed port's kernel time here, BENCHMARKS.md).
+            match socket.connect(&addr.into()) {
+                Err(e) if e.raw_os_error() == Some(nix::libc::EALREADY) => Ok(socket),
+                Ok(()) => Ok(socket),
+                Err(e) => {
+                    if e.kind() == io::ErrorKind::ConnectionRefused {
+                        spares.keep(addr, socket);
+                    }
+                    Err(classify(&e, addr, Protocol::Tcp))
                 }
             }
-            Ok(socket)
         }
+        // A reused socket the kernel will not connect again: a fresh one decides.
+        Err(_) if reused => start_connect(addr, keyed, &mut Spares::default()),
         Err(e) => Err(classify(&e, addr, Protocol::Tcp)),
+    }
+}
+
+/// A refused socket per address family, ready to connect again (Linux returns a TCP socket
+/// whose connect failed to its unconnected state). One each: a spare exists only between a
+/// refusal and the next start, so it never holds a descriptor a try could use.
+#[derive(Default)]
+struct Spares {
+    v4: Option<Socket>,
+    v6: Option<Socket>,
+}
+
+impl Spares {
+    fn slot(&mut self, addr: SocketAddr) -> &mut Option<Socket> {
+        if addr.is_ipv4() {
+            &mut self.v4
+        } else {
+            &mut self.v6
+        }
+    }
+
+    fn take(&mut self, addr: SocketAddr) -> Option<Socket> {
+        self.slot(addr).take()
+    }
+
+    fn keep(&mut self, addr: SocketAddr, socket: Socket) {
+        *self.slot(addr) = Some(socket);
     }
 }
 
@@ -532,5 +580,64 @@ mod tests {
         // Asked once per address, whatever the port.
         assert!(!locals.holds("198.51.100.77:50001".parse().unwrap()));
         assert_eq!(locals.0.len(), 3);
+    }
+
+    #[test]
+    fn a_refused_socket_connects_again_to_the_next_port() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut spares = Spares::default();
+        // On loopback the refusal is in before connect returns, unless the machine is so
+        // busy that the kernel defers it: then ask again, a bounded number of times.
+        for _ in 0..50 {
+            let Err(attempt) = start_connect(closed, false, &mut spares) else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            assert!(matches!(
+                attempt,
+                Attempt::Answer(State::Closed, Why::Refused)
+            ));
+            break;
+        }
+        let kept = spares
+            .v4
+            .as_ref()
+            .expect("the refused socket is kept")
+            .as_raw_fd();
+        assert!(spares.v6.is_none());
+        let socket = start_connect(open.local_addr().unwrap(), false, &mut spares).unwrap();
+        assert_eq!(socket.as_raw_fd(), kept, "the spare is used");
+        assert!(spares.v4.is_none());
+        // And the connection is real: the listener accepts it, from the socket's address.
+        open.set_nonblocking(true).unwrap();
+        let from = (0..250)
+            .find_map(|_| {
+                let accepted = open.accept().ok().map(|(_, from)| from);
+                if accepted.is_none() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                accepted
+            })
+            .expect("accepted within 5 s");
+        assert_eq!(Some(from), socket.local_addr().unwrap().as_socket());
+    }
+
+    #[test]
+    fn keyed_tries_never_take_a_spare() {
+        let closed = std::net::TcpListener::bind("[::1]:0")
+            .and_then(|l| l.local_addr())
+            .unwrap();
+        let mut spares = Spares::default();
+        let spare = Socket::new(Domain::IPV6, Type::STREAM.nonblocking(), None).unwrap();
+        let fd = spare.as_raw_fd();
+        spares.keep(closed, spare);
+        // A keyed try's socket has quick-ACK off and learns a refusal from its write.
+        if let Ok(socket) = start_connect(closed, true, &mut spares) {
+            assert_ne!(socket.as_raw_fd(), fd);
+        }
+        assert_eq!(spares.v6.as_ref().map(AsRawFd::as_raw_fd), Some(fd));
     }
 }
