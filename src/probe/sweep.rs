@@ -408,18 +408,19 @@ fn start_connect(addr: SocketAddr, keyed: bool, spares: &mut Spares) -> Result<S
             // connect, SO_ERROR and close, and no socket to allocate and free (about 40 %
             // of a closed port's kernel time here, BENCHMARKS.md).
             match socket.connect(&addr.into()) {
-                Err(e) if e.raw_os_error() == Some(nix::libc::EALREADY) => Ok(socket),
-                Ok(()) => Ok(socket),
-                Err(e) => {
+                Err(e) if e.raw_os_error() != Some(nix::libc::EALREADY) => {
                     if e.kind() == io::ErrorKind::ConnectionRefused {
                         spares.keep(addr, socket);
                     }
                     Err(classify(&e, addr, Protocol::Tcp))
                 }
+                // Still under way, or connected meanwhile: the epoll instance reports it.
+                _ => Ok(socket),
             }
         }
-        // A reused socket the kernel will not connect again: a fresh one decides.
-        Err(_) if reused => start_connect(addr, keyed, &mut Spares::default()),
+        // A reused socket the kernel will not connect again: a fresh one decides (its
+        // family's slot is empty now, so this takes a new socket).
+        Err(_) if reused => start_connect(addr, keyed, spares),
         Err(e) => Err(classify(&e, addr, Protocol::Tcp)),
     }
 }
