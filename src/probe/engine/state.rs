@@ -21,6 +21,8 @@ pub(super) struct PathState {
     pub(super) last_answer: Option<Instant>,
     /// A port answered on a later try: silence here includes loss.
     pub(super) recovered: bool,
+    /// Ports whose answer came from the network and was final.
+    pub(super) answers: usize,
     /// Times tries were given up since the last answer: each doubles the quiet time, so a
     /// passing outage (a router rebooting, neighbour discovery retrying) is waited out
     /// instead of burning every try in a second.
@@ -35,11 +37,19 @@ impl PathState {
     /// How long the address may stay silent before a running try counts as lost: twice the
     /// 90th-percentile round trip, within the floor and the timeout, doubled for each strike.
     pub(super) fn quiet_time(&mut self, timeout: Duration) -> Duration {
+        self.base_quiet(timeout)
+            .saturating_mul(1 << self.strikes.min(8))
+            .min(timeout)
+    }
+
+    /// The quiet time before strikes: what a port needs to answer when the address is not
+    /// in an outage.
+    pub(super) fn base_quiet(&mut self, timeout: Duration) -> Duration {
         let n = self.samples.len();
         if n == 0 {
             return timeout;
         }
-        let base = match self.quiet {
+        match self.quiet {
             Some((count, quiet)) if count == n => quiet,
             _ => {
                 let mut sorted = self.samples.clone();
@@ -49,8 +59,7 @@ impl PathState {
                 self.quiet = Some((n, quiet));
                 quiet
             }
-        };
-        base.saturating_mul(1 << self.strikes.min(8)).min(timeout)
+        }
     }
 
     pub(super) fn answered(&mut self, at: Instant) {
@@ -71,6 +80,9 @@ pub(super) struct Slot {
     pub(super) held: Option<(State, Why, Duration)>,
     /// Narrow looks it has had.
     pub(super) narrowed: u8,
+    /// Its running try confirms a lone silence: it waits the base quiet time, not the
+    /// strikes' (the others answered, so this is no outage).
+    pub(super) confirming: bool,
     pub(super) longest_wait: Duration,
     pub(super) done: bool,
 }

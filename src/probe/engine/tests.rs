@@ -184,6 +184,45 @@ async fn loss_on_a_live_address_is_recovered_without_full_timeouts() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_lone_port_lost_twice_is_recovered_by_a_third_try() {
+    // Nothing else is lost, so no recovery shows the loss: one port among 100 that answer.
+    let prober = Arc::new(Fake::default());
+    prober.lose.lock().unwrap().insert(1050, 2);
+    let jobs: Vec<ProbeJob> = (1000..1100).map(|p| job(p, Protocol::Tcp)).collect();
+    let out = run(
+        Arc::clone(&prober),
+        &jobs,
+        config(2000, 1, 1000),
+        &|_, _| {},
+    )
+    .await;
+    assert_eq!((out[50].state, out[50].tries), (State::Closed, 3));
+    assert_eq!(prober.tries.load(Ordering::SeqCst), 102);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_lone_drop_is_confirmed_once_and_quickly() {
+    // Port 20 is dropped by a rule, the 100 others answer: a third try, no more, and the
+    // run still ends in quiet times, not timeouts.
+    let prober = Arc::new(Fake::default());
+    let mut jobs: Vec<ProbeJob> = (1000..1100).map(|p| job(p, Protocol::Tcp)).collect();
+    jobs.push(job(20, Protocol::Tcp));
+    let started = Instant::now();
+    let out = run(
+        Arc::clone(&prober),
+        &jobs,
+        config(2000, 1, 1000),
+        &|_, _| {},
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!((out[100].state, out[100].tries), (State::Filtered, 3));
+    // Quiet times of 250 and 500 ms, then 250 ms more: a lone silence is no outage, so the
+    // third try does not wait the strikes' doubled time (1 s).
+    assert!(took < Duration::from_millis(1200), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn more_loss_than_the_cap_is_reported_with_its_tries() {
     let prober = Arc::new(Fake::default());
     prober.lose.lock().unwrap().insert(1001, 100);

@@ -15,8 +15,8 @@ use crate::plan::ProbeJob;
 
 use super::state::{PathState, Running, Slot, Starts};
 use super::{
-    silence, Attempt, Done, EngineConfig, Finished, Heard, Outcome, MAX_TRIES, NARROW_LOOKS,
-    NARROW_WIDTH,
+    silence, Attempt, Done, EngineConfig, Finished, Heard, Outcome, LONE_SILENCE, MAX_TRIES,
+    NARROW_LOOKS, NARROW_WIDTH,
 };
 use crate::probe::{Ended, Sweeper};
 
@@ -210,6 +210,7 @@ impl<'a> Engine<'a> {
             Attempt::Answer(state, why) => {
                 if why.from_the_network() {
                     path.answered(at);
+                    path.answers += 1;
                     if slot.tries > 1 {
                         path.recovered = true;
                     }
@@ -237,13 +238,17 @@ impl<'a> Engine<'a> {
     pub(super) fn give_up_quiet(&mut self, done: &Done<'_>) {
         let now = Instant::now();
         let timeout = self.config.timeout;
-        let quiet: Vec<Option<Duration>> = self
+        // Per address, (quiet time, base quiet time), each only once it has passed.
+        let quiet: Vec<(Option<Duration>, Option<Duration>)> = self
             .paths
             .iter_mut()
             .map(|p| {
-                let last = p.last_answer?;
-                let quiet = p.quiet_time(timeout);
-                (now.duration_since(last) > quiet).then_some(quiet)
+                let Some(last) = p.last_answer else {
+                    return (None, None);
+                };
+                let since = now.duration_since(last);
+                let passed = |quiet: Duration| (since > quiet).then_some(quiet);
+                (passed(p.quiet_time(timeout)), passed(p.base_quiet(timeout)))
             })
             .collect();
         let mut struck = vec![false; self.paths.len()];
@@ -252,7 +257,8 @@ impl<'a> Engine<'a> {
             let Some(running) = &slot.running else {
                 continue;
             };
-            let Some(quiet) = quiet[slot.path] else {
+            let (quiet, base) = quiet[slot.path];
+            let Some(quiet) = (if slot.confirming { base } else { quiet }) else {
                 continue;
             };
             let Some(started) = self.starts.get(index) else {
@@ -317,12 +323,20 @@ impl<'a> Engine<'a> {
         Some(false)
     }
 
-    /// When nothing runs any more: parked jobs whose address has since shown loss go again.
-    /// Returns whether any did.
+    /// When nothing runs any more: parked jobs whose address has since shown loss go again,
+    /// and so do lone silences (see [`LONE_SILENCE`]) for a third try. Returns whether any did.
     pub(super) fn unpark(&mut self) -> bool {
         let parked = std::mem::take(&mut self.parked);
+        let mut silent = vec![0usize; self.paths.len()];
+        for &index in &parked {
+            silent[self.slots[index].path] += 1;
+        }
         for index in parked {
-            if self.another_try(index) == Some(true) {
+            let slot = &self.slots[index];
+            let path = &self.paths[slot.path];
+            let lone = slot.tries == 2 && silent[slot.path] * LONE_SILENCE <= path.answers;
+            self.slots[index].confirming = lone;
+            if lone || self.another_try(index) == Some(true) {
                 self.ready.push_back(index);
             } else {
                 self.parked.push(index);
