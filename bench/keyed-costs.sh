@@ -84,12 +84,14 @@ declare -A CMD=(
   [f-nmap]="nmap -n -Pn -oG - -T5 -sT -p49152-65535 192.0.2.2"
   [f-floor]="$FL 198.51.100.2 49152 65535 1024 1"
   [f-floor2]="$FL 198.51.100.2 49152 65535 1024 2"
+  [f-floor2r]="$FL 198.51.100.2 49152 65535 1024 2 reuse"
   [g-ap]="$AP --target box=bench-server"
   [g-floor]="sh -c '$FL 198.51.100.2 49152 65535 1024 1; $FL 2001:db8:78::2 49152 65535 1024 1'"
   [g-floor2]="sh -c '$FL 198.51.100.2 49152 65535 1024 1 & $FL 2001:db8:78::2 49152 65535 1024 1; wait'"
+  [g-floor2r]="sh -c '$FL 198.51.100.2 49152 65535 1024 1 reuse & $FL 2001:db8:78::2 49152 65535 1024 1 reuse; wait'"
 )
-declare -A SERVER=([f-ap]=$SERVE [f-nmap]=$SERVE [g-ap]=$SERVE [f-floor]=$FLOOR [f-floor2]=$FLOOR [g-floor]=$FLOOR [g-floor2]=$FLOOR)
-TOOLS=(f-ap f-nmap f-floor f-floor2 g-ap g-floor g-floor2)
+declare -A SERVER=([f-ap]=$SERVE [f-nmap]=$SERVE [g-ap]=$SERVE [f-floor]=$FLOOR [f-floor2]=$FLOOR [f-floor2r]=$FLOOR [g-floor]=$FLOOR [g-floor2]=$FLOOR [g-floor2r]=$FLOOR)
+TOOLS=(f-ap f-nmap f-floor f-floor2 f-floor2r g-ap g-floor g-floor2 g-floor2r)
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for run in $(seq 1 "$RUNS"); do
   # Rotate the order, so drift on a shared machine hits every tool alike.

@@ -7,9 +7,12 @@
  * bench/costs.sh (keyed part) compares automate-ports, nmap -sT and this floor on the same ports.
  *
  *   keyed-floor serve ADDRESS FIRST LAST             (runs until killed; prints "ready")
- *   keyed-floor check ADDRESS FIRST LAST [WINDOW] [THREADS]
+ *   keyed-floor check ADDRESS FIRST LAST [WINDOW] [THREADS] [reuse]
  *                                                     (prints "verified=N refused=N other=N")
  * ADDRESS is IPv4 or IPv6; THREADS > 1 splits the ports between threads, one epoll each.
+ * "reuse" keeps each socket after its exchange: connect(AF_UNSPEC) resets it (the RST a close
+ * would send) and returns it to unconnected, and the next port connects it again, so no socket
+ * is allocated or freed per port; its epoll registration is one-shot and re-armed.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -66,17 +69,20 @@ static int serve(int first, int last) {
     }
 }
 
-struct job { int first, last, window, verified, refused, other; };
+struct job { int first, last, window, reuse, verified, refused, other; };
 
 static void *check(void *arg) {
     struct job *j = arg;
     int ep = epoll_create1(0), port = j->first, flight = 0, zero = 0;
     struct epoll_event events[256];
     char probe[PROBE], buf[REPLY];
+    int *spare = malloc(sizeof(int) * (j->window + 1)), spares = 0;
+    unsigned oneshot = j->reuse ? EPOLLONESHOT : 0;
     memset(probe, 'p', sizeof probe);
     while (port <= j->last || flight > 0) {
         while (port <= j->last && flight < j->window) {
-            int fd = socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0);
+            int reused = spares > 0;
+            int fd = reused ? spare[--spares] : socket(family, SOCK_STREAM | SOCK_NONBLOCK, 0);
             if (fd < 0) { perror("socket"); exit(1); }
             setsockopt(fd, IPPROTO_TCP, TCP_QUICKACK, &zero, sizeof zero);
             struct sockaddr_storage a = addr;
@@ -86,8 +92,8 @@ static void *check(void *arg) {
                 close(fd);
                 continue;
             }
-            struct epoll_event ev = {.events = EPOLLOUT, .data.u64 = (unsigned)fd};
-            epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev);
+            struct epoll_event ev = {.events = EPOLLOUT | oneshot, .data.u64 = (unsigned)fd};
+            epoll_ctl(ep, reused ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, fd, &ev);
             flight++;
         }
         int n = epoll_wait(ep, events, 256, 2000);
@@ -96,7 +102,7 @@ static void *check(void *arg) {
             int fd = (int)(events[i].data.u64 & 0xffffffff), written = events[i].data.u64 >> 32;
             if (!written) {
                 if (send(fd, probe, sizeof probe, MSG_NOSIGNAL) == PROBE) {
-                    struct epoll_event ev = {.events = EPOLLIN, .data.u64 = (1ull << 32) | (unsigned)fd};
+                    struct epoll_event ev = {.events = EPOLLIN | oneshot, .data.u64 = (1ull << 32) | (unsigned)fd};
                     epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
                     continue;
                 }
@@ -104,10 +110,13 @@ static void *check(void *arg) {
             } else {
                 read(fd, buf, sizeof buf) == REPLY ? j->verified++ : j->other++;
             }
-            close(fd);
             flight--;
+            struct sockaddr unspec = {.sa_family = AF_UNSPEC};
+            if (j->reuse && connect(fd, &unspec, sizeof unspec) == 0) spare[spares++] = fd;
+            else close(fd);
         }
     }
+    free(spare);
     return NULL;
 }
 
@@ -132,12 +141,13 @@ int main(int argc, char **argv) {
     int first = atoi(argv[3]), last = atoi(argv[4]);
     if (!strcmp(argv[1], "serve")) return serve(first, last);
     int window = argc > 5 ? atoi(argv[5]) : 1024, threads = argc > 6 ? atoi(argv[6]) : 1;
+    int reuse = argc > 7 && !strcmp(argv[7], "reuse");
     if (threads < 1 || threads > 8) threads = 1;
     struct job jobs[8];
     pthread_t ids[8];
     int span = (last - first + 1 + threads - 1) / threads;
     for (int t = 0; t < threads; t++) {
-        jobs[t] = (struct job){.first = first + t * span, .last = first + (t + 1) * span - 1, .window = window / threads};
+        jobs[t] = (struct job){.first = first + t * span, .last = first + (t + 1) * span - 1, .window = window / threads, .reuse = reuse};
         if (jobs[t].last > last) jobs[t].last = last;
         pthread_create(&ids[t], NULL, check, &jobs[t]);
     }
