@@ -12,33 +12,44 @@ pub fn udp_holder(addr: std::net::SocketAddr) -> Option<Holder> {
     (0..3).find_map(|_| socket_holder(inode))
 }
 
-/// The process with the socket `inode` open, from one pass over /proc.
+/// The process with the socket `inode` open, from one pass over /proc. Processes in this
+/// network namespace go first: the socket is in it, and a process elsewhere holds it only if
+/// it moved after binding. Where other namespaces hold many sockets (containers, a test lab
+/// with a full-range `serve`), a pass in /proc's order spent seconds reading their
+/// descriptors under load before it reached the holder, and the lookup's deadline ended it.
 fn socket_holder(inode: u64) -> Option<Holder> {
     let wanted = format!("socket:[{inode}]");
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        let holds = fds.flatten().any(|fd| {
-            std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted.as_str())
-        });
-        if holds {
-            let name = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
-            // Any process names itself (prctl PR_SET_NAME): escapes included.
-            return Some(Holder {
-                pid,
-                name: crate::model::defang(name.trim()),
-            });
-        }
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .ok()?
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse().ok())
+        .collect();
+    let net = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/net")).ok();
+    let ours = net("self");
+    let (here, elsewhere): (Vec<u32>, Vec<u32>) = pids
+        .into_iter()
+        .partition(|pid| ours.is_some() && net(&pid.to_string()) == ours);
+    here.into_iter()
+        .chain(elsewhere)
+        .find_map(|pid| holds(pid, &wanted))
+}
+
+/// `pid` as the holder, if it has `wanted` (`socket:[inode]`) open.
+fn holds(pid: u32, wanted: &str) -> Option<Holder> {
+    let dir = std::path::PathBuf::from(format!("/proc/{pid}"));
+    let fds = std::fs::read_dir(dir.join("fd")).ok()?;
+    let holds = fds
+        .flatten()
+        .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|l| l.as_os_str() == wanted));
+    if !holds {
+        return None;
     }
-    None
+    let name = std::fs::read_to_string(dir.join("comm")).unwrap_or_default();
+    // Any process names itself (prctl PR_SET_NAME): escapes included.
+    Some(Holder {
+        pid,
+        name: crate::model::defang(name.trim()),
+    })
 }
 
 /// Which process listens on TCP `port` here (any local address; Linux: /proc, within this
@@ -94,4 +105,19 @@ fn kernel_hex(ip: std::net::IpAddr) -> String {
         }
     }
     hex
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_holder_of_a_udp_port_is_found_in_proc() {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let addr = socket.local_addr().unwrap();
+        let holder = udp_holder(addr).expect("this process holds it");
+        assert_eq!(holder.pid, std::process::id());
+        drop(socket);
+        assert!(udp_holder(addr).is_none());
+    }
 }
