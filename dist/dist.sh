@@ -39,12 +39,9 @@ out=target/dist
 rm -rf "$out"
 mkdir -p "$out"
 
-rustup target list --installed | grep -qx x86_64-unknown-linux-musl || rustup target add x86_64-unknown-linux-musl
-cargo build --release --target x86_64-pc-windows-gnu
-# ring's C code needs a musl C compiler for the static build.
-CC_x86_64_unknown_linux_musl=musl-gcc cargo build --release --target x86_64-unknown-linux-musl
-# The legacy exes: own target dir (target/legacy), own pinned nightly; their build time is printed.
-bash dist/legacy-build.sh
+# The four binaries (dist/build.sh; nothing to do for one already built): the Windows x64 exe,
+# the static Linux build (target/musl), the legacy exes (target/legacy, their own pinned nightly).
+bash dist/build.sh windows musl legacy
 
 win=automate-ports-$version-x86_64-pc-windows
 # The legacy exes (Windows 7 SP1 / Server 2008 R2 SP1 and newer), 64-bit and 32-bit.
@@ -76,7 +73,7 @@ def add(t, src, name, mode):
     info.mtime, info.mode, info.uid, info.gid, info.uname, info.gname = 1577836800, mode, 0, 0, "", ""
     t.addfile(info, open(src, "rb"))
 with tarfile.open(f"{out}/{lin}.tar.gz", "w:gz") as t:
-    add(t, "target/x86_64-unknown-linux-musl/release/automate-ports", "automate-ports", 0o755)
+    add(t, "target/musl/x86_64-unknown-linux-musl/release/automate-ports", "automate-ports", 0o755)
     for d in docs:
         add(t, d, d, 0o644)
 PY
