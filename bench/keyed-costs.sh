@@ -18,6 +18,7 @@
 # so their listeners do not meet).
 #
 #   RUNS=5 bash bench/keyed-costs.sh
+#   RUNS=5 AP_BASE=/tmp/automate-ports-before bash bench/keyed-costs.sh   # also f-base, g-base
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -92,6 +93,15 @@ declare -A CMD=(
 )
 declare -A SERVER=([f-ap]=$SERVE [f-nmap]=$SERVE [g-ap]=$SERVE [f-floor]=$FLOOR [f-floor2]=$FLOOR [f-floor2r]=$FLOOR [g-floor]=$FLOOR [g-floor2]=$FLOOR [g-floor2r]=$FLOOR)
 TOOLS=(f-ap f-nmap f-floor f-floor2 f-floor2r g-ap g-floor g-floor2 g-floor2r)
+# AP_BASE=PATH: another automate-ports build (before a change) in the same rotation, as f-base
+# and g-base, against the same serve.
+if [ -n "${AP_BASE:-}" ]; then
+  BASE="$AP_BASE check --format json --full-ranges --profile $WORK/tcp.toml"
+  CMD[f-base]="$BASE --target box=192.0.2.2"
+  CMD[g-base]="$BASE --target box=bench-server"
+  SERVER[f-base]=$SERVE SERVER[g-base]=$SERVE
+  TOOLS+=(f-base g-base)
+fi
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for run in $(seq 1 "$RUNS"); do
   # Rotate the order, so drift on a shared machine hits every tool alike.
@@ -116,7 +126,7 @@ for t in tools:
         user, sys_ = map(float, open(f"{work}/{t}.{r}.cpu").read().split()[-2:])
         walls.append(ns / 1e9); cpus.append(user + sys_); servers.append(ticks / hz)
         out = open(f"{work}/{t}.{r}.out").read()
-        if t.endswith("-ap"):
+        if t.endswith(("-ap", "-base")):
             # Open and verified: every port answered by serve with a valid reply.
             got = sum(c.get("counts", {}).get("open", 0) for c in json.loads(out)["checks"] if c.get("verified"))
         elif t.endswith("-nmap"):

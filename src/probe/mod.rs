@@ -292,6 +292,10 @@ pub trait Sweeper: Send {
     /// Forgets a running try (given up as silent): it reports nothing afterwards.
     fn cancel(&mut self, token: usize);
 
+    /// A try is about to start outside the sweeper: a socket the sweeper keeps for reuse is
+    /// closed first, so the run never holds more descriptors than tries.
+    fn make_room(&mut self) {}
+
     /// Tries running.
     fn running(&self) -> usize;
 

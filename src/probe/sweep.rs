@@ -5,7 +5,9 @@
 //! `bench/floor.c` does. A tokio task per port would add a registration and its removal, a
 //! timer, and wake-ups of the other worker thread (BENCHMARKS.md, "Where the time goes"). A
 //! keyed exchange is written as soon as the connect completes and read as the reply
-//! arrives, with the same judgement as the task path in `net.rs`.
+//! arrives, with the same judgement as the task path in `net.rs`; its socket is then reset
+//! and disconnected (`connect` with `AF_UNSPEC`, the same RST as a close with linger 0) and
+//! connects the next keyed port, as the floor `bench/keyed-floor.c reuse` does.
 
 use std::collections::VecDeque;
 use std::io::{self, Read, Write};
@@ -28,6 +30,10 @@ use crate::protocol::{self, Key, Probe, ReplyCheck, MAX_REPLY_LEN, PROBE_LEN, RE
 
 /// Events taken from the kernel per `epoll_wait`.
 const BATCH: usize = 1024;
+
+/// Keyed sockets kept per address family for the next keyed starts: as many as one batch of
+/// events can end.
+const KEYED_SPARES: usize = BATCH;
 
 /// The epoll instance, as tokio watches it: readable when one of its sockets is ready.
 struct EpollFd(Epoll);
@@ -274,6 +280,23 @@ impl ConnectSweep {
         }
     }
 
+    /// Ends `token`'s try, which reported. A keyed socket whose exchange ran leaves the epoll
+    /// instance (so no event of this try reaches the next) and is disconnected and kept for
+    /// the next keyed start of its family; any other socket is closed.
+    fn finish(&mut self, token: usize) {
+        let Some(p) = self.pending.get_mut(token).and_then(Option::take) else {
+            return;
+        };
+        self.running -= 1;
+        if p.connected
+            && p.exchange.is_some()
+            && self.epoll.get_ref().0.delete(&p.socket).is_ok()
+            && crate::sys::disconnect(&p.socket).is_ok()
+        {
+            self.spares.keep_keyed(p.addr, p.socket);
+        }
+    }
+
     /// Every running try ends with `e`: the epoll instance itself failed.
     fn fail_all(&mut self, e: &io::Error, out: &mut Vec<Ended>) {
         let now = Instant::now();
@@ -376,7 +399,7 @@ impl Exchange {
 
 /// A non-blocking connect to `addr` under way (or done); `Err` is the try's result already.
 fn start_connect(addr: SocketAddr, keyed: bool, spares: &mut Spares) -> Result<Socket, Attempt> {
-    let spare = if keyed { None } else { spares.take(addr) };
+    let spare = spares.take(addr, keyed);
     let reused = spare.is_some();
     let socket = match spare {
         Some(socket) => socket,
@@ -418,20 +441,24 @@ fn start_connect(addr: SocketAddr, keyed: bool, spares: &mut Spares) -> Result<S
                 _ => Ok(socket),
             }
         }
-        // A reused socket the kernel will not connect again: a fresh one decides (its
-        // family's slot is empty now, so this takes a new socket).
+        // A reused socket the kernel will not connect again: the next spare or a fresh
+        // socket decides (each spare is tried once, so this ends).
         Err(_) if reused => start_connect(addr, keyed, spares),
         Err(e) => Err(classify(&e, addr, Protocol::Tcp)),
     }
 }
 
-/// A refused socket per address family, ready to connect again (Linux returns a TCP socket
-/// whose connect failed to its unconnected state). One each: a spare exists only between a
-/// refusal and the next start, so it never holds a descriptor a try could use.
+/// Sockets ready to connect again: a refused one per address family (Linux returns a TCP
+/// socket whose connect failed to its unconnected state), for the next unkeyed try; and keyed
+/// ones whose exchange is done, disconnected, for the next keyed tries. A spare replaces the
+/// try that made it: a start that does not take one (the other family, a task's try) closes
+/// one first, so the sweep never holds more descriptors than the tries it ran.
 #[derive(Default)]
 struct Spares {
     v4: Option<Socket>,
     v6: Option<Socket>,
+    keyed_v4: Vec<Socket>,
+    keyed_v6: Vec<Socket>,
 }
 
 impl Spares {
@@ -443,12 +470,46 @@ impl Spares {
         }
     }
 
-    fn take(&mut self, addr: SocketAddr) -> Option<Socket> {
-        self.slot(addr).take()
+    fn keyed(&mut self, addr: SocketAddr) -> &mut Vec<Socket> {
+        if addr.is_ipv4() {
+            &mut self.keyed_v4
+        } else {
+            &mut self.keyed_v6
+        }
+    }
+
+    /// A spare for a try of `addr`; without one, a kept keyed socket is closed, as the new
+    /// socket takes its descriptor.
+    fn take(&mut self, addr: SocketAddr, keyed: bool) -> Option<Socket> {
+        let spare = if keyed {
+            self.keyed(addr).pop()
+        } else {
+            self.slot(addr).take()
+        };
+        if spare.is_none() {
+            self.make_room();
+        }
+        spare
     }
 
     fn keep(&mut self, addr: SocketAddr, socket: Socket) {
         *self.slot(addr) = Some(socket);
+    }
+
+    fn keep_keyed(&mut self, addr: SocketAddr, socket: Socket) {
+        let kept = self.keyed(addr);
+        if kept.len() < KEYED_SPARES {
+            kept.push(socket);
+        }
+    }
+
+    /// Closes one kept keyed socket, of the family that has more.
+    fn make_room(&mut self) {
+        if self.keyed_v4.len() >= self.keyed_v6.len() {
+            self.keyed_v4.pop();
+        } else {
+            self.keyed_v6.pop();
+        }
     }
 }
 
@@ -510,6 +571,10 @@ impl Sweeper for ConnectSweep {
         self.end(token);
     }
 
+    fn make_room(&mut self) {
+        self.spares.make_room();
+    }
+
     fn running(&self) -> usize {
         self.running
     }
@@ -557,7 +622,7 @@ impl Sweeper for ConnectSweep {
                 match self.step(token) {
                     Step::Wait | Step::Restarted => {}
                     Step::Done(attempt) => {
-                        self.end(token);
+                        self.finish(token);
                         out.push((token, attempt, now));
                     }
                 }
@@ -624,6 +689,69 @@ mod tests {
             })
             .expect("accepted within 5 s");
         assert_eq!(Some(from), socket.local_addr().unwrap().as_socket());
+    }
+
+    /// Accepts on `listener` within 5 s (the machine may be busy).
+    fn accept_within(listener: &std::net::TcpListener) -> (std::net::TcpStream, SocketAddr) {
+        listener.set_nonblocking(true).unwrap();
+        (0..250)
+            .find_map(|_| {
+                let accepted = listener.accept().ok();
+                if accepted.is_none() {
+                    std::thread::sleep(Duration::from_millis(20));
+                }
+                accepted
+            })
+            .expect("accepted within 5 s")
+    }
+
+    #[test]
+    fn a_kept_keyed_socket_was_reset_and_connects_the_next_port() {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut spares = Spares::default();
+        let socket = start_connect(first.local_addr().unwrap(), true, &mut spares).unwrap();
+        // Accepted once the handshake's last ACK arrives (held back for a probe, then sent
+        // by the delayed-ACK timer): the connection is whole on both sides.
+        let (mut far, from) = accept_within(&first);
+        assert_eq!(Some(from), socket.local_addr().unwrap().as_socket());
+        crate::sys::disconnect(&socket).unwrap();
+        // The far side sees a reset, as from a close with linger 0: no TIME_WAIT anywhere.
+        far.set_nonblocking(false).unwrap();
+        far.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let read = far.read(&mut [0; 1]);
+        assert_eq!(
+            read.map_err(|e| e.kind()),
+            Err(io::ErrorKind::ConnectionReset)
+        );
+        let fd = socket.as_raw_fd();
+        spares.keep_keyed(from, socket);
+        let again = start_connect(second.local_addr().unwrap(), true, &mut spares).unwrap();
+        assert_eq!(again.as_raw_fd(), fd, "the kept socket is used");
+        assert!(spares.keyed_v4.is_empty());
+        let (_, from) = accept_within(&second);
+        assert_eq!(Some(from), again.local_addr().unwrap().as_socket());
+    }
+
+    #[test]
+    fn a_start_that_takes_no_kept_socket_closes_one() {
+        let v4: SocketAddr = "127.0.0.1:9".parse().unwrap();
+        let v6: SocketAddr = "[::1]:9".parse().unwrap();
+        let mut spares = Spares::default();
+        for _ in 0..2 {
+            let socket = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+            spares.keep_keyed(v4, socket);
+        }
+        // A keyed try of the other family makes a socket: one kept socket goes first.
+        assert!(spares.take(v6, true).is_none());
+        assert_eq!(spares.keyed_v4.len(), 1);
+        // So does an unkeyed try without a refused spare ...
+        assert!(spares.take(v4, false).is_none());
+        assert!(spares.keyed_v4.is_empty());
+        // ... and a try in a task of its own (the engine asks the sweeper).
+        spares.keep_keyed(v6, Socket::new(Domain::IPV6, Type::STREAM, None).unwrap());
+        spares.make_room();
+        assert!(spares.keyed_v6.is_empty());
     }
 
     #[test]

@@ -6,6 +6,9 @@
 #[allow(unsafe_code)]
 mod defer;
 #[cfg(target_os = "linux")]
+#[allow(unsafe_code)]
+mod disconnect;
+#[cfg(target_os = "linux")]
 mod linux;
 #[cfg(any(windows, test))]
 mod owners;
@@ -16,6 +19,8 @@ mod windows;
 
 #[cfg(target_os = "linux")]
 pub use defer::defer_accept;
+#[cfg(target_os = "linux")]
+pub use disconnect::disconnect;
 #[cfg(target_os = "linux")]
 pub use linux::{tcp_listener, udp_holder};
 #[cfg(windows)]

@@ -154,6 +154,7 @@ pub async fn run<P: Prober>(
                 continue;
             }
             let phases = prober.phases(&jobs[index]);
+            engine.make_room();
             let abort = spawn_try(&mut set, &prober, &engine, index, narrow, phases);
             engine.started(index, Some(abort), narrow);
         }

@@ -81,6 +81,13 @@ impl<'a> Engine<'a> {
         self.sweeper.as_ref().is_some_and(|s| s.takes(job))
     }
 
+    /// A try is about to start in a task: the sweeper gives up a descriptor it keeps.
+    pub(super) fn make_room(&mut self) {
+        if let Some(sweeper) = self.sweeper.as_mut() {
+            sweeper.make_room();
+        }
+    }
+
     /// Tries running in the sweeper.
     pub(super) fn swept(&self) -> usize {
         self.sweeper.as_ref().map_or(0, |s| s.running())
