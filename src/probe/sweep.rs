@@ -274,20 +274,20 @@ impl ConnectSweep {
         }
     }
 
-    fn end(&mut self, token: usize) {
-        if self.pending.get_mut(token).and_then(Option::take).is_some() {
-            self.running -= 1;
-        }
+    /// Ends `token`'s try, handing back what it held (its socket closes when that drops).
+    fn end(&mut self, token: usize) -> Option<Pending> {
+        let pending = self.pending.get_mut(token).and_then(Option::take)?;
+        self.running -= 1;
+        Some(pending)
     }
 
     /// Ends `token`'s try, which reported. A keyed socket whose exchange ran leaves the epoll
     /// instance (so no event of this try reaches the next) and is disconnected and kept for
     /// the next keyed start of its family; any other socket is closed.
     fn finish(&mut self, token: usize) {
-        let Some(p) = self.pending.get_mut(token).and_then(Option::take) else {
+        let Some(p) = self.end(token) else {
             return;
         };
-        self.running -= 1;
         if p.connected
             && p.exchange.is_some()
             && self.epoll.get_ref().0.delete(&p.socket).is_ok()
