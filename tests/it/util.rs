@@ -204,15 +204,19 @@ pub fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
+/// Says that a test skips, where a person running `cargo test` sees it: straight to standard
+/// error, past the test harness's capture (which hides `eprintln!` of a passing test). One
+/// `write` of the whole line: stderr is unbuffered, so `writeln!` with arguments writes piece by
+/// piece, and the harness's own lines on stdout (the same pipe under `2>&1`) landed in between.
+pub fn skipped(why: &str) {
+    use std::io::Write as _;
+    let line = format!("SKIPPED {why}\n");
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
 /// Whether `program` is installed (in the PATH or a system folder). A test that needs it and
 /// finds it missing skips loudly, naming the package; under AUTOMATE_PORTS_REQUIRE_LAB (CI,
 /// which installs it) a missing program is a failure instead.
-/// Says that a test skips, where a person running `cargo test` sees it: straight to standard
-/// error, past the test harness's capture (which hides `eprintln!` of a passing test).
-pub fn skipped(why: &str) {
-    use std::io::Write as _;
-    let _ = writeln!(std::io::stderr(), "SKIPPED {why}");
-}
 
 pub fn installed(program: &str, package: &str) -> bool {
     let found = present(program);
