@@ -217,7 +217,6 @@ pub fn skipped(why: &str) {
 /// Whether `program` is installed (in the PATH or a system folder). A test that needs it and
 /// finds it missing skips loudly, naming the package; under AUTOMATE_PORTS_REQUIRE_LAB (CI,
 /// which installs it) a missing program is a failure instead.
-
 pub fn installed(program: &str, package: &str) -> bool {
     let found = present(program);
     if !found {
