@@ -1,7 +1,8 @@
 //! `serve`'s answer to a probe: the MAC first, then freshness, replays and a rate per keyed
 //! source. A stranger costs one HMAC and leaves no state behind.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::num::NonZeroUsize;
 use std::sync::atomic::Ordering;
@@ -27,6 +28,19 @@ pub(super) const RATE_PER_SEC: f64 = 20_000.0;
 pub(super) const MAX_SOURCES: usize = 10_000;
 pub(super) const MAX_NONCES: usize = 500_000;
 
+/// Nonces kept at most: [`MAX_NONCES`]; in a debug build AUTOMATE_PORTS_TEST_NONCES, so that a
+/// lab test fills the table with a few sweeps rather than half a million probes.
+fn max_nonces() -> usize {
+    #[cfg(debug_assertions)]
+    if let Some(n) = std::env::var("AUTOMATE_PORTS_TEST_NONCES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        return n;
+    }
+    MAX_NONCES
+}
+
 /// What `serve` sends back to a probe with a valid MAC.
 pub(super) enum Answer {
     Fresh([u8; REPLY_LEN]),
@@ -41,6 +55,36 @@ impl Answer {
             Answer::Fresh(b) => b,
             Answer::Mapped(b) => b,
             Answer::Stale(b) => b,
+        }
+    }
+}
+
+/// Each nonce seen, with when it may be forgotten (milliseconds), and the same by time, so
+/// that forgetting those past their time costs a heap pop each. (A sweep of table scans
+/// when the table filled with nonces still in their time took a core for minutes and
+/// refused every probe meanwhile: one scan of half a million per probe.)
+#[derive(Default)]
+pub(super) struct Nonces {
+    until: HashMap<[u8; 16], u64>,
+    expiry: BinaryHeap<Reverse<(u64, [u8; 16])>>,
+}
+
+impl Nonces {
+    /// Forgets the nonces whose time has passed: they only return in probes that are stale
+    /// anyway (or older than serve's start).
+    fn forget_past(&mut self, now: u64) {
+        while let Some(&Reverse((until, nonce))) = self.expiry.peek() {
+            if until >= now {
+                break;
+            }
+            self.expiry.pop();
+            self.until.remove(&nonce);
+        }
+    }
+
+    fn forget_soonest(&mut self) {
+        if let Some(Reverse((_, nonce))) = self.expiry.pop() {
+            self.until.remove(&nonce);
         }
     }
 }
@@ -62,8 +106,9 @@ pub(super) struct Responder {
     /// run are forgotten, so its recorded probes could otherwise be replayed.
     started_ms: u64,
     pub(super) stats: Arc<Stats>,
-    /// Each nonce seen, with when it may be forgotten (milliseconds).
-    nonces: Mutex<HashMap<[u8; 16], u64>>,
+    nonces: Mutex<Nonces>,
+    /// [`max_nonces`], read once.
+    max_nonces: usize,
     buckets: Mutex<LruCache<Source, Bucket>>,
     pub(super) waiting: Mutex<Waiting>,
     /// Signalled as each connection closes: an accept loop out of descriptors waits on it.
@@ -76,7 +121,8 @@ impl Responder {
             key,
             started_ms,
             stats: Arc::new(Stats::default()),
-            nonces: Mutex::new(HashMap::new()),
+            nonces: Mutex::new(Nonces::default()),
+            max_nonces: max_nonces(),
             buckets: Mutex::new(LruCache::new(
                 NonZeroUsize::new(MAX_SOURCES).expect("not zero"),
             )),
@@ -147,18 +193,21 @@ impl Responder {
         keep_until: u64,
     ) -> Result<(), Reject> {
         let mut nonces = self.nonces.lock().expect("no panics while held");
-        if nonces.len() >= MAX_NONCES {
-            // A nonce past its time only returns in probes that are stale anyway (or older
-            // than serve's start): forget it.
-            nonces.retain(|_, until| *until >= now);
-            if nonces.len() >= MAX_NONCES {
-                return Err(Reject::RateLimited);
-            }
+        nonces.forget_past(now);
+        if nonces.until.contains_key(&nonce) {
+            return Err(Reject::Replayed);
         }
-        match nonces.insert(nonce, keep_until) {
-            None => Ok(()),
-            Some(_) => Err(Reject::Replayed),
+        if nonces.until.len() >= self.max_nonces {
+            // Full of nonces still in their time: only a client with the key can fill it
+            // (the MAC comes first), with sweeps in a row (`--wait`, a lab's loop). Refusing
+            // every probe until the oldest expire would fail its checks for minutes; the
+            // nonce nearest its end is forgotten instead, so its probe could be answered
+            // once more, and only until its few remaining moments run out.
+            nonces.forget_soonest();
         }
+        nonces.until.insert(nonce, keep_until);
+        nonces.expiry.push(Reverse((keep_until, nonce)));
+        Ok(())
     }
 
     /// Whether `source` sent a fresh valid probe lately (the rate table holds only sources
@@ -394,22 +443,39 @@ mod tests {
             r.answer(&ahead.encode(&key()), at(source), 443),
             Ok(Answer::Fresh(_))
         ));
-        let until = r.nonces.lock().unwrap()[&ahead.nonce];
+        let until = r.nonces.lock().unwrap().until[&ahead.nonce];
         assert!(until >= now + 2 * window - 1_000, "{until}");
         // Later, the table full of nonces past their time: the next new one makes it forget
         // them, and the fresh probe's nonce survives.
         let later = now + window + 1_000;
+        for i in 0..MAX_NONCES as u64 - 1 {
+            let mut old = [0xee; 16];
+            old[..8].copy_from_slice(&i.to_be_bytes());
+            r.first_sight(old, now, later - 1).unwrap();
+        }
+        // Full, every nonce still in its time: a replay is named as one; a new nonce is
+        // taken, and the one nearest its end (the first of the old ones) is forgotten.
+        assert!(matches!(
+            r.first_sight(ahead.nonce, later - 2, later + window),
+            Err(Reject::Replayed)
+        ));
+        r.first_sight([8; 16], later - 2, later + window).unwrap();
         {
-            let mut nonces = r.nonces.lock().unwrap();
-            for i in 0..MAX_NONCES as u64 {
-                let mut old = [0xee; 16];
-                old[..8].copy_from_slice(&i.to_be_bytes());
-                nonces.insert(old, later - 1);
-            }
+            let nonces = r.nonces.lock().unwrap();
+            assert_eq!(nonces.until.len(), MAX_NONCES);
+            let mut first = [0xee; 16];
+            first[..8].copy_from_slice(&0u64.to_be_bytes());
+            assert!(!nonces.until.contains_key(&first));
+            assert!(nonces.until.contains_key(&ahead.nonce));
         }
         r.first_sight([7; 16], later, later + window).unwrap();
         let nonces = r.nonces.lock().unwrap();
-        assert!(nonces.contains_key(&ahead.nonce));
-        assert_eq!(nonces.len(), 2, "the expired ones are forgotten");
+        assert!(nonces.until.contains_key(&ahead.nonce));
+        assert_eq!(
+            nonces.until.len(),
+            3,
+            "the expired ones are forgotten: [8; 16], [7; 16] and the early one are left"
+        );
+        assert_eq!(nonces.expiry.len(), 3);
     }
 }

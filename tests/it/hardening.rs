@@ -222,3 +222,47 @@ fn a_link_local_target_with_a_zone_is_probed_through_its_interface() {
     );
     assert_eq!(code, 0);
 }
+
+/// Sweeps in a row from a client with the key send more probes than `serve` keeps nonces
+/// for: every run is still verified on both families, at default flags. A table full of
+/// nonces still in their time refused every probe, and scanned the whole table for each,
+/// until the oldest expired (five minutes): a `check --wait` or a lab's loop failed for that
+/// long. The debug build takes its table size from AUTOMATE_PORTS_TEST_NONCES, so four runs
+/// of 2 x 600 ports overfill a table of 1,000 twice.
+#[test]
+fn sweeps_in_a_row_past_the_nonce_table_are_all_verified() {
+    require_root!();
+    let lab = Lab::new("hdnc");
+    let p = profile(&check_block("r", "tcp", "50000-50599", true));
+    let path = p.path.to_str().unwrap();
+    let served = crate::util::serve(
+        &[
+            "env",
+            "AUTOMATE_PORTS_TEST_NONCES=1000",
+            "ip",
+            "netns",
+            "exec",
+            &lab.server.name,
+        ],
+        &["--profile", path, "--full-ranges", "--for", "2m"],
+        crate::util::LAB_KEY,
+    );
+    let args = [
+        "--profile",
+        path,
+        "--target",
+        "box=lab-server",
+        "--full-ranges",
+    ];
+    for run in 1..=4 {
+        let (code, report) = lab.check(&args, true);
+        for r in report["checks"].as_array().unwrap() {
+            assert_eq!(r["counts"]["open"], 600, "run {run}: {r}");
+            assert_eq!(r["verified"], true, "run {run}: {r}");
+        }
+        assert_eq!(report["checks"].as_array().unwrap().len(), 2, "{report}");
+        assert_eq!(code, 0, "run {run}");
+    }
+    let said = served.stop().join("\n");
+    assert!(said.contains("; ignored none"), "{said}");
+}
