@@ -52,7 +52,7 @@ const TRACES_ALL: usize = 16;
 
 /// Where a run reports how far it got: the command line shows a progress bar with it, and
 /// its watchdog keeps what a report of an unfinished run is made from.
-pub trait Progress {
+pub trait Progress: Sync {
     /// A round begins: names are looked up, each within `timeout`.
     fn resolving(&self, _timeout: Duration) {}
     /// The jobs are planned and about to run.

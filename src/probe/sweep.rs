@@ -56,6 +56,8 @@ struct Pending {
     keyed: bool,
     /// The handshake completed (and for a keyed try, the exchange's deadline runs).
     connected: bool,
+    /// Closes with RST (linger 0) already: set once per socket, it outlives a disconnect.
+    lingers: bool,
     /// The keyed exchange; its probe may have gone out with the connect.
     exchange: Option<Box<Exchange>>,
 }
@@ -130,8 +132,9 @@ impl ConnectSweep {
         self_connects: usize,
     ) -> Option<Attempt> {
         let keyed_here = keyed && self.key.is_some();
-        let socket = match start_connect(addr, keyed_here, &mut self.spares) {
-            Ok(socket) => socket,
+        // A kept keyed socket is still in the epoll instance, disarmed, and lingers 0.
+        let (socket, kept) = match start_connect(addr, keyed_here, &mut self.spares) {
+            Ok(started) => started,
             Err(attempt) => return Some(attempt),
         };
         let mut exchange = self
@@ -160,22 +163,17 @@ impl ConnectSweep {
             }
             heard.mark();
             // Closed with RST, as the task path does: no TIME_WAIT per probed port.
-            let _ = socket.set_linger(Some(Duration::ZERO));
+            if !kept {
+                let _ = socket.set_linger(Some(Duration::ZERO));
+            }
         }
-        // Edge-triggered: one event when the connect completes, one per reply that arrives
-        // later, without changing the interest in between. A socket already connected with
-        // its probe sent waits for the reply alone: asking for "writable" would wake the
-        // epoll instance at once for nothing.
-        let mut flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLET;
-        if !connected || exchange.as_ref().is_some_and(|e| e.sent < e.wire.len()) {
-            flags |= EpollFlags::EPOLLOUT;
-        }
-        if let Err(e) = self
-            .epoll
-            .get_ref()
-            .0
-            .add(&socket, EpollEvent::new(flags, token as u64))
-        {
+        let mut event = EpollEvent::new(interest(connected, exchange.as_deref()), token as u64);
+        let epoll = &self.epoll.get_ref().0;
+        let registered = match kept.then(|| epoll.modify(&socket, &mut event)) {
+            Some(Err(nix::errno::Errno::ENOENT)) | None => epoll.add(&socket, event),
+            Some(modified) => modified,
+        };
+        if let Err(e) = registered {
             return Some(local_error(&io::Error::from(e), addr));
         }
         if self.pending.len() <= token {
@@ -196,6 +194,7 @@ impl ConnectSweep {
             heard,
             keyed,
             connected,
+            lingers: kept || connected,
             exchange,
         });
         self.running += 1;
@@ -234,7 +233,10 @@ impl ConnectSweep {
                 return self.self_connect(token);
             }
             // Closed with RST, as the task path does: no TIME_WAIT per probed port.
-            let _ = pending.socket.set_linger(Some(Duration::ZERO));
+            if !pending.lingers {
+                let _ = pending.socket.set_linger(Some(Duration::ZERO));
+                pending.lingers = true;
+            }
             if pending.exchange.is_none() {
                 return Step::Done(Attempt::Answer(State::Open, Why::Connected));
             }
@@ -281,20 +283,29 @@ impl ConnectSweep {
         Some(pending)
     }
 
-    /// Ends `token`'s try, which reported. A keyed socket whose exchange ran leaves the epoll
-    /// instance (so no event of this try reaches the next) and is disconnected and kept for
-    /// the next keyed start of its family; any other socket is closed.
+    /// Ends `token`'s try, which reported. A keyed socket whose exchange ran is disconnected
+    /// and kept for the next keyed start of its family, still in the epoll instance: the
+    /// event that ended its try disarmed it (one-shot), so nothing of this try reaches the
+    /// next, and the next re-arms it with one call instead of leaving and joining again. Any
+    /// other socket is closed (which takes it out of the epoll instance).
     fn finish(&mut self, token: usize) {
         let Some(p) = self.end(token) else {
             return;
         };
-        if p.connected
-            && p.exchange.is_some()
-            && self.epoll.get_ref().0.delete(&p.socket).is_ok()
-            && crate::sys::disconnect(&p.socket).is_ok()
-        {
+        if p.connected && p.exchange.is_some() && crate::sys::disconnect(&p.socket).is_ok() {
             self.spares.keep_keyed(p.addr, p.socket);
         }
+    }
+
+    /// A keyed try still waits after its event: its one-shot registration is armed again
+    /// (the kernel queues an event at once if the socket is ready meanwhile). `Some` ends the
+    /// try: the epoll instance would not take it back.
+    fn rearm(&mut self, token: usize) -> Option<Attempt> {
+        let p = self.pending.get(token).and_then(Option::as_ref)?;
+        let exchange = p.exchange.as_deref()?;
+        let mut event = EpollEvent::new(interest(p.connected, Some(exchange)), token as u64);
+        let e = self.epoll.get_ref().0.modify(&p.socket, &mut event).err()?;
+        Some(local_error(&io::Error::from(e), p.addr))
     }
 
     /// Every running try ends with `e`: the epoll instance itself failed.
@@ -397,10 +408,32 @@ impl Exchange {
     }
 }
 
-/// A non-blocking connect to `addr` under way (or done); `Err` is the try's result already.
-fn start_connect(addr: SocketAddr, keyed: bool, spares: &mut Spares) -> Result<Socket, Attempt> {
+/// What a try's socket waits for. Edge-triggered: one event when the connect completes, one
+/// per reply that arrives later, without changing the interest in between. A socket already
+/// connected with its probe sent waits for the reply alone: asking for "writable" would wake
+/// the epoll instance at once for nothing. A keyed socket's registration is one-shot, so the
+/// event that ends its try leaves it disarmed for the next try to re-arm (`finish`).
+fn interest(connected: bool, exchange: Option<&Exchange>) -> EpollFlags {
+    let mut flags = EpollFlags::EPOLLIN | EpollFlags::EPOLLET;
+    if !connected || exchange.is_some_and(|e| e.sent < e.wire.len()) {
+        flags |= EpollFlags::EPOLLOUT;
+    }
+    if exchange.is_some() {
+        flags |= EpollFlags::EPOLLONESHOT;
+    }
+    flags
+}
+
+/// A non-blocking connect to `addr` under way (or done), and whether its socket is a kept
+/// keyed one (in the epoll instance, disarmed; lingering 0); `Err` is the try's result already.
+fn start_connect(
+    addr: SocketAddr,
+    keyed: bool,
+    spares: &mut Spares,
+) -> Result<(Socket, bool), Attempt> {
     let spare = spares.take(addr, keyed);
     let reused = spare.is_some();
+    let kept = reused && keyed;
     let socket = match spare {
         Some(socket) => socket,
         None => Socket::new(
@@ -417,11 +450,11 @@ fn start_connect(addr: SocketAddr, keyed: bool, spares: &mut Spares) -> Result<S
     }
     match socket.connect(&addr.into()) {
         // Connected at once: adding the socket to the epoll instance still queues its event.
-        Ok(()) => Ok(socket),
+        Ok(()) => Ok((socket, kept)),
         Err(e) if e.raw_os_error() == Some(nix::libc::EINPROGRESS) => {
             if keyed {
                 // A keyed try learns a refusal from writing its probe.
-                return Ok(socket);
+                return Ok((socket, kept));
             }
             // Nearby (loopback, a LAN, a namespace) the refusal has often arrived while
             // connect ran: read it now rather than through the epoll instance, whose
@@ -438,7 +471,7 @@ fn start_connect(addr: SocketAddr, keyed: bool, spares: &mut Spares) -> Result<S
                     Err(classify(&e, addr, Protocol::Tcp))
                 }
                 // Still under way, or connected meanwhile: the epoll instance reports it.
-                _ => Ok(socket),
+                _ => Ok((socket, false)),
             }
         }
         // A reused socket the kernel will not connect again: the next spare or a fresh
@@ -619,7 +652,11 @@ impl Sweeper for ConnectSweep {
             let now = Instant::now();
             for i in 0..n {
                 let token = usize::try_from(self.events[i].data()).unwrap_or(usize::MAX);
-                match self.step(token) {
+                let step = match self.step(token) {
+                    Step::Wait => self.rearm(token).map_or(Step::Wait, Step::Done),
+                    step => step,
+                };
+                match step {
                     Step::Wait | Step::Restarted => {}
                     Step::Done(attempt) => {
                         self.finish(token);
@@ -674,8 +711,13 @@ mod tests {
             .expect("the refused socket is kept")
             .as_raw_fd();
         assert!(spares.v6.is_none());
-        let socket = start_connect(open.local_addr().unwrap(), false, &mut spares).unwrap();
+        let (socket, registered) =
+            start_connect(open.local_addr().unwrap(), false, &mut spares).unwrap();
         assert_eq!(socket.as_raw_fd(), kept, "the spare is used");
+        assert!(
+            !registered,
+            "a refused spare never joined the epoll instance"
+        );
         assert!(spares.v4.is_none());
         // And the connection is real: the listener accepts it, from the socket's address.
         open.set_nonblocking(true).unwrap();
@@ -710,7 +752,9 @@ mod tests {
         let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let second = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut spares = Spares::default();
-        let socket = start_connect(first.local_addr().unwrap(), true, &mut spares).unwrap();
+        let (socket, kept) = start_connect(first.local_addr().unwrap(), true, &mut spares).unwrap();
+        assert!(!kept);
+        socket.set_linger(Some(Duration::ZERO)).unwrap();
         // Accepted once the handshake's last ACK arrives (held back for a probe, then sent
         // by the delayed-ACK timer): the connection is whole on both sides.
         let (mut far, from) = accept_within(&first);
@@ -726,8 +770,11 @@ mod tests {
         );
         let fd = socket.as_raw_fd();
         spares.keep_keyed(from, socket);
-        let again = start_connect(second.local_addr().unwrap(), true, &mut spares).unwrap();
+        let (again, kept) = start_connect(second.local_addr().unwrap(), true, &mut spares).unwrap();
         assert_eq!(again.as_raw_fd(), fd, "the kept socket is used");
+        assert!(kept);
+        // Linger 0 outlives the disconnect, so the sweep sets it once per socket.
+        assert_eq!(again.linger().unwrap(), Some(Duration::ZERO));
         assert!(spares.keyed_v4.is_empty());
         let (_, from) = accept_within(&second);
         assert_eq!(Some(from), again.local_addr().unwrap().as_socket());
@@ -764,7 +811,7 @@ mod tests {
         let fd = spare.as_raw_fd();
         spares.keep(closed, spare);
         // A keyed try's socket has quick-ACK off and learns a refusal from its write.
-        if let Ok(socket) = start_connect(closed, true, &mut spares) {
+        if let Ok((socket, _)) = start_connect(closed, true, &mut spares) {
             assert_ne!(socket.as_raw_fd(), fd);
         }
         assert_eq!(spares.v6.as_ref().map(AsRawFd::as_raw_fd), Some(fd));

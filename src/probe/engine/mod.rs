@@ -8,6 +8,7 @@
 //! as a round recovers none (a filter). An address where nothing answers gets the full
 //! timeout and `--retries`.
 
+mod shard;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -22,7 +23,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use super::{Attempt, Ended, Heard, Outcome, Prober, Why};
+use super::{Attempt, Ended, Heard, Outcome, Prober, Sweeper, Why};
 use crate::model::{ProbeKind, Protocol, State};
 use crate::plan::ProbeJob;
 use window::Engine;
@@ -112,14 +113,34 @@ pub fn probe_width(wanted: Option<usize>, extra: usize) -> anyhow::Result<usize>
 }
 
 /// Runs every job and returns their outcomes in job order. `done` is called with each job's
-/// index and outcome as it finishes (a progress bar, the run's watchdog).
+/// index and outcome as it finishes (a progress bar, the run's watchdog). A big sweep runs as
+/// parts on the runtime's workers ([`shard`]); `done` is still called from this task.
 pub async fn run<P: Prober>(
     prober: Arc<P>,
     jobs: &[ProbeJob],
     config: EngineConfig,
     done: &Done<'_>,
 ) -> Vec<Outcome> {
-    let mut engine = Engine::new(jobs, config, prober.sweeper());
+    let sweeper = prober.sweeper();
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let parts = sweeper
+        .as_ref()
+        .and_then(|s| shard::split(jobs, &config, |job| s.takes(job), cores));
+    let Some(parts) = parts else {
+        return run_whole(prober, jobs, config, sweeper, done).await;
+    };
+    shard::run(prober, jobs, config, sweeper, parts, done).await
+}
+
+/// Runs `jobs` in one engine, its sweeper (if any) taking what it can.
+pub(super) async fn run_whole<P: Prober>(
+    prober: Arc<P>,
+    jobs: &[ProbeJob],
+    config: EngineConfig,
+    sweeper: Option<Box<dyn Sweeper>>,
+    done: &Done<'_>,
+) -> Vec<Outcome> {
+    let mut engine = Engine::new(jobs, config, sweeper);
     let width = config.concurrency.max(1);
     let mut set: JoinSet<Finished> = JoinSet::new();
     let mut ended = Vec::new();
@@ -256,7 +277,7 @@ fn poll_swept_once(
 }
 
 /// Told each job's index and outcome as it finishes.
-pub type Done<'a> = dyn Fn(usize, &Outcome) + 'a;
+pub type Done<'a> = dyn Fn(usize, &Outcome) + Sync + 'a;
 
 /// The longest [`run`] can take for `jobs`, whatever the far side does: every job given its
 /// most tries and narrow looks, each cut by the engine at `timeout` × its phases, one window

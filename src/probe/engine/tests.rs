@@ -279,12 +279,12 @@ async fn a_connected_try_is_never_given_up_as_silence() {
 async fn window_is_never_wider_than_asked() {
     let prober = Arc::new(Fake::default());
     let jobs: Vec<ProbeJob> = (0..200).map(|i| job(10 + i, Protocol::Tcp)).collect();
-    let done = std::cell::Cell::new(0);
+    let done = AtomicUsize::new(0);
     let out = run(Arc::clone(&prober), &jobs, config(500, 0, 16), &|_, _| {
-        done.set(done.get() + 1);
+        done.fetch_add(1, Ordering::SeqCst);
     })
     .await;
-    assert_eq!(done.get(), 200);
+    assert_eq!(done.load(Ordering::SeqCst), 200);
     assert_eq!(out.len(), 200);
     assert!(out.iter().all(|o| o.state == State::Filtered));
     assert_eq!(prober.widest.load(Ordering::SeqCst), 16);
