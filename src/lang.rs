@@ -108,6 +108,38 @@ impl Lang {
     }
 }
 
+/// A sorted port list in few words: "49152-49155, 50000, 60000-60010 and 12 more" (at most
+/// `max_spans` spans). Here, not in `verdict`, because `serve` says its ports with it too.
+pub fn compact_ports(ports: &[u16], max_spans: usize, lang: Lang) -> String {
+    let mut spans: Vec<(u16, u16)> = Vec::new();
+    for &p in ports {
+        match spans.last_mut() {
+            Some((_, end)) if u32::from(*end) + 1 == u32::from(p) => *end = p,
+            _ => spans.push((p, p)),
+        }
+    }
+    let shown: Vec<String> = spans
+        .iter()
+        .take(max_spans)
+        .map(|&(a, b)| {
+            if a == b {
+                a.to_string()
+            } else {
+                format!("{a}-{b}")
+            }
+        })
+        .collect();
+    let mut text = shown.join(", ");
+    if spans.len() > max_spans {
+        let rest: usize = spans[max_spans..]
+            .iter()
+            .map(|&(a, b)| usize::from(b - a) + 1)
+            .sum();
+        text.push_str(&tr!(lang, " and {rest} more", " und {rest} weitere"));
+    }
+    text
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -18,12 +18,11 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::lang::Lang;
+use crate::lang::{compact_ports, Lang};
 use crate::model::{ProbeKind, Profile, Protocol};
 use crate::plan::ports_to_probe;
 use crate::protocol::Key;
 use crate::sys::now_ms;
-use crate::verdict::compact_ports;
 use responder::Responder;
 use sockets::{bind_addresses, bind_one, skip_reason, spawn_listener, Listener};
 pub use stats::Stats;

@@ -13,6 +13,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::lang::compact_ports;
 use crate::lang::Lang;
 use crate::model::{Check, Expect, ProbeKind, Protocol, State};
 use crate::plan::{PathPlan, Plan, Work};
@@ -21,7 +22,6 @@ use crate::probe::{Outcome, Why};
 use crate::report::{CheckResult, Report, Summary, Verdict};
 use crate::tr;
 use hints::hint;
-pub use ranges::compact_ports;
 pub use trace::{attach as attach_trace, judge as judge_trace, Trail};
 
 /// What a state means for a check, before `required` and `--strict` are applied.

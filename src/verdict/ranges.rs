@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::hints::hint;
 use super::{judge_outcome, round_ms, verdict_of, Judgement, RunInfo};
-use crate::lang::Lang;
+use crate::lang::{compact_ports, Lang};
 use crate::model::{Check, State};
 use crate::probe::{Outcome, Why};
 use crate::report::{CheckResult, Verdict};
@@ -168,35 +168,4 @@ fn sampled(check: &Check, probed: usize, run: &RunInfo) -> String {
             "Stichprobe von {n} der {all} Ports"
         )
     }
-}
-
-/// "49152-49155, 50000, 60000-60010 and 12 more".
-pub fn compact_ports(ports: &[u16], max_spans: usize, lang: Lang) -> String {
-    let mut spans: Vec<(u16, u16)> = Vec::new();
-    for &p in ports {
-        match spans.last_mut() {
-            Some((_, end)) if u32::from(*end) + 1 == u32::from(p) => *end = p,
-            _ => spans.push((p, p)),
-        }
-    }
-    let shown: Vec<String> = spans
-        .iter()
-        .take(max_spans)
-        .map(|&(a, b)| {
-            if a == b {
-                a.to_string()
-            } else {
-                format!("{a}-{b}")
-            }
-        })
-        .collect();
-    let mut text = shown.join(", ");
-    if spans.len() > max_spans {
-        let rest: usize = spans[max_spans..]
-            .iter()
-            .map(|&(a, b)| usize::from(b - a) + 1)
-            .sum();
-        text.push_str(&tr!(lang, " and {rest} more", " und {rest} weitere"));
-    }
-    text
 }
