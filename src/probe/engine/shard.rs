@@ -19,8 +19,9 @@ use crate::probe::{Outcome, Prober, Sweeper};
 /// second engine costs more than it saves, and small checks keep one engine's judgement.
 pub(super) const SPLIT_MIN: usize = 4096;
 
-/// Parts at most. Two saturate this machine's two cores; each part is a runtime task, so a
-/// part only runs beside the other where the runtime has a worker free for it.
+/// Parts at most. Each part's thread takes a core while it sweeps; two saturate the two
+/// cores this was measured on (BENCHMARKS.md), where the far side's kernel work shares them.
+/// More would each add an engine judging part of the same address, not measured here.
 const MAX_PARTS: usize = 2;
 
 /// How a run splits: the job indices of each part, in job order, or `None` to run it whole.
