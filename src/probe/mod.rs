@@ -265,6 +265,12 @@ pub trait Prober: Send + Sync + 'static {
     fn sweeper(&self) -> Option<Box<dyn Sweeper>> {
         None
     }
+
+    /// A sweeper for an engine that runs on a thread of its own and waits for it there
+    /// ([`Sweeper::wait`]); `None` (the default): that engine uses [`sweeper`](Prober::sweeper).
+    fn thread_sweeper(&self) -> Option<Box<dyn Sweeper>> {
+        None
+    }
 }
 
 /// A try a [`Sweeper`] ended: its token, what it saw, and when.
@@ -302,8 +308,15 @@ pub trait Sweeper: Send {
     /// Ends the tries whose phase ran out of time by `now`, appending what each saw to `out`.
     fn expire(&mut self, now: tokio::time::Instant, out: &mut Vec<Ended>);
 
+    /// Blocks for up to `timeout` until tries end, appending them to `out`; `false`, at once,
+    /// for a sweeper the runtime watches (its engine waits in [`poll_done`](Sweeper::poll_done)).
+    fn wait(&mut self, _timeout: Duration, _out: &mut Vec<Ended>) -> bool {
+        false
+    }
+
     /// Tries that ended since the last call, appended to `out` with when each ended;
-    /// `Pending` (with a wake-up registered) when none has.
+    /// `Pending` when none has, with a wake-up registered unless the sweeper is waited for
+    /// on its engine's own thread ([`wait`](Sweeper::wait)).
     fn poll_done(
         &mut self,
         cx: &mut std::task::Context<'_>,

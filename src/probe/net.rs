@@ -156,7 +156,13 @@ impl Prober for NetProber {
 
     #[cfg(target_os = "linux")]
     fn sweeper(&self) -> Option<Box<dyn super::Sweeper>> {
-        super::sweep::ConnectSweep::new(self.key.clone())
+        super::sweep::ConnectSweep::new(self.key.clone(), false)
+            .map(|s| Box::new(s) as Box<dyn super::Sweeper>)
+    }
+
+    #[cfg(target_os = "linux")]
+    fn thread_sweeper(&self) -> Option<Box<dyn super::Sweeper>> {
+        super::sweep::ConnectSweep::new(self.key.clone(), true)
             .map(|s| Box::new(s) as Box<dyn super::Sweeper>)
     }
 }

@@ -38,6 +38,23 @@ const KEYED_SPARES: usize = BATCH;
 /// The epoll instance, as tokio watches it: readable when one of its sockets is ready.
 struct EpollFd(Epoll);
 
+/// Who waits on the epoll instance: the runtime's reactor, which wakes the engine's task
+/// ([`Sweeper::poll_done`]), or the engine's own thread, blocking in `epoll_wait`
+/// ([`Sweeper::wait`]) without the reactor's thread and a wake-up between them.
+enum Watch {
+    Reactor(AsyncFd<EpollFd>),
+    Thread(Epoll),
+}
+
+impl Watch {
+    fn epoll(&self) -> &Epoll {
+        match self {
+            Watch::Reactor(fd) => &fd.get_ref().0,
+            Watch::Thread(epoll) => epoll,
+        }
+    }
+}
+
 impl AsRawFd for EpollFd {
     fn as_raw_fd(&self) -> RawFd {
         self.0 .0.as_raw_fd()
@@ -80,7 +97,7 @@ enum Step {
 
 pub(super) struct ConnectSweep {
     key: Option<Arc<Key>>,
-    epoll: AsyncFd<EpollFd>,
+    epoll: Watch,
     /// By token (the engine's job index).
     pending: Vec<Option<Pending>>,
     running: usize,
@@ -97,17 +114,23 @@ pub(super) struct ConnectSweep {
 
 impl ConnectSweep {
     /// `None` when the epoll instance cannot be made (no descriptors): every try then goes
-    /// through its own task, which reports the cause.
-    pub(super) fn new(key: Option<Arc<Key>>) -> Option<ConnectSweep> {
+    /// through its own task, which reports the cause. `own_thread`: the engine driving it
+    /// runs on a thread of its own and waits in [`Sweeper::wait`].
+    pub(super) fn new(key: Option<Arc<Key>>, own_thread: bool) -> Option<ConnectSweep> {
         let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)
             .map_err(|e| tracing::debug!(%e, "no epoll instance for the sweep"))
             .ok()?;
-        // Deprecated because a type could close its descriptor while it is registered;
-        // `EpollFd` owns its descriptor and gives it up only when the `AsyncFd` drops.
-        #[allow(deprecated)]
-        let epoll = AsyncFd::with_interest(EpollFd(epoll), tokio::io::Interest::READABLE)
-            .map_err(|e| tracing::debug!(%e, "cannot watch the sweep's epoll instance"))
-            .ok()?;
+        let epoll = if own_thread {
+            Watch::Thread(epoll)
+        } else {
+            // Deprecated because a type could close its descriptor while it is registered;
+            // `EpollFd` owns its descriptor and gives it up only when the `AsyncFd` drops.
+            #[allow(deprecated)]
+            let fd = AsyncFd::with_interest(EpollFd(epoll), tokio::io::Interest::READABLE)
+                .map_err(|e| tracing::debug!(%e, "cannot watch the sweep's epoll instance"))
+                .ok()?;
+            Watch::Reactor(fd)
+        };
         Some(ConnectSweep {
             key,
             epoll,
@@ -168,7 +191,7 @@ impl ConnectSweep {
             }
         }
         let mut event = EpollEvent::new(interest(connected, exchange.as_deref()), token as u64);
-        let epoll = &self.epoll.get_ref().0;
+        let epoll = self.epoll.epoll();
         let registered = match kept.then(|| epoll.modify(&socket, &mut event)) {
             Some(Err(nix::errno::Errno::ENOENT)) | None => epoll.add(&socket, event),
             Some(modified) => modified,
@@ -304,7 +327,7 @@ impl ConnectSweep {
         let p = self.pending.get(token).and_then(Option::as_ref)?;
         let exchange = p.exchange.as_deref()?;
         let mut event = EpollEvent::new(interest(p.connected, Some(exchange)), token as u64);
-        let e = self.epoll.get_ref().0.modify(&p.socket, &mut event).err()?;
+        let e = self.epoll.epoll().modify(&p.socket, &mut event).err()?;
         Some(local_error(&io::Error::from(e), p.addr))
     }
 
@@ -619,52 +642,80 @@ impl Sweeper for ConnectSweep {
     }
 
     fn poll_done(&mut self, cx: &mut Context<'_>, out: &mut Vec<Ended>) -> Poll<()> {
+        let Watch::Reactor(fd) = &self.epoll else {
+            // Its engine waits in `wait`; here only what is there already.
+            return match self.take_events(EpollTimeout::ZERO, out) {
+                0 => Poll::Pending,
+                _ => Poll::Ready(()),
+            };
+        };
         loop {
-            let waited = match ready!(self.epoll.poll_read_ready(cx)) {
-                Ok(mut guard) => {
-                    match self
-                        .epoll
-                        .get_ref()
-                        .0
-                        .wait(&mut self.events, EpollTimeout::ZERO)
-                    {
-                        Ok(n) => {
-                            if n < self.events.len() {
-                                // Drained: the next poll waits for the kernel's next event.
-                                guard.clear_ready();
-                            }
-                            Ok(n)
+            let waited = match ready!(fd.poll_read_ready(cx)) {
+                Ok(mut guard) => match fd.get_ref().0.wait(&mut self.events, EpollTimeout::ZERO) {
+                    Ok(n) => {
+                        if n < self.events.len() {
+                            // Drained: the next poll waits for the kernel's next event.
+                            guard.clear_ready();
                         }
-                        Err(nix::errno::Errno::EINTR) => continue,
-                        Err(e) => Err(io::Error::from(e)),
+                        Ok(n)
                     }
-                }
+                    Err(nix::errno::Errno::EINTR) => continue,
+                    Err(e) => Err(io::Error::from(e)),
+                },
                 Err(e) => Err(e),
             };
-            let n = match waited {
+            match waited {
                 Ok(0) => continue,
-                Ok(n) => n,
-                Err(e) => {
-                    self.fail_all(&e, out);
-                    return Poll::Ready(());
-                }
-            };
-            let now = Instant::now();
-            for i in 0..n {
-                let token = usize::try_from(self.events[i].data()).unwrap_or(usize::MAX);
-                let step = match self.step(token) {
-                    Step::Wait => self.rearm(token).map_or(Step::Wait, Step::Done),
-                    step => step,
-                };
-                match step {
-                    Step::Wait | Step::Restarted => {}
-                    Step::Done(attempt) => {
-                        self.finish(token);
-                        out.push((token, attempt, now));
-                    }
-                }
+                Ok(n) => self.handle(n, out),
+                Err(e) => self.fail_all(&e, out),
             }
             return Poll::Ready(());
+        }
+    }
+
+    fn wait(&mut self, timeout: Duration, out: &mut Vec<Ended>) -> bool {
+        if matches!(self.epoll, Watch::Reactor(_)) {
+            return false;
+        }
+        let timeout = EpollTimeout::try_from(timeout).unwrap_or(EpollTimeout::ZERO);
+        self.take_events(timeout, out);
+        true
+    }
+}
+
+impl ConnectSweep {
+    /// Waits up to `timeout` on the epoll instance itself and handles what it reports; how
+    /// many events that was.
+    fn take_events(&mut self, timeout: EpollTimeout, out: &mut Vec<Ended>) -> usize {
+        match self.epoll.epoll().wait(&mut self.events, timeout) {
+            Ok(n) => {
+                self.handle(n, out);
+                n
+            }
+            Err(nix::errno::Errno::EINTR) => 0,
+            Err(e) => {
+                self.fail_all(&io::Error::from(e), out);
+                1
+            }
+        }
+    }
+
+    /// What the first `n` events of the last wait mean, tries that ended going to `out`.
+    fn handle(&mut self, n: usize, out: &mut Vec<Ended>) {
+        let now = Instant::now();
+        for i in 0..n {
+            let token = usize::try_from(self.events[i].data()).unwrap_or(usize::MAX);
+            let step = match self.step(token) {
+                Step::Wait => self.rearm(token).map_or(Step::Wait, Step::Done),
+                step => step,
+            };
+            match step {
+                Step::Wait | Step::Restarted => {}
+                Step::Done(attempt) => {
+                    self.finish(token);
+                    out.push((token, attempt, now));
+                }
+            }
         }
     }
 }
@@ -799,6 +850,41 @@ mod tests {
         spares.keep_keyed(v6, Socket::new(Domain::IPV6, Type::STREAM, None).unwrap());
         spares.make_room();
         assert!(spares.keyed_v6.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_sweep_on_its_own_thread_is_waited_for_there() {
+        let open = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let job = ProbeJob {
+            addr: open.local_addr().unwrap(),
+            protocol: Protocol::Tcp,
+            kind: ProbeKind::Connect,
+            host: None,
+            keyed: false,
+        };
+        let flags = Heard::flags(1);
+        let mut sweep = ConnectSweep::new(None, true).expect("an epoll instance");
+        let mut out = Vec::new();
+        if let Some(at_once) = sweep.start(0, &job, Duration::from_secs(5), Heard::new(&flags, 0)) {
+            panic!("a connect to a listener ended at once: {at_once:?}");
+        }
+        // The engine's thread blocks here, not in the runtime's reactor (bounded: 50 x 100 ms).
+        for _ in 0..50 {
+            assert!(sweep.wait(Duration::from_millis(100), &mut out));
+            if !out.is_empty() {
+                break;
+            }
+        }
+        assert_eq!(out.len(), 1, "{out:?}");
+        assert_eq!(out[0].0, 0);
+        assert!(matches!(
+            out[0].1,
+            Attempt::Answer(State::Open, Why::Connected)
+        ));
+        assert_eq!(sweep.running(), 0);
+        // A sweeper the runtime watches is not waited for on a thread.
+        let mut watched = ConnectSweep::new(None, false).expect("an epoll instance");
+        assert!(!watched.wait(Duration::from_millis(1), &mut out));
     }
 
     #[test]

@@ -127,17 +127,20 @@ pub async fn run<P: Prober>(
         .as_ref()
         .and_then(|s| shard::split(jobs, &config, |job| s.takes(job), cores));
     let Some(parts) = parts else {
-        return run_whole(prober, jobs, config, sweeper, done).await;
+        return run_whole(prober, jobs, config, sweeper, false, done).await;
     };
     shard::run(prober, jobs, config, sweeper, parts, done).await
 }
 
-/// Runs `jobs` in one engine, its sweeper (if any) taking what it can.
+/// Runs `jobs` in one engine, its sweeper (if any) taking what it can. `own_thread`: the
+/// engine has a thread of its own (a part of a split run), and while only swept tries run it
+/// blocks in the sweeper's own wait rather than being woken by the runtime's reactor.
 pub(super) async fn run_whole<P: Prober>(
     prober: Arc<P>,
     jobs: &[ProbeJob],
     config: EngineConfig,
     sweeper: Option<Box<dyn Sweeper>>,
+    own_thread: bool,
     done: &Done<'_>,
 ) -> Vec<Outcome> {
     let mut engine = Engine::new(jobs, config, sweeper);
@@ -151,6 +154,7 @@ pub(super) async fn run_whole<P: Prober>(
     let mut next_start = Instant::now();
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut next_tick = Instant::now() + TICK;
     loop {
         let mut burst = 0;
         while set.len() + engine.swept() < width {
@@ -183,6 +187,13 @@ pub(super) async fn run_whole<P: Prober>(
         let paced = spacing.is_some() && room;
         let more = spacing.is_none() && room;
         let sweeping = engine.swept() > 0;
+        let only_swept = sweeping && set.is_empty() && !more && !paced;
+        if own_thread
+            && only_swept
+            && wait_on_own_thread(&mut engine, &mut ended, &mut next_tick, done)
+        {
+            continue;
+        }
         // Tries in the sweeper have no timer of their own: the tick ends them.
         let watching = (engine.any_live() && !set.is_empty()) || sweeping;
         tokio::select! {
@@ -219,6 +230,28 @@ pub(super) async fn run_whole<P: Prober>(
         }
     }
     engine.into_outcomes()
+}
+
+/// Only swept tries run, on the engine's own thread: waits for them on the sweeper itself,
+/// up to `next_tick`, and does the tick's work when it is due. `false` if the sweeper cannot
+/// be waited for there (the runtime watches it).
+fn wait_on_own_thread(
+    engine: &mut Engine<'_>,
+    ended: &mut Vec<Ended>,
+    next_tick: &mut Instant,
+    done: &Done<'_>,
+) -> bool {
+    let now = Instant::now();
+    if !engine.wait_swept(next_tick.saturating_duration_since(now), ended) {
+        return false;
+    }
+    engine.swept_done(ended, done);
+    if Instant::now() >= *next_tick {
+        *next_tick = Instant::now() + TICK;
+        engine.expire_swept(ended, done);
+        engine.give_up_quiet(done);
+    }
+    true
 }
 
 /// Starts a try of job `index` in a task of its own, bounded by `phases` timeouts (twice

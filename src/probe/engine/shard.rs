@@ -97,10 +97,12 @@ pub(super) async fn run<P: Prober>(
     // threads run them.
     let handle = tokio::runtime::Handle::current();
     if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        return run_whole(prober, jobs, config, sweeper, done).await;
+        return run_whole(prober, jobs, config, sweeper, false, done).await;
     }
     tracing::debug!(parts = parts.len(), "sweeping in parts");
     let (told, mut tell) = tokio::sync::mpsc::unbounded_channel();
+    // Each part's engine waits on a sweeper of its own, on its own thread, where the prober
+    // has one; else on one the runtime watches.
     let mut sweeper = sweeper;
     let mut running = 0;
     for part in parts {
@@ -109,27 +111,20 @@ pub(super) async fn run<P: Prober>(
             concurrency: width(&config, part.len(), jobs.len()),
             ..config
         };
-        let sweeper = sweeper.take().or_else(|| prober.sweeper());
-        let prober = Arc::clone(&prober);
-        let told = told.clone();
-        let handle = handle.clone();
-        // A thread of its own, not a task: the runtime keeps a woken task on the worker
-        // that woke it, so two parts as tasks ran on one core (measured: no faster than
-        // one). Driven by the shared runtime's reactor: a runtime of its own per part cut
-        // the context switches by four fifths but was slower (BENCHMARKS.md).
-        let spawned = std::thread::Builder::new()
-            .name("sweep".into())
-            .spawn(move || {
-                let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    handle.block_on(run_whole(prober, &part_jobs, config, sweeper, &|i, o| {
-                        let _ = told.send(Told::Done(part[i], o.clone()));
-                    }))
-                }));
-                let _ = told.send(match ran {
-                    Ok(outcomes) => Told::Finished(part, outcomes),
-                    Err(panic) => Told::Panicked(panic),
-                });
-            });
+        let (sweeper, own) = match prober.thread_sweeper() {
+            Some(own) => (Some(own), true),
+            None => (sweeper.take().or_else(|| prober.sweeper()), false),
+        };
+        let spawned = spawn_part(
+            Arc::clone(&prober),
+            part,
+            part_jobs,
+            config,
+            sweeper,
+            own,
+            told.clone(),
+            handle.clone(),
+        );
         match spawned {
             Ok(_) => running += 1,
             Err(e) => {
@@ -162,6 +157,7 @@ pub(super) async fn run<P: Prober>(
             &left_jobs,
             config,
             prober.sweeper(),
+            false,
             &|i, o| {
                 done(left[i], o);
             },
@@ -175,6 +171,45 @@ pub(super) async fn run<P: Prober>(
         .into_iter()
         .map(|o| o.expect("every part returns an outcome for each of its jobs"))
         .collect()
+}
+
+/// Starts a part's engine on a thread of its own; what it finds goes to `told`.
+#[allow(clippy::too_many_arguments)]
+fn spawn_part<P: Prober>(
+    prober: Arc<P>,
+    part: Vec<usize>,
+    part_jobs: Vec<ProbeJob>,
+    config: EngineConfig,
+    sweeper: Option<Box<dyn Sweeper>>,
+    own: bool,
+    told: tokio::sync::mpsc::UnboundedSender<Told>,
+    handle: tokio::runtime::Handle,
+) -> std::io::Result<std::thread::JoinHandle<()>> {
+    // A thread of its own, not a task: the runtime keeps a woken task on the worker that
+    // woke it, so two parts as tasks ran on one core (measured: no faster than one). While
+    // only swept tries run, the engine waits on its sweeper right there (`Sweeper::wait`),
+    // not woken through the runtime's reactor thread; a current-thread runtime of its own
+    // per part was slower (BENCHMARKS.md).
+    std::thread::Builder::new()
+        .name("sweep".into())
+        .spawn(move || {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                handle.block_on(run_whole(
+                    prober,
+                    &part_jobs,
+                    config,
+                    sweeper,
+                    own,
+                    &|i, o| {
+                        let _ = told.send(Told::Done(part[i], o.clone()));
+                    },
+                ))
+            }));
+            let _ = told.send(match ran {
+                Ok(outcomes) => Told::Finished(part, outcomes),
+                Err(panic) => Told::Panicked(panic),
+            });
+        })
 }
 
 /// What a part's thread tells the run.

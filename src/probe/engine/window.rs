@@ -88,6 +88,14 @@ impl<'a> Engine<'a> {
         }
     }
 
+    /// Waits on the sweeper itself for up to `timeout` (an engine on a thread of its own);
+    /// `false` if its sweeper is watched by the runtime instead.
+    pub(super) fn wait_swept(&mut self, timeout: Duration, ended: &mut Vec<Ended>) -> bool {
+        self.sweeper
+            .as_mut()
+            .is_some_and(|s| s.wait(timeout, ended))
+    }
+
     /// Tries running in the sweeper.
     pub(super) fn swept(&self) -> usize {
         self.sweeper.as_ref().map_or(0, |s| s.running())
