@@ -13,6 +13,8 @@
 #   g-ap      automate-ports on a dual-stack name: 2 x 16,384 against serve on [::]
 #   g-floor   the floor, both families one after the other, against the floor's server on [::]
 #   g-floor2  the floor, both families at once (two processes)
+#   f-uring2, g-uring2  the same floors with an io_uring client (bench/keyed-floor-uring.c;
+#             only where liburing-dev is installed)
 #
 # Root; traffic stays in the three namespaces it creates (serve and the floor's server in two,
 # so their listeners do not meet).
@@ -41,6 +43,12 @@ cleanup() {
 }
 trap cleanup EXIT
 gcc -O2 -pthread -o "$WORK/floor" bench/keyed-floor.c
+URING=
+if [ -e /usr/include/liburing.h ]; then
+  gcc -O2 -pthread -o "$WORK/floor-uring" bench/keyed-floor-uring.c -luring && URING=1
+else
+  echo "bench/keyed-costs.sh: liburing-dev is missing, so no io_uring floor (apt-get install liburing-dev)" >&2
+fi
 for ns in "$C" "$S" "$F"; do ip netns add "$ns"; ip -n "$ns" link set lo up; done
 # client <-> serve: 192.0.2.0/24, 2001:db8:77::/64; client <-> the floor's server: 198.51.100.0/24,
 # 2001:db8:78::/64 (documentation addresses, inside these namespaces only).
@@ -93,6 +101,13 @@ declare -A CMD=(
 )
 declare -A SERVER=([f-ap]=$SERVE [f-nmap]=$SERVE [g-ap]=$SERVE [f-floor]=$FLOOR [f-floor2]=$FLOOR [f-floor2r]=$FLOOR [g-floor]=$FLOOR [g-floor2]=$FLOOR [g-floor2r]=$FLOOR)
 TOOLS=(f-ap f-nmap f-floor f-floor2 f-floor2r g-ap g-floor g-floor2 g-floor2r)
+if [ -n "$URING" ]; then
+  UR="$WORK/floor-uring"
+  CMD[f-uring2]="$UR 198.51.100.2 49152 65535 1024 2"
+  CMD[g-uring2]="sh -c '$UR 198.51.100.2 49152 65535 1024 1 & $UR 2001:db8:78::2 49152 65535 1024 1; wait'"
+  SERVER[f-uring2]=$FLOOR SERVER[g-uring2]=$FLOOR
+  TOOLS+=(f-uring2 g-uring2)
+fi
 # AP_BASE=PATH: another automate-ports build (before a change) in the same rotation, as f-base
 # and g-base, against the same serve.
 if [ -n "${AP_BASE:-}" ]; then
