@@ -2,6 +2,8 @@
 //! answers only valid, fresh, keyed probes (PROTOCOL.md), so that `check --key` can tell
 //! "open through the firewall" from "blocked" with certainty, UDP included.
 
+#[cfg(target_os = "linux")]
+mod acceptor;
 #[cfg(any(windows, test))]
 mod firewall;
 mod privileges;
@@ -98,6 +100,9 @@ pub struct Bound {
 /// A responder that is listening; [`Running::stop`] closes every socket.
 pub struct Running {
     tasks: JoinSet<()>,
+    /// The TCP listeners, on a thread of their own.
+    #[cfg(target_os = "linux")]
+    acceptor: Option<acceptor::Acceptor>,
     stats: Arc<Stats>,
     /// Every port it listens on.
     pub listening: Vec<(Protocol, u16)>,
@@ -105,6 +110,10 @@ pub struct Running {
 
 impl Running {
     pub async fn stop(mut self) -> Arc<Stats> {
+        #[cfg(target_os = "linux")]
+        if let Some(acceptor) = self.acceptor.take() {
+            acceptor.stop().await;
+        }
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
         self.stats
@@ -221,16 +230,25 @@ pub fn start(
 ) -> anyhow::Result<Running> {
     let responder = Arc::new(Responder::new(config.key.clone(), now_ms()));
     let mut tasks = JoinSet::new();
+    let mut tcp = Vec::new();
     let count = bound.sockets.len();
     for (socket, port) in bound.sockets {
-        spawn_listener(&mut tasks, socket, port, &responder)?;
+        tcp.extend(spawn_listener(&mut tasks, socket, port, &responder)?);
     }
+    #[cfg(target_os = "linux")]
+    let acceptor = if tcp.is_empty() {
+        None
+    } else {
+        Some(acceptor::Acceptor::start(tcp, Arc::clone(&responder))?)
+    };
     status(&format!(
         "ready: {count} sockets, answering only probes with the key, for {} (Ctrl-C stops)",
         humantime::format_duration(config.duration)
     ));
     Ok(Running {
         tasks,
+        #[cfg(target_os = "linux")]
+        acceptor,
         stats: Arc::clone(&responder.stats),
         listening: bound.listening,
     })

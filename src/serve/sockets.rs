@@ -1,5 +1,6 @@
 //! `serve`'s sockets: binding every port (dual-stack where the OS allows), why a port was
-//! skipped, and the accept and receive loops.
+//! skipped, the UDP receive loop, a just-accepted connection answered on the spot (Linux)
+//! and the accept loop elsewhere.
 
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -8,8 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use socket2::{Domain, Socket, Type};
-#[cfg(target_os = "linux")]
-use tokio::io::unix::AsyncFd;
 #[cfg(target_os = "linux")]
 use tokio::io::AsyncWriteExt;
 #[cfg(not(target_os = "linux"))]
@@ -105,12 +104,15 @@ fn skip_reason_on(e: &io::Error, protocol: Protocol, windows: bool) -> String {
     }
 }
 
+/// Starts answering on `socket`: a UDP socket (and elsewhere a TCP listener) as a task in
+/// `tasks`. On Linux a TCP listener comes back, listening, for the accept thread
+/// (`acceptor.rs`).
 pub(super) fn spawn_listener(
     tasks: &mut JoinSet<()>,
     socket: Listener,
     port: u16,
     responder: &Arc<Responder>,
-) -> io::Result<()> {
+) -> io::Result<Option<(Socket, u16)>> {
     let responder = Arc::clone(responder);
     match socket {
         Listener::Tcp(socket) => {
@@ -123,11 +125,8 @@ pub(super) fn spawn_listener(
                 let _ = crate::sys::defer_accept(&socket, 1);
                 let _ = socket.set_tcp_quickack(false);
             }
-            // Deprecated because a type could close its descriptor while it is registered;
-            // `Socket` owns its descriptor and gives it up only when the `AsyncFd` drops.
             #[cfg(target_os = "linux")]
-            #[allow(deprecated)]
-            tasks.spawn(accept_inline(AsyncFd::new(socket)?, port, responder));
+            return Ok(Some((socket, port)));
             #[cfg(not(target_os = "linux"))]
             tasks.spawn(accept_tasks(
                 TcpListener::from_std(socket.into())?,
@@ -160,13 +159,13 @@ pub(super) fn spawn_listener(
             });
         }
     }
-    Ok(())
+    Ok(None)
 }
 
 /// Out of descriptors: the connection stays in the kernel's accept queue (the client waits,
 /// it is not refused). The connection that has waited longest for its probe is closed to make
 /// room, else one that is being answered will close soon.
-async fn out_of_descriptors(responder: &Responder) {
+pub(super) async fn out_of_descriptors(responder: &Responder) {
     let evicted = responder
         .waiting
         .lock()
@@ -181,53 +180,15 @@ async fn out_of_descriptors(responder: &Responder) {
     let _ = tokio::time::timeout(ACCEPT_RETRY, responder.freed.notified()).await;
 }
 
-/// Connections accepted in a row before the loop lets other listeners run.
-#[cfg(target_os = "linux")]
-const ACCEPT_BURST: usize = 64;
-
-/// The accept loop on Linux: a connection whose probe is already there (a client with the
-/// key sends it right behind the handshake, and `TCP_DEFER_ACCEPT` holds the connection back
-/// until it arrives) is read, judged and answered right here, without registering it with
-/// the runtime or starting a task; only a slow one gets a task that waits for its bytes.
-#[cfg(target_os = "linux")]
-async fn accept_inline(listener: AsyncFd<Socket>, port: u16, responder: Arc<Responder>) {
-    loop {
-        let Ok(mut ready) = listener.readable().await else {
-            tokio::time::sleep(ACCEPT_RETRY).await;
-            continue;
-        };
-        for _ in 0..ACCEPT_BURST {
-            match ready.get_inner().accept() {
-                Ok((stream, from)) => {
-                    if let Some(from) = from.as_socket() {
-                        answer_accepted(&responder, stream, from, port);
-                    }
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    ready.clear_ready();
-                    break;
-                }
-                Err(e) if e.raw_os_error() == Some(EMFILE) => {
-                    drop(ready);
-                    out_of_descriptors(&responder).await;
-                    break;
-                }
-                // A transient error: back off instead of spinning.
-                Err(_) => {
-                    drop(ready);
-                    tokio::time::sleep(ACCEPT_RETRY).await;
-                    break;
-                }
-            }
-        }
-        tokio::task::yield_now().await;
-    }
-}
-
 /// Reads what a just-accepted connection holds without waiting; a whole probe is judged and
 /// answered at once, anything less goes to a task with the deadlines of [`handle_tcp`].
 #[cfg(target_os = "linux")]
-fn answer_accepted(responder: &Arc<Responder>, stream: Socket, from: SocketAddr, port: u16) {
+pub(super) fn answer_accepted(
+    responder: &Arc<Responder>,
+    stream: Socket,
+    from: SocketAddr,
+    port: u16,
+) {
     use nix::errno::Errno;
     use nix::sys::socket::{recv, send, MsgFlags};
     use std::os::fd::AsRawFd;

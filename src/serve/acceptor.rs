@@ -1,0 +1,133 @@
+//! serve's TCP listeners on Linux: one thread blocks in an epoll instance of its own over
+//! every listener, and answers each connection whose probe has already arrived right there
+//! (`answer_accepted`), as `bench/keyed-floor.c`'s server does. Only a slow connection becomes
+//! a task of the runtime. Before, each listener was a task of the runtime: a connection woke
+//! it through the reactor's thread, and a sweep paid a wake-up and a task poll per port.
+
+use std::io;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use nix::errno::Errno;
+use nix::sys::epoll::{Epoll, EpollCreateFlags, EpollEvent, EpollFlags, EpollTimeout};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+use socket2::Socket;
+use tokio::runtime::Handle;
+
+use super::responder::Responder;
+use super::sockets::{answer_accepted, out_of_descriptors, ACCEPT_RETRY};
+use crate::sys::EMFILE;
+
+/// Connections accepted from one listener before the others get their turn.
+const ACCEPT_BURST: usize = 64;
+
+/// Events read per `epoll_wait`.
+const BATCH: usize = 256;
+
+/// The token of the stop signal; listeners are numbered from 0.
+const STOP: u64 = u64::MAX;
+
+/// The accept thread; [`Acceptor::stop`] ends it, and its listeners close with it.
+pub(super) struct Acceptor {
+    stop: Arc<EventFd>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Acceptor {
+    /// Starts the thread over `listeners` (non-blocking, listening). Call it inside the
+    /// runtime: slow connections and a wait for descriptors go to it.
+    pub(super) fn start(
+        listeners: Vec<(Socket, u16)>,
+        responder: Arc<Responder>,
+    ) -> io::Result<Self> {
+        let epoll = Epoll::new(EpollCreateFlags::EPOLL_CLOEXEC)?;
+        let stop = Arc::new(EventFd::from_flags(
+            EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK,
+        )?);
+        epoll.add(&*stop, EpollEvent::new(EpollFlags::EPOLLIN, STOP))?;
+        for (token, (listener, _)) in listeners.iter().enumerate() {
+            // Level-triggered: a listener left with connections after its burst is
+            // reported again by the next wait.
+            epoll.add(listener, EpollEvent::new(EpollFlags::EPOLLIN, token as u64))?;
+        }
+        let runtime = Handle::current();
+        let thread = std::thread::Builder::new()
+            .name("serve-accept".into())
+            .spawn(move || run(&epoll, &listeners, &responder, &runtime))?;
+        Ok(Acceptor {
+            stop,
+            thread: Some(thread),
+        })
+    }
+
+    /// Ends the thread and waits for it: once this returns, every listener is closed.
+    pub(super) async fn stop(mut self) {
+        self.signal();
+        if let Some(thread) = self.thread.take() {
+            let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        }
+    }
+
+    fn signal(&self) {
+        // A full counter has been signalled already.
+        let _ = self.stop.write(1);
+    }
+}
+
+impl Drop for Acceptor {
+    fn drop(&mut self) {
+        self.signal();
+    }
+}
+
+fn run(epoll: &Epoll, listeners: &[(Socket, u16)], responder: &Arc<Responder>, runtime: &Handle) {
+    // `answer_accepted` hands slow connections to the runtime with `tokio::spawn`.
+    let _inside = runtime.enter();
+    let mut events = vec![EpollEvent::empty(); BATCH];
+    loop {
+        let n = match epoll.wait(&mut events, EpollTimeout::NONE) {
+            Ok(n) => n,
+            Err(Errno::EINTR) => continue,
+            Err(_) => {
+                std::thread::sleep(ACCEPT_RETRY);
+                continue;
+            }
+        };
+        for event in &events[..n] {
+            let Some((listener, port)) = usize::try_from(event.data())
+                .ok()
+                .and_then(|token| listeners.get(token))
+            else {
+                // Only the stop signal has no listener.
+                return;
+            };
+            accept_burst(listener, *port, responder, runtime);
+        }
+    }
+}
+
+fn accept_burst(listener: &Socket, port: u16, responder: &Arc<Responder>, runtime: &Handle) {
+    for _ in 0..ACCEPT_BURST {
+        match listener.accept() {
+            Ok((stream, from)) => {
+                if let Some(from) = from.as_socket() {
+                    answer_accepted(responder, stream, from, port);
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
+            // A connection reset while it waited in the queue, or a signal: the next one.
+            Err(e)
+                if e.kind() == io::ErrorKind::ConnectionAborted
+                    || e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) if e.raw_os_error() == Some(EMFILE) => {
+                runtime.block_on(out_of_descriptors(responder));
+                return;
+            }
+            // Short of memory or buffers: back off instead of spinning.
+            Err(_) => {
+                std::thread::sleep(ACCEPT_RETRY);
+                return;
+            }
+        }
+    }
+}
