@@ -131,3 +131,58 @@ fn accept_burst(listener: &Socket, port: u16, responder: &Arc<Responder>, runtim
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{check_reply, Key, Probe, ReplyCheck};
+    use socket2::{Domain, Type};
+    use std::io::{Read, Write};
+    use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    /// A client with the key: connects, waits `pause`, sends a probe and reads the reply.
+    fn exchange(key: &Key, port: u16, pause: Duration) -> ReplyCheck {
+        let mut stream = TcpStream::connect((Ipv4Addr::LOCALHOST, port)).unwrap();
+        stream
+            .set_read_timeout(Some(Duration::from_secs(5)))
+            .unwrap();
+        std::thread::sleep(pause);
+        let probe = Probe::new(port, crate::sys::now_ms());
+        stream.write_all(&probe.encode(key)).unwrap();
+        let mut reply = Vec::new();
+        let _ = stream.read_to_end(&mut reply);
+        check_reply(key, &reply, &probe)
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_thread_answers_hands_slow_ones_to_the_runtime_and_closes_on_stop() {
+        let key = Key::derive("a shared secret of ours").unwrap();
+        let responder = Arc::new(Responder::new(key.clone(), crate::sys::now_ms()));
+        // Without TCP_DEFER_ACCEPT a connection is accepted before its probe: a probe sent
+        // at once is answered on the thread or by a task, one sent after a pause by a task.
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener
+            .bind(&SocketAddr::from((Ipv4Addr::LOCALHOST, 0)).into())
+            .unwrap();
+        listener.listen(16).unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let port = listener.local_addr().unwrap().as_socket().unwrap().port();
+        let acceptor = Acceptor::start(vec![(listener, port)], Arc::clone(&responder)).unwrap();
+        let client = key.clone();
+        let checks = tokio::task::spawn_blocking(move || {
+            [Duration::ZERO, Duration::from_millis(300)].map(|p| exchange(&client, port, p))
+        })
+        .await
+        .unwrap();
+        assert!(
+            checks.iter().all(|c| matches!(c, ReplyCheck::Valid)),
+            "{checks:?}"
+        );
+        assert_eq!(responder.stats.answered_tcp.load(Ordering::Relaxed), 2);
+        acceptor.stop().await;
+        let refused = TcpStream::connect((Ipv4Addr::LOCALHOST, port));
+        assert!(refused.is_err(), "still listening after stop");
+    }
+}
