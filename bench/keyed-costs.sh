@@ -21,6 +21,7 @@
 #
 #   RUNS=5 bash bench/keyed-costs.sh
 #   RUNS=5 AP_BASE=/tmp/automate-ports-before bash bench/keyed-costs.sh   # also f-base, g-base
+#   RUNS=5 SERVE_BIN=/tmp/automate-ports-before bash bench/keyed-costs.sh # serve of another build
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -77,7 +78,7 @@ target = "box"
 required = true
 source = "bench"
 TOML
-(export AUTOMATE_PORTS_KEY=$KEY; exec ip netns exec "$S" "$BIN" serve --profile "$WORK/tcp.toml" --full-ranges --for 30m > "$WORK/serve.log") &
+(export AUTOMATE_PORTS_KEY=$KEY; exec ip netns exec "$S" "${SERVE_BIN:-$BIN}" serve --profile "$WORK/tcp.toml" --full-ranges --for 30m > "$WORK/serve.log") &
 PIDS+=($!)
 (exec ip netns exec "$F" "$WORK/floor" serve :: 49152 65535 > "$WORK/floor-serve.log") &
 PIDS+=($!)

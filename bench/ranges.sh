@@ -207,7 +207,7 @@ scenario() {
 start_serve() {
   local name=$1; shift
   # exec: $! is then serve itself, so stop_serve and cleanup can stop it.
-  (export AUTOMATE_PORTS_KEY=$KEY; exec ip netns exec "$S" "$BIN" serve "$@" --for 30m > "$WORK/serve-$name.log") &
+  (export AUTOMATE_PORTS_KEY=$KEY; exec ip netns exec "$S" "${SERVE_BIN:-$BIN}" serve "$@" --for 30m > "$WORK/serve-$name.log") &
   PIDS+=($!)
   for _ in $(seq 100); do grep -q '^ready' "$WORK/serve-$name.log" 2>/dev/null && return; sleep 0.1; done
   echo "bench: serve for $name not ready after 10 s:" >&2; cat "$WORK/serve-$name.log" >&2; exit 1
