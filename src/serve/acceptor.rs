@@ -1,8 +1,8 @@
 //! serve's TCP listeners on Linux: one thread blocks in an epoll instance of its own over
 //! every listener, and answers each connection whose probe has already arrived right there
 //! (`answer_accepted`), as `bench/keyed-floor.c`'s server does. Only a slow connection becomes
-//! a task of the runtime. Before, each listener was a task of the runtime: a connection woke
-//! it through the reactor's thread, and a sweep paid a wake-up and a task poll per port.
+//! a task of the runtime: a listener as a task would cost a sweep a wake-up through the
+//! reactor's thread and a task poll per port.
 
 use std::io;
 use std::sync::Arc;
@@ -51,9 +51,15 @@ impl Acceptor {
             epoll.add(listener, EpollEvent::new(EpollFlags::EPOLLIN, token as u64))?;
         }
         let runtime = Handle::current();
+        // The thread keeps the signal open: were it closed first (an `Acceptor` dropped
+        // without `stop`), its registration and the pending event would go with it.
+        let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
             .name("serve-accept".into())
-            .spawn(move || run(&epoll, &listeners, &responder, &runtime))?;
+            .spawn(move || {
+                run(&epoll, &listeners, &responder, &runtime);
+                drop(signal);
+            })?;
         Ok(Acceptor {
             stop,
             thread: Some(thread),

@@ -101,28 +101,20 @@ fn table_inode(table: &str, wanted: impl Fn(&str, &str, &str) -> bool) -> Option
 /// A /proc/net table as text, in reads as large as a table of this size needs. The kernel
 /// walks the table again for each `read`, and a socket opened or closed between two reads
 /// (by anyone, in any namespace: the hash table is shared) can move the walk past a line;
-/// `read_to_string` starts with 32-byte reads, a dozen walks for a few lines.
+/// `fs::read_to_string` starts with 32-byte reads, a dozen walks for a few lines.
 fn read_table(table: &str) -> Option<String> {
     use std::io::Read as _;
-    let mut file = std::fs::File::open(table).ok()?;
-    let mut text = vec![0; TABLE_READ];
-    let mut filled = 0;
-    loop {
-        if filled == text.len() {
-            text.resize(text.len() * 2, 0);
-        }
-        match file.read(&mut text[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(_) => return None,
-        }
-    }
-    text.truncate(filled);
-    String::from_utf8(text).ok()
+    // With room reserved, std reads into it whole instead of probing with small reads.
+    let mut text = String::with_capacity(TABLE_READ);
+    std::fs::File::open(table)
+        .ok()?
+        .read_to_string(&mut text)
+        .ok()?;
+    Some(text)
 }
 
-/// The first read of a /proc/net table: 500 sockets' lines.
+/// Room reserved for a /proc/net table: 500 sockets' lines (the kernel hands out about 31
+/// a read).
 const TABLE_READ: usize = 64 * 1024;
 
 fn kernel_hex(ip: std::net::IpAddr) -> String {
