@@ -50,7 +50,7 @@ pub(super) async fn udp_loopback(
             let holder = holder(move || crate::sys::udp_holder(addr), timeout).await;
             let agent = holder
                 .as_ref()
-                .is_some_and(crate::sys::Holder::is_automate_agent);
+                .is_some_and(|holder| holder.is_automate_agent());
             return Attempt::Answer(
                 State::Open,
                 match fallback {
@@ -109,9 +109,13 @@ async fn first_free(addr: SocketAddr, range: PortRange) -> Option<u16> {
 async fn holder(
     lookup: impl FnOnce() -> Option<crate::sys::Holder> + Send + 'static,
     timeout: Duration,
-) -> Option<crate::sys::Holder> {
+) -> Option<Box<crate::sys::Holder>> {
     let asked = tokio::task::spawn_blocking(lookup);
-    tokio::time::timeout(timeout / 2, asked).await.ok()?.ok()?
+    tokio::time::timeout(timeout / 2, asked)
+        .await
+        .ok()?
+        .ok()?
+        .map(Box::new)
 }
 
 pub(super) async fn tcp_loopback(addr: SocketAddr) -> Attempt {

@@ -38,17 +38,17 @@ pub enum Why {
     Exchanged,
     /// Loopback probe: something on this machine already holds the port; which process, where
     /// the OS tells.
-    InUse(Option<crate::sys::Holder>),
+    InUse(Option<Box<crate::sys::Holder>>),
     /// Loopback probe with an install range, nothing installed yet: another program holds
     /// the port, so an install takes `free` instead, the first free port of `range` from the
     /// port on (`None`: every one is taken).
     InstallMoves {
-        holder: Option<crate::sys::Holder>,
+        holder: Option<Box<crate::sys::Holder>>,
         free: Option<u16>,
         range: crate::model::PortRange,
     },
     /// Listening probe: a service here holds the port (which process, where the OS tells).
-    Listens(Option<crate::sys::Holder>),
+    Listens(Option<Box<crate::sys::Holder>>),
     /// Listening probe: nothing on this machine holds the port.
     NothingListens,
     /// TCP RST.
@@ -80,7 +80,7 @@ pub enum Why {
     /// application probe (serve leaves ports in use to it).
     RealService(Box<app::AppResult>),
     /// A local error: no route, no descriptors, bad address.
-    Local(Local),
+    Local(Box<Local>),
     /// The run reached its deadline `after` its start with this probe still inside the
     /// operating system.
     Unfinished { after: Duration },

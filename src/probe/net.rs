@@ -94,7 +94,7 @@ impl Prober for NetProber {
                     Box::pin(super::nat::mapping(job.addr, second, key, timeout, &heard)).await
                 }
                 // The plan skips it without a key: only `serve` can say what it saw.
-                None => Attempt::Answer(State::Error, Why::Local(Local::NeedsKey)),
+                None => Attempt::Answer(State::Error, Why::Local(Box::new(Local::NeedsKey))),
             },
             (ProbeKind::App(probe), _) if probe.is_web() && self.app.proxy.is_some() => {
                 Box::pin(super::appnet::proxied(
@@ -251,7 +251,10 @@ async fn udp_exchange(
         break;
     }
     let Some(socket) = socket else {
-        return Attempt::Answer(State::Error, Why::Local(Local::NoSourcePort(addr.port())));
+        return Attempt::Answer(
+            State::Error,
+            Why::Local(Box::new(Local::NoSourcePort(addr.port()))),
+        );
     };
     let probe = Probe::new(addr.port(), crate::sys::now_ms());
     let sent = match key {

@@ -117,7 +117,7 @@ pub(super) fn local_error(e: &io::Error, addr: SocketAddr) -> Attempt {
         _ if e.raw_os_error() == Some(crate::sys::EMFILE) => Local::NoDescriptors,
         _ => Local::Probe(addr, e.to_string()),
     };
-    Attempt::Answer(State::Error, Why::Local(local))
+    Attempt::Answer(State::Error, Why::Local(Box::new(local)))
 }
 
 pub(super) fn bind_error(e: &io::Error, addr: SocketAddr) -> Attempt {
@@ -126,5 +126,5 @@ pub(super) fn bind_error(e: &io::Error, addr: SocketAddr) -> Attempt {
         io::ErrorKind::AddrNotAvailable => Local::NotOurs(addr.ip()),
         _ => Local::Bind(addr, e.to_string()),
     };
-    Attempt::Answer(State::Error, Why::Local(local))
+    Attempt::Answer(State::Error, Why::Local(Box::new(local)))
 }

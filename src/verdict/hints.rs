@@ -183,9 +183,9 @@ fn what(check: &Check, state: State, why: &Why, subject: &Subject<'_>, lang: Lan
             "{proto} {ports} at {place} reaches automate-ports serve, but on port {port}: the port forward maps it to the wrong internal port.",
             "{proto} {ports} bei {place} erreicht automate-ports serve, aber auf Port {port}: die Portweiterleitung zeigt auf den falschen internen Port."
         ),
-        (_, _, Why::InUse(holder)) => return Said::Whole(in_use(holder.as_ref(), subject, lang)),
+        (_, _, Why::InUse(holder)) => return Said::Whole(in_use(holder.as_deref(), subject, lang)),
         (_, _, Why::InstallMoves { holder, free, range }) => {
-            return Said::Whole(install_moves(holder.as_ref(), *free, *range, subject, lang))
+            return Said::Whole(install_moves(holder.as_deref(), *free, *range, subject, lang))
         }
         (_, _, Why::LocalFirewall) => return Said::Whole(local_firewall(check, subject, lang)),
         // Every other cause, named so that a new one gets its words on purpose: the state

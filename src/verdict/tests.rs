@@ -72,10 +72,10 @@ fn every_why() -> Vec<(State, Why)> {
         (State::Open, Why::Listens(None)),
         (
             State::Open,
-            Why::InUse(Some(crate::sys::Holder {
+            Why::InUse(Some(Box::new(crate::sys::Holder {
                 pid: 4242,
                 name: "python3".into(),
-            })),
+            }))),
         ),
         (State::Closed, Why::Refused),
         (State::Closed, Why::PortUnreachable),
@@ -85,7 +85,10 @@ fn every_why() -> Vec<(State, Why)> {
         (State::OpenFiltered, Why::NoAnswer),
         (State::Filtered, Why::NoAnswerKeyed),
         (State::Open, Why::Verified),
-        (State::Error, Why::Local(crate::probe::Local::NeedsKey)),
+        (
+            State::Error,
+            Why::Local(Box::new(crate::probe::Local::NeedsKey)),
+        ),
         (
             State::Open,
             mapped(Some("198.51.100.1:40001"), Some("198.51.100.1:40001")),
@@ -125,11 +128,17 @@ fn every_why() -> Vec<(State, Why)> {
                 },
             ))),
         ),
-        (State::Error, Why::Local(Local::NoRoute(addr.ip()))),
-        (State::Error, Why::Local(Local::NoDescriptors)),
-        (State::Error, Why::Local(Local::NoSourcePort(443))),
-        (State::Error, Why::Local(Local::BindDenied(addr))),
-        (State::Error, Why::Local(Local::NotOurs(addr.ip()))),
+        (
+            State::Error,
+            Why::Local(Box::new(Local::NoRoute(addr.ip()))),
+        ),
+        (State::Error, Why::Local(Box::new(Local::NoDescriptors))),
+        (State::Error, Why::Local(Box::new(Local::NoSourcePort(443)))),
+        (State::Error, Why::Local(Box::new(Local::BindDenied(addr)))),
+        (
+            State::Error,
+            Why::Local(Box::new(Local::NotOurs(addr.ip()))),
+        ),
     ];
     whys.extend(proxy_sign_ins());
     whys

@@ -134,12 +134,12 @@ impl Outcome {
                 "bound here and exchanged traffic over loopback in {after}",
                 "hier gebunden, Datenaustausch über Loopback in {after}"
             ),
-            Why::InUse(holder) => in_use(holder.as_ref(), lang),
+            Why::InUse(holder) => in_use(holder.as_deref(), lang),
             Why::InstallMoves {
                 holder,
                 free,
                 range,
-            } => install_moves(holder.as_ref(), *free, *range, lang),
+            } => install_moves(holder.as_deref(), *free, *range, lang),
             Why::Listens(Some(holder)) => {
                 let (name, pid) = (&holder.name, holder.pid);
                 tr!(
