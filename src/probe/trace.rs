@@ -359,6 +359,9 @@ mod windows {
 
     const PAYLOAD: &[u8] = super::super::socket::UDP_PAYLOAD;
 
+    /// The pause before an ICMP echo that failed is sent once more.
+    const ECHO_AGAIN: Duration = Duration::from_millis(50);
+
     /// Raw ICMP sockets open for administrators only: then the port's own path is traced,
     /// else ICMP echo stands in. Asked once per family: a system may lack one family's raw
     /// ICMP socket (Wine has no ICMPv6 one). `AUTOMATE_PORTS_TRACE_METHOD=icmp-echo` chooses
@@ -408,15 +411,25 @@ mod windows {
     async fn echo(addr: SocketAddr, ttl: u8, timeout: Duration) -> io::Result<HopAnswer> {
         let from = source(addr)?;
         let target = addr.ip();
-        let sent =
+        let echo_once = move || {
             tokio::task::spawn_blocking(move || crate::sys::echo(target, from, ttl, timeout))
-                .await
-                .map_err(io::Error::other)?;
+        };
+        let mut sent = echo_once().await.map_err(io::Error::other)?;
+        if let Err(e) = &sent {
+            // One failure is not yet "this system has no ICMP echo": Wine's echo failed
+            // once in a loaded CI run where it answers every time otherwise.
+            tracing::debug!(%target, ttl, error = %e, "ICMP echo failed; once more");
+            tokio::time::sleep(ECHO_AGAIN).await;
+            sent = echo_once().await.map_err(io::Error::other)?;
+        }
         Ok(match sent {
             Ok(Some((status, by))) => super::echo_answer(status, by, target),
             Ok(None) => HopAnswer::Silent,
             // No ICMP echo at all here (Wine has none for IPv6): the path is not traced.
-            Err(_) => HopAnswer::Unsupported,
+            Err(e) => {
+                tracing::debug!(%target, ttl, error = %e, "no ICMP echo here");
+                HopAnswer::Unsupported
+            }
         })
     }
 

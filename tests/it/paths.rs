@@ -388,7 +388,8 @@ impl<'a> Wine<'a> {
 
     /// `check --role server --server lab-server` at default flags; `method` forces the
     /// trace method (`icmp-echo`: what a user without administrator rights gets).
-    fn check(&self, key: bool, method: Option<&str>) -> Value {
+    /// The report, and the trace's own log (what an ICMP echo that failed said).
+    fn check(&self, key: bool, method: Option<&str>) -> (Value, String) {
         let mut cmd = self.command("wine");
         cmd.arg(self.dir.path().join("automate-ports.exe"))
             .args([
@@ -400,14 +401,16 @@ impl<'a> Wine<'a> {
                 "--format",
                 "json",
             ])
-            .timeout(std::time::Duration::from_secs(120));
+            .timeout(std::time::Duration::from_secs(120))
+            .env("RUST_LOG", "automate_ports::probe::trace=debug");
         if key {
             cmd.env("AUTOMATE_PORTS_KEY", LAB_KEY);
         }
         if let Some(method) = method {
             cmd.env("AUTOMATE_PORTS_TRACE_METHOD", method);
         }
-        run_json(&mut cmd).1
+        let (_, report, log) = crate::util::run_json_with_stderr(&mut cmd);
+        (report, log)
     }
 }
 
@@ -448,27 +451,30 @@ fn the_windows_exe_traces_the_port_and_falls_back_to_echo() {
     );
     let _served = chain.serve();
     for key in [false, true, false] {
-        let report = wine.check(key, None);
+        let (report, log) = wine.check(key, None);
         let t = trace(&report, "control-center", 0);
-        assert_eq!(t["method"], "port", "{t}");
-        assert_eq!(t["stopped_after"], 1, "{t}");
-        assert_eq!(t["hops"][0]["address"], R1[0], "{t}");
-        assert_eq!(t["stop"], "site", "{t}");
-        assert!(hint(&report, "control-center", 0).contains(R1[0]), "{t}");
+        assert_eq!(t["method"], "port", "{t}\n{log}");
+        assert_eq!(t["stopped_after"], 1, "{t}\n{log}");
+        assert_eq!(t["hops"][0]["address"], R1[0], "{t}\n{log}");
+        assert_eq!(t["stop"], "site", "{t}\n{log}");
+        assert!(
+            hint(&report, "control-center", 0).contains(R1[0]),
+            "{t}\n{log}"
+        );
         // Wine (unlike Windows) opens no raw ICMPv6 socket and has no Icmp6SendEcho2: the
         // IPv6 path is honestly not traced, and no firewall is named for it.
         not_traced_by_echo(&report, 1);
     }
-    let report = wine.check(false, Some("icmp-echo"));
+    let (report, log) = wine.check(false, Some("icmp-echo"));
     let t = not_traced_by_echo(&report, 0);
-    assert_eq!(t["stopped_after"], 1, "{t}");
-    assert_eq!(t["hops"][0]["address"], R1[0], "{t}");
+    assert_eq!(t["stopped_after"], 1, "{t}\n{log}");
+    assert_eq!(t["hops"][0]["address"], R1[0], "{t}\n{log}");
     assert!(
         t["reason"]
             .as_str()
             .unwrap()
             .contains("ICMP echo stops after hop 1"),
-        "{t}"
+        "{t}\n{log}"
     );
     not_traced_by_echo(&report, 1);
 }
