@@ -22,6 +22,7 @@
 #   RUNS=5 bash bench/keyed-costs.sh
 #   RUNS=5 AP_BASE=/tmp/automate-ports-before bash bench/keyed-costs.sh   # also f-base, g-base
 #   RUNS=5 SERVE_BIN=/tmp/automate-ports-before bash bench/keyed-costs.sh # serve of another build
+#   RUNS=5 AP_WIDTHS="512 1024" bash bench/keyed-costs.sh  # also f-ap-wN, g-ap-wN: --concurrency N
 set -euo pipefail
 cd "$(dirname "$0")/.."
 RUNS=${RUNS:-5}
@@ -118,6 +119,13 @@ if [ -n "${AP_BASE:-}" ]; then
   SERVER[f-base]=$SERVE SERVER[g-base]=$SERVE
   TOOLS+=(f-base g-base)
 fi
+# AP_WIDTHS="N ...": the same check with a fixed window (--concurrency N), as f-ap-wN and g-ap-wN.
+for w in ${AP_WIDTHS:-}; do
+  CMD[f-ap-w$w]="$AP --target box=192.0.2.2 --concurrency $w"
+  CMD[g-ap-w$w]="$AP --target box=bench-server --concurrency $w"
+  SERVER[f-ap-w$w]=$SERVE SERVER[g-ap-w$w]=$SERVE
+  TOOLS+=("f-ap-w$w" "g-ap-w$w")
+done
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 for run in $(seq 1 "$RUNS"); do
   # Rotate the order, so drift on a shared machine hits every tool alike.
@@ -142,7 +150,7 @@ for t in tools:
         user, sys_ = map(float, open(f"{work}/{t}.{r}.cpu").read().split()[-2:])
         walls.append(ns / 1e9); cpus.append(user + sys_); servers.append(ticks / hz)
         out = open(f"{work}/{t}.{r}.out").read()
-        if t.endswith(("-ap", "-base")):
+        if t.endswith(("-ap", "-base")) or "-ap-w" in t:
             # Open and verified: every port answered by serve with a valid reply.
             got = sum(c.get("counts", {}).get("open", 0) for c in json.loads(out)["checks"] if c.get("verified"))
         elif t.endswith("-nmap"):
@@ -155,10 +163,10 @@ for t in tools:
     rows[t] = (statistics.median(walls), statistics.median(cpus), statistics.median(servers))
 nmap = rows["f-nmap"][0]
 print(f"Verified sweeps, medians of {runs} rotating runs; CPU in s, per exchange in microseconds")
-print(f"{'tool':9} {'wall s':>7} {'CPU s':>6} {'server CPU s':>12} {'us/exch (both)':>14} {'wall/nmap':>9}")
+print(f"{'tool':11} {'wall s':>7} {'CPU s':>6} {'server CPU s':>12} {'us/exch (both)':>14} {'wall/nmap':>9}")
 for t in tools:
     wall, cpu, server = rows[t]
     n = 16384 if t.startswith("f") else 32768
-    print(f"{t:9} {wall:7.3f} {cpu:6.2f} {server:12.2f} {(cpu + server) * 1e6 / n:14.1f} {wall / nmap:9.2f}")
+    print(f"{t:11} {wall:7.3f} {cpu:6.2f} {server:12.2f} {(cpu + server) * 1e6 / n:14.1f} {wall / nmap:9.2f}")
 print("counts: " + ("exact in every run" if not wrong else "WRONG: " + "; ".join(wrong)))
 PY
