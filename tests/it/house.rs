@@ -1,5 +1,6 @@
 //! The house rules ARCHITECTURE.md states, kept by the suite: no two files in `src/` import
-//! each other, directly or around a circle, on any target (the scan reads `cfg`'d code too).
+//! each other, directly or around a circle, on any target (the scan reads `cfg`'d code too), and
+//! the docs name only source files that exist.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -276,5 +277,45 @@ fn no_file_in_src_imports_in_a_circle() {
         circles.is_empty(),
         "files in src/ that import each other (ARCHITECTURE.md: nothing imports in a circle):\n{}",
         circles.join("\n")
+    );
+}
+
+/// Every source file the map and the protocol's description name (`` `net.rs` ``,
+/// `` `probe/sweep.rs` ``, `src/protocol/mod.rs`) exists: a file moved or split leaves its old
+/// name behind in the prose, and a newcomer follows it to nothing.
+#[test]
+fn the_docs_name_only_files_that_exist() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files: Vec<String> = Vec::new();
+    for dir in ["src", "tests", "fuzz", "bench"] {
+        let mut stack = vec![root.join(dir)];
+        while let Some(dir) = stack.pop() {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    stack.push(path);
+                } else if let Ok(rel) = path.strip_prefix(root) {
+                    files.push(format!("/{}", rel.to_string_lossy()));
+                }
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for doc in ["ARCHITECTURE.md", "PROTOCOL.md", "README.md"] {
+        let text = std::fs::read_to_string(root.join(doc)).unwrap();
+        let names = text.split(|c: char| !(c.is_ascii_alphanumeric() || "_-/.".contains(c)));
+        // Only Rust files of ours are named in lower case; `.rs` is exact here.
+        let rust = |n: &&str| Path::new(n).extension().is_some_and(|e| e == "rs") && n.len() > 3;
+        for name in names.filter(rust) {
+            let suffix = format!("/{}", name.trim_start_matches('/'));
+            if !files.iter().any(|f| f.ends_with(&suffix)) {
+                missing.push(format!("{doc}: {name}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "the docs name source files that do not exist:\n{}",
+        missing.join("\n")
     );
 }
