@@ -154,6 +154,7 @@ pub async fn run<P: Prober>(
         retries: options.retries,
         concurrency: width,
         rate: options.rate,
+        narrow_rate: probe::narrow_rate(),
     };
     let mut run = RunInfo {
         started_at,

@@ -14,7 +14,8 @@ mod sweep;
 mod trace;
 
 pub use engine::{
-    bound, probe_width, run, trace, trace_bound, EngineConfig, Traced, MAX_HOPS, MAX_TRIES,
+    bound, narrow_rate, probe_width, run, trace, trace_bound, EngineConfig, Traced, MAX_HOPS,
+    MAX_TRIES,
 };
 
 use std::future::Future;

@@ -36,6 +36,28 @@ pub const MAX_REPLY_LEN: usize = STALE_LEN;
 pub const REPLY_HEAD_LEN: usize = 6;
 /// How far a probe's timestamp may be from the responder's clock.
 pub const FRESH_WINDOW: Duration = Duration::from_secs(300);
+/// Valid probes the responder answers from one source (an IPv4 address or an IPv6 /64): a
+/// burst of this many, large enough for a sweep of every range, ...
+pub const SOURCE_BURST: u32 = 40_000;
+/// ... then this many a second. Probes beyond it are closed unanswered, so a client that
+/// retries them keeps its retries below this rate.
+pub const SOURCE_RATE: u32 = 20_000;
+
+/// The responder's rate per source, `(burst, per second)`: [`SOURCE_BURST`] and
+/// [`SOURCE_RATE`]. In a debug build `AUTOMATE_PORTS_TEST_RATE=BURST/RATE` sets both, for both
+/// sides, so that a lab test reaches the limit with a sweep of a few thousand ports.
+pub fn source_rate() -> (u32, u32) {
+    #[cfg(debug_assertions)]
+    if let Some((burst, rate)) = std::env::var("AUTOMATE_PORTS_TEST_RATE")
+        .ok()
+        .as_deref()
+        .and_then(|v| v.split_once('/'))
+        .and_then(|(b, r)| Some((b.parse().ok()?, r.parse().ok()?)))
+    {
+        return (burst, rate);
+    }
+    (SOURCE_BURST, SOURCE_RATE)
+}
 /// Shortest shared key accepted.
 pub const MIN_KEY_LEN: usize = 16;
 /// PBKDF2 rounds that stretch the shared key: one sniffed probe then costs an attacker this

@@ -15,14 +15,11 @@ use tokio::sync::Notify;
 use super::stats::Stats;
 use super::waiting::{Source, Waiting};
 use crate::protocol::{
-    authenticate, encode_mapped, encode_reply, encode_stale, is_fresh, Key, Reject, FRESH_WINDOW,
-    MAPPED_LEN, REPLY_LEN, STALE_LEN,
+    authenticate, encode_mapped, encode_reply, encode_stale, is_fresh, source_rate, Key, Reject,
+    FRESH_WINDOW, MAPPED_LEN, REPLY_LEN, STALE_LEN,
 };
 use crate::sys::now_ms;
 
-/// Per keyed source: a burst large enough for a full sweep of every range, then a steady rate.
-pub(super) const RATE_BURST: f64 = 40_000.0;
-pub(super) const RATE_PER_SEC: f64 = 20_000.0;
 /// Keyed sources whose rate is tracked (least recently used forgotten first; a forgotten
 /// source starts again with a full burst), and nonces kept against replays, at most.
 pub(super) const MAX_SOURCES: usize = 10_000;
@@ -110,6 +107,9 @@ pub(super) struct Responder {
     /// [`max_nonces`], read once.
     max_nonces: usize,
     buckets: Mutex<LruCache<Source, Bucket>>,
+    /// Per keyed source, a burst and then a steady rate a second: the protocol's, which
+    /// clients pace their retries by ([`source_rate`], read once).
+    rate: (f64, f64),
     pub(super) waiting: Mutex<Waiting>,
     /// Signalled as each connection closes: an accept loop out of descriptors waits on it.
     pub(super) freed: Notify,
@@ -126,6 +126,10 @@ impl Responder {
             buckets: Mutex::new(LruCache::new(
                 NonZeroUsize::new(MAX_SOURCES).expect("not zero"),
             )),
+            rate: {
+                let (burst, rate) = source_rate();
+                (f64::from(burst), f64::from(rate))
+            },
             waiting: Mutex::new(Waiting::default()),
             freed: Notify::new(),
         }
@@ -223,15 +227,15 @@ impl Responder {
     /// Token bucket per keyed source; `fresh` marks it as having proved the key.
     pub(super) fn allow(&self, source: Source, fresh: bool) -> bool {
         let now = Instant::now();
+        let (burst, rate) = self.rate;
         let mut buckets = self.buckets.lock().expect("no panics while held");
         let bucket = buckets.get_or_insert_mut(source, || Bucket {
-            tokens: RATE_BURST,
+            tokens: burst,
             seen: now,
             proved: false,
         });
-        bucket.tokens = (bucket.tokens
-            + now.duration_since(bucket.seen).as_secs_f64() * RATE_PER_SEC)
-            .min(RATE_BURST);
+        bucket.tokens =
+            (bucket.tokens + now.duration_since(bucket.seen).as_secs_f64() * rate).min(burst);
         bucket.seen = now;
         bucket.proved |= fresh;
         if bucket.tokens >= 1.0 {
@@ -283,12 +287,15 @@ mod tests {
             Err(Reject::Replayed)
         ));
         let mut answered = 0;
-        for _ in 0..(RATE_BURST as usize + 10) {
+        for _ in 0..(crate::protocol::SOURCE_BURST as usize + 10) {
             if r.answer(&self::probe(now_ms()), at(source), 443).is_ok() {
                 answered += 1;
             }
         }
-        assert!(answered <= RATE_BURST as usize + 1000, "{answered}");
+        assert!(
+            answered <= crate::protocol::SOURCE_BURST as usize + 1000,
+            "{answered}"
+        );
         assert!(
             r.answer(
                 &self::probe(now_ms()),

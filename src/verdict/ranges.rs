@@ -38,7 +38,15 @@ pub(super) fn judge_range(
             "; nicht bestanden: {list}"
         ));
     }
-    if let Some(example) = outcomes.iter().find(|o| o.state == state) {
+    // The example (and the hint's cause) is a port that did not pass, where one did not: a
+    // range of verified ports with a few that closed unanswered is open either way, and the
+    // first open port would explain the failure with a verified answer.
+    let example = outcomes
+        .iter()
+        .filter(|o| o.state == state)
+        .find(|o| judge_outcome(o, check.expect) != Judgement::Met)
+        .or_else(|| outcomes.iter().find(|o| o.state == state));
+    if let Some(example) = example {
         let example = example.reason(lang);
         reason.push_str(&tr!(lang, " (e.g. {example})", " (z. B. {example})"));
     }
@@ -60,10 +68,7 @@ pub(super) fn judge_range(
             .collect(),
     );
     if result.verdict != Verdict::Pass {
-        let why = outcomes
-            .iter()
-            .find(|o| o.state == state)
-            .map_or(Why::NoAnswer, |o| o.why.clone());
+        let why = example.map_or(Why::NoAnswer, |o| o.why.clone());
         result.hint = Some(hint(check, state, &why, result, &tally.failed, run));
     }
     result.failed_ports = Some(tally.failed);

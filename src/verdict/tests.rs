@@ -277,3 +277,48 @@ fn compact_ports_joins_runs() {
     );
     assert_eq!(compact_ports(&[65534, 65535], 8, en), "65534-65535");
 }
+
+#[test]
+fn a_range_is_explained_by_a_port_that_did_not_pass() {
+    // serve proved the key on the first ports; the last closed without an answer.
+    let mut c = check(Protocol::Tcp, Expect::Reachable, ProbeKind::Connect);
+    c.ports = PortRange::new(49152, 49161).unwrap();
+    let ports: Vec<u16> = (49152..=49161).collect();
+    let outcome = |why| Outcome {
+        state: State::Open,
+        why,
+        elapsed: Duration::from_millis(2),
+        tries: 3,
+        keyed: true,
+    };
+    let mut outcomes = vec![outcome(Why::Verified); 8];
+    outcomes.extend(vec![outcome(Why::NotServe(NotServe::Closed)); 2]);
+    let run = RunInfo {
+        started_at: String::new(),
+        duration: Duration::ZERO,
+        timeout: Duration::from_secs(2),
+        strict: false,
+        full_ranges: true,
+        keyed: true,
+        lang: Lang::En,
+        hostname: "pc".into(),
+    };
+    let mut result = CheckResult::new(&c, Some("automate.example.com".into()), None);
+    ranges::judge_range(&mut result, &c, &ports, &outcomes, &run);
+    assert_eq!(result.verdict, Verdict::Fail);
+    assert!(
+        result
+            .reason
+            .contains("8 verified, 2 open, unverified; not passing: 49160-49161")
+            && result
+                .reason
+                .contains("(e.g. connected, but it closed without a valid answer"),
+        "{}",
+        result.reason
+    );
+    let hint = result.hint.unwrap();
+    assert!(
+        hint.contains("Something other than automate-ports serve answers"),
+        "{hint}"
+    );
+}

@@ -266,3 +266,41 @@ fn sweeps_in_a_row_past_the_nonce_table_are_all_verified() {
     let said = served.stop().join("\n");
     assert!(said.contains("; ignored none"), "{said}");
 }
+
+/// serve answers one source at a steady rate after a burst and closes the probes over it
+/// unanswered. Sweeps in a row drain the burst; check's second looks at those ports keep
+/// below the rate, and every sweep ends verified. The debug build's `AUTOMATE_PORTS_TEST_RATE`
+/// shrinks the rate on both sides (1,000 at once, then 2,000 a second), so that sweeps of 2,000
+/// ports reach it. Before the looks were paced, most runs here ended with ports "open,
+/// unverified" (and a release build did the same with real rates, 16 of 25 full-range sweeps in
+/// a row).
+#[test]
+fn sweeps_in_a_row_past_serves_rate_are_all_verified() {
+    require_root!();
+    let lab = Lab::new("hdrt");
+    let p = profile(&check_block("r", "tcp", "50000-51999", true));
+    let path = p.path.to_str().unwrap();
+    let rate = "AUTOMATE_PORTS_TEST_RATE=1000/2000";
+    let served = crate::util::serve(
+        &["env", rate, "ip", "netns", "exec", &lab.server.name],
+        &["--profile", path, "--full-ranges", "--for", "2m"],
+        crate::util::LAB_KEY,
+    );
+    for run in 1..=3 {
+        let mut cmd = lab.client.bin();
+        cmd.env("AUTOMATE_PORTS_TEST_RATE", "1000/2000")
+            .env("AUTOMATE_PORTS_KEY", crate::util::LAB_KEY)
+            .args(["check", "--profile", path, "--target", "box=lab-server"])
+            .args(["--full-ranges", "--format", "json"]);
+        let (code, report) = crate::util::run_json(&mut cmd);
+        for r in report["checks"].as_array().unwrap() {
+            assert_eq!(r["counts"]["open"], 2000, "run {run}: {r}");
+            assert_eq!(r["verified"], true, "run {run}: {r}");
+        }
+        assert_eq!(report["checks"].as_array().unwrap().len(), 2, "{report}");
+        assert_eq!(code, 0, "run {run}");
+    }
+    let said = served.stop().join("\n");
+    // The limit was reached: the test shows the looks, not a rate never met.
+    assert!(said.contains(" rate-limited"), "{said}");
+}

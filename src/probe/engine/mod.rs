@@ -39,6 +39,9 @@ pub struct EngineConfig {
     pub concurrency: usize,
     /// New jobs per second at most (`--rate`).
     pub rate: Option<u32>,
+    /// Narrow looks started per second at most: [`narrow_rate`], or this engine's share of it
+    /// when a run is split into parts that look at the same addresses.
+    pub narrow_rate: u32,
 }
 
 /// Most tries a silent port gets on an address where other ports answer and lost probes
@@ -62,6 +65,14 @@ pub(super) const NARROW_WIDTH: usize = 256;
 /// and starts new connections with a long retransmission timeout, so one lost probe or reply
 /// can take more than a timeout to repair.
 pub(super) const NARROW_LOOKS: u8 = 2;
+
+/// Narrow looks started per second at most, across a run: half the rate at which `serve`
+/// answers one source after its burst. `serve` closes probes beyond that rate unanswered
+/// (indistinguishable from a middlebox's silence), and sweeps in a row drain its burst; looks
+/// at half its rate find it able to answer every one of them, so the second chance is real.
+pub fn narrow_rate() -> u32 {
+    crate::protocol::source_rate().1 / 2
+}
 
 /// Answers an address must have given for each port there that stayed silent twice, before
 /// those ports get a third try although no loss was seen. Two tries leave a lossy link's
@@ -127,23 +138,32 @@ pub async fn run<P: Prober>(
         .as_ref()
         .and_then(|s| shard::split(jobs, &config, |job| s.takes(job), cores));
     let Some(parts) = parts else {
-        return run_whole(prober, jobs, config, sweeper, false, done).await;
+        return run_whole(prober, jobs, config, sweeper, None, done).await;
     };
     shard::run(prober, jobs, config, sweeper, parts, done).await
 }
 
-/// Runs `jobs` in one engine, its sweeper (if any) taking what it can. `own_thread`: the
-/// engine has a thread of its own (a part of a split run), and while only swept tries run it
-/// blocks in the sweeper's own wait rather than being woken by the runtime's reactor.
-pub(super) async fn run_whole<P: Prober>(
+/// A part of a split run, as its engine sees it.
+struct Part {
+    /// The engine has a thread of its own, and while only swept tries run it blocks in the
+    /// sweeper's own wait rather than being woken by the runtime's reactor.
+    own_thread: bool,
+    /// Its membership among the parts still sweeping.
+    sweeping: state::Sweeping,
+}
+
+/// Runs `jobs` in one engine, its sweeper (if any) taking what it can; `part` when it is one
+/// part of a split run.
+async fn run_whole<P: Prober>(
     prober: Arc<P>,
     jobs: &[ProbeJob],
     config: EngineConfig,
     sweeper: Option<Box<dyn Sweeper>>,
-    own_thread: bool,
+    part: Option<Part>,
     done: &Done<'_>,
 ) -> Vec<Outcome> {
-    let mut engine = Engine::new(jobs, config, sweeper);
+    let own_thread = part.as_ref().is_some_and(|p| p.own_thread);
+    let mut engine = Engine::new(jobs, config, sweeper, part.map(|p| p.sweeping));
     let width = config.concurrency.max(1);
     let mut set: JoinSet<Finished> = JoinSet::new();
     let mut ended = Vec::new();
@@ -196,30 +216,17 @@ pub(super) async fn run_whole<P: Prober>(
         }
         // Tries in the sweeper have no timer of their own: the tick ends them.
         let watching = (engine.any_live() && !set.is_empty()) || sweeping;
+        let look_at = engine.next_look_at();
         tokio::select! {
             // The tick first (it is due at most every 20 ms, so a stream of answers cannot
             // hold back deadlines), then answers, then new tries: the window only moves as
             // answers free it.
             biased;
-            _ = tick.tick(), if watching => {
-                // Every answer that has arrived counts before anything is called quiet.
-                while let Some(joined) = set.try_join_next() {
-                    engine.joined(Some(joined), done);
-                }
-                if engine.swept() > 0 {
-                    std::future::poll_fn(|cx| {
-                        let _ = poll_swept_once(&mut engine, &mut ended, cx);
-                        std::task::Poll::Ready(())
-                    })
-                    .await;
-                    engine.swept_done(&mut ended, done);
-                }
-                engine.expire_swept(&mut ended, done);
-                engine.give_up_quiet(done);
-            }
+            _ = tick.tick(), if watching => on_tick(&mut engine, &mut set, &mut ended, done).await,
             joined = set.join_next(), if !set.is_empty() => engine.joined(joined, done),
             () = poll_swept(&mut engine, &mut ended), if sweeping => engine.swept_done(&mut ended, done),
             () = tokio::time::sleep_until(next_start), if paced => {}
+            () = tokio::time::sleep_until(look_at.unwrap_or(next_start)), if look_at.is_some() => {}
             () = std::future::ready(()), if more => {}
             else => {
                 if !engine.unpark() {
@@ -230,6 +237,29 @@ pub(super) async fn run_whole<P: Prober>(
         }
     }
     engine.into_outcomes()
+}
+
+/// The tick's work: every answer that has arrived counts before anything is called quiet;
+/// then tries past their time end, and silent ones on a quiet address are given up.
+async fn on_tick(
+    engine: &mut Engine<'_>,
+    set: &mut JoinSet<Finished>,
+    ended: &mut Vec<Ended>,
+    done: &Done<'_>,
+) {
+    while let Some(joined) = set.try_join_next() {
+        engine.joined(Some(joined), done);
+    }
+    if engine.swept() > 0 {
+        std::future::poll_fn(|cx| {
+            let _ = poll_swept_once(engine, ended, cx);
+            std::task::Poll::Ready(())
+        })
+        .await;
+        engine.swept_done(ended, done);
+    }
+    engine.expire_swept(ended, done);
+    engine.give_up_quiet(done);
 }
 
 /// Only swept tries run, on the engine's own thread: waits for them on the sweeper itself,
@@ -314,7 +344,8 @@ pub type Done<'a> = dyn Fn(usize, &Outcome) + Sync + 'a;
 
 /// The longest [`run`] can take for `jobs`, whatever the far side does: every job given its
 /// most tries and narrow looks, each cut by the engine at `timeout` × its phases, one window
-/// of `config.concurrency` after another, and no faster than `--rate` starts them. Far above
+/// of `config.concurrency` after another, no faster than `--rate` starts them, and every
+/// keyed job's looks no faster than `config.narrow_rate` starts those. Far above
 /// a real run's time; a run that passes it is stuck in the operating system.
 pub fn bound(
     jobs: &[ProbeJob],
@@ -340,7 +371,11 @@ pub fn bound(
         let starts = jobs.len() as f64 * f64::from(tries + u32::from(NARROW_LOOKS));
         Duration::from_secs_f64(starts / f64::from(rate.max(1)))
     });
-    longest.saturating_mul(windows.max(1)) + paced
+    let keyed = jobs.iter().filter(|job| job.keyed).count();
+    let looks = Duration::from_secs_f64(
+        keyed as f64 * f64::from(NARROW_LOOKS) / f64::from(config.narrow_rate.max(1)),
+    );
+    longest.saturating_mul(windows.max(1)) + paced + looks
 }
 
 /// What a try's task hands back.

@@ -14,7 +14,8 @@ use std::time::Duration;
 
 use tokio::sync::Notify;
 
-use super::{run_whole, Done, EngineConfig};
+use super::state::Peers;
+use super::{run_whole, Done, EngineConfig, Part};
 use crate::plan::ProbeJob;
 use crate::probe::{Outcome, Prober, Sweeper};
 
@@ -106,7 +107,7 @@ pub(super) async fn run<P: Prober>(
     // threads run them.
     let handle = tokio::runtime::Handle::current();
     if handle.runtime_flavor() != tokio::runtime::RuntimeFlavor::MultiThread {
-        return run_whole(prober, jobs, config, sweeper, false, done).await;
+        return run_whole(prober, jobs, config, sweeper, None, done).await;
     }
     tracing::debug!(parts = parts.len(), "sweeping in parts");
     let (told, tell) = tokio::sync::mpsc::unbounded_channel();
@@ -116,15 +117,25 @@ pub(super) async fn run<P: Prober>(
     // has one; else on one the runtime watches.
     let mut sweeper = sweeper;
     let mut running = 0;
-    for part in parts {
+    let parts_len = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+    // Every part is sweeping before any starts, so none looks before all have swept.
+    let peers = Peers::default();
+    let members: Vec<_> = parts.iter().map(|_| peers.join()).collect();
+    for (part, sweeping) in parts.into_iter().zip(members) {
         let part_jobs: Vec<ProbeJob> = part.iter().map(|&i| jobs[i].clone()).collect();
         let config = EngineConfig {
             concurrency: width(&config, part.len(), jobs.len()),
+            // The parts look at the same addresses at once.
+            narrow_rate: (config.narrow_rate / parts_len).max(1),
             ..config
         };
         let (sweeper, own) = match prober.thread_sweeper() {
             Some(own) => (Some(own), true),
             None => (sweeper.take().or_else(|| prober.sweeper()), false),
+        };
+        let this = Part {
+            own_thread: own,
+            sweeping,
         };
         let spawned = spawn_part(
             Arc::clone(&prober),
@@ -132,7 +143,7 @@ pub(super) async fn run<P: Prober>(
             part_jobs,
             config,
             sweeper,
-            own,
+            this,
             told.clone(),
             Arc::clone(&ended),
             handle.clone(),
@@ -156,7 +167,7 @@ pub(super) async fn run<P: Prober>(
             &left_jobs,
             config,
             prober.sweeper(),
-            false,
+            None,
             &|i, o| {
                 done(left[i], o);
             },
@@ -215,7 +226,7 @@ fn spawn_part<P: Prober>(
     part_jobs: Vec<ProbeJob>,
     config: EngineConfig,
     sweeper: Option<Box<dyn Sweeper>>,
-    own: bool,
+    this: Part,
     told: tokio::sync::mpsc::UnboundedSender<Told>,
     ended: Arc<Notify>,
     handle: tokio::runtime::Handle,
@@ -234,7 +245,7 @@ fn spawn_part<P: Prober>(
                     &part_jobs,
                     config,
                     sweeper,
-                    own,
+                    Some(this),
                     &|i, o| {
                         let _ = told.send(Told::Done(part[i], o.clone()));
                     },
@@ -284,6 +295,7 @@ mod tests {
             retries: 1,
             concurrency,
             rate,
+            narrow_rate: 10_000,
         }
     }
 

@@ -128,3 +128,37 @@ impl Starts {
         }
     }
 }
+
+/// The parts of a split run still sweeping, that is not yet down to their narrow looks. A
+/// part's narrow looks wait until none is: `serve` rates a source, not a part, and a part
+/// still sweeping would spend the rate the looks need.
+#[derive(Clone, Default)]
+pub(super) struct Peers(std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl Peers {
+    /// One more part sweeping, until the returned membership is dropped.
+    pub(super) fn join(&self) -> Sweeping {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Sweeping(self.clone())
+    }
+
+    pub(super) fn all_swept(&self) -> bool {
+        self.0.load(Ordering::SeqCst) == 0
+    }
+}
+
+/// A part's membership among the [`Peers`] still sweeping; dropped when it is down to its
+/// narrow looks, or ends, or its thread never starts.
+pub(super) struct Sweeping(Peers);
+
+impl Sweeping {
+    pub(super) fn peers(&self) -> Peers {
+        self.0.clone()
+    }
+}
+
+impl Drop for Sweeping {
+    fn drop(&mut self) {
+        (self.0).0.fetch_sub(1, Ordering::SeqCst);
+    }
+}

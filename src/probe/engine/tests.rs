@@ -97,6 +97,7 @@ fn config(timeout_ms: u64, retries: u8, concurrency: usize) -> EngineConfig {
         retries,
         concurrency,
         rate: None,
+        narrow_rate: 10_000,
     }
 }
 
@@ -262,6 +263,91 @@ async fn connected_without_a_valid_answer_gets_narrow_second_looks() {
     );
 }
 
+/// `n` addresses whose port 5 connects and closes without a valid answer, as `serve` does
+/// with a source over its rate.
+fn closing(n: u8) -> Vec<ProbeJob> {
+    (0..n)
+        .map(|i| job_at([192, 0, 2, i], 5, Protocol::Tcp))
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn narrow_looks_start_no_faster_than_the_narrow_rate() {
+    let prober = Arc::new(Fake::default());
+    let jobs = closing(100);
+    let config = EngineConfig {
+        narrow_rate: 100,
+        ..config(2000, 1, 1000)
+    };
+    let started = Instant::now();
+    let out = run(Arc::clone(&prober), &jobs, config, &|_, _| {}).await;
+    assert!(
+        out.iter().all(|o| o.tries == 1 + NARROW_LOOKS),
+        "{:?}",
+        out[0]
+    );
+    // 200 looks at 100 a second: the last starts 1.99 s after the first.
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(1980) && took < Duration::from_millis(2100),
+        "{took:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_part_looks_only_once_every_part_has_swept() {
+    let prober = Arc::new(Fake::default());
+    let peers = super::state::Peers::default();
+    let this = super::Part {
+        own_thread: false,
+        sweeping: peers.join(),
+    };
+    // Another part sweeps for half a second more.
+    let other = peers.join();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        drop(other);
+    });
+    let started = Instant::now();
+    let jobs = closing(3);
+    let out = super::run_whole(
+        prober,
+        &jobs,
+        config(2000, 1, 100),
+        None,
+        Some(this),
+        &|_, _| {},
+    )
+    .await;
+    assert!(
+        out.iter().all(|o| o.tries == 1 + NARROW_LOOKS),
+        "{:?}",
+        out[0]
+    );
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(500), "{took:?}");
+    assert!(peers.all_swept());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_fast_narrow_rate_is_kept_although_timers_wake_late() {
+    let prober = Arc::new(Fake::default());
+    // 2,000 jobs over 250 addresses (port 5 at each, and ports 1000.. answered).
+    let mut jobs = closing(250);
+    jobs.extend((0..1750).map(|i| job_at([192, 0, 2, 1], 1000 + i, Protocol::Tcp)));
+    let config = EngineConfig {
+        narrow_rate: 10_000,
+        ..config(2000, 1, 4000)
+    };
+    let started = Instant::now();
+    let out = run(Arc::clone(&prober), &jobs, config, &|_, _| {}).await;
+    assert!(out[..250].iter().all(|o| o.tries == 1 + NARROW_LOOKS));
+    // 500 looks at 10,000 a second take 50 ms; spaced 100 us apart, each behind a timer
+    // that wakes on whole milliseconds, they would take half a second.
+    let took = started.elapsed();
+    assert!(took < Duration::from_millis(80), "{took:?}");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_connected_try_is_never_given_up_as_silence() {
     let prober = Arc::new(Fake::default());
@@ -323,12 +409,15 @@ fn the_bound_covers_every_try_of_every_window() {
         super::bound(&jobs, &config(1000, 9, 25), one),
         Duration::from_secs(40)
     );
-    // A keyed job adds its narrow looks (two, at twice the timeout), all times its phases.
+    // A keyed job adds its narrow looks (two, at twice the timeout), all times its phases,
+    // and their starts at the narrow rate.
     let mut keyed = jobs.clone();
     keyed[3].keyed = true;
+    let mut looks = config(1000, 1, 1000);
+    looks.narrow_rate = 10;
     assert_eq!(
-        super::bound(&keyed, &config(1000, 1, 1000), |_| 2),
-        Duration::from_secs(20)
+        super::bound(&keyed, &looks, |_| 2),
+        Duration::from_secs(20) + Duration::from_millis(200)
     );
     // --rate spaces out every start of every try.
     let mut paced = config(1000, 1, 1000);

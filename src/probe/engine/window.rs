@@ -13,12 +13,18 @@ use tokio::time::Instant;
 use crate::model::ProbeKind;
 use crate::plan::ProbeJob;
 
-use super::state::{PathState, Running, Slot, Starts};
+use super::state::{PathState, Peers, Running, Slot, Starts, Sweeping};
 use super::{
     silence, Attempt, Done, EngineConfig, Finished, Heard, Outcome, LONE_SILENCE, MAX_TRIES,
     NARROW_LOOKS, NARROW_WIDTH,
 };
 use crate::probe::{Ended, Sweeper};
+
+/// How far behind the narrow rate the engine may fall and still catch up at once.
+const LOOKS_OWED: Duration = Duration::from_millis(5);
+
+/// How often narrow looks that wait for other parts' sweeps see whether those have ended.
+const PEERS_POLL: Duration = Duration::from_millis(5);
 
 pub(super) struct Engine<'a> {
     pub(super) jobs: &'a [ProbeJob],
@@ -28,6 +34,12 @@ pub(super) struct Engine<'a> {
     pub(super) ready: VecDeque<usize>,
     pub(super) narrow: VecDeque<usize>,
     pub(super) narrow_running: usize,
+    /// When the next narrow look may start (`config.narrow_rate` spaces them).
+    pub(super) next_look: Instant,
+    /// A part of a split run: its membership among the parts still sweeping (given up once
+    /// only narrow looks are left), and the others, whose sweeps its looks wait for.
+    pub(super) sweeping: Option<Sweeping>,
+    pub(super) peers: Option<Peers>,
     /// Tries running, narrow ones included.
     pub(super) running: usize,
     pub(super) parked: Vec<usize>,
@@ -44,6 +56,7 @@ impl<'a> Engine<'a> {
         jobs: &'a [ProbeJob],
         config: EngineConfig,
         sweeper: Option<Box<dyn Sweeper>>,
+        sweeping: Option<Sweeping>,
     ) -> Engine<'a> {
         // One state per address, across protocols: while any port there answers (a keyed
         // sweep keeps the far side busy with TCP while UDP replies queue), it is not quiet.
@@ -67,6 +80,9 @@ impl<'a> Engine<'a> {
             ready: (0..jobs.len()).collect(),
             narrow: VecDeque::new(),
             narrow_running: 0,
+            next_look: Instant::now(),
+            peers: sweeping.as_ref().map(Sweeping::peers),
+            sweeping,
             running: 0,
             parked: Vec::new(),
             outcomes: vec![None; jobs.len()],
@@ -152,9 +168,43 @@ impl<'a> Engine<'a> {
     }
 
     /// Narrow tries wait until nothing else runs: a responder still busy with the sweep is
-    /// what they give a second chance to.
+    /// what they give a second chance to, here and in the other parts of a split run. They
+    /// start no faster than the narrow rate.
     pub(super) fn narrow_may_start(&self) -> bool {
-        self.running == self.narrow_running && self.narrow_running < NARROW_WIDTH
+        self.narrow_has_room() && self.peers_swept() && Instant::now() >= self.next_look
+    }
+
+    fn narrow_has_room(&self) -> bool {
+        self.running == self.narrow_running
+            && self.narrow_running < NARROW_WIDTH.min(self.config.concurrency.max(1))
+    }
+
+    fn peers_swept(&self) -> bool {
+        self.peers.as_ref().is_none_or(Peers::all_swept)
+    }
+
+    /// When a narrow look may start, if one waits for nothing but its turn (a moment that
+    /// may have passed already: the clock is not read twice, so a look never falls between
+    /// "not yet" and "no longer waiting"). While other parts still sweep, a while later: they
+    /// do not say when they are done.
+    pub(super) fn next_look_at(&mut self) -> Option<Instant> {
+        self.leave_sweepers();
+        if self.narrow.is_empty() || !self.narrow_has_room() {
+            return None;
+        }
+        if self.peers_swept() {
+            Some(self.next_look)
+        } else {
+            Some(Instant::now() + PEERS_POLL)
+        }
+    }
+
+    /// Once this engine is down to its narrow looks (or done), the other parts' looks need
+    /// not wait for it.
+    fn leave_sweepers(&mut self) {
+        if self.ready.is_empty() && self.running == self.narrow_running {
+            self.sweeping = None;
+        }
     }
 
     pub(super) fn any_live(&self) -> bool {
@@ -166,6 +216,7 @@ impl<'a> Engine<'a> {
         if let Some(index) = self.ready.pop_front() {
             return Some((index, false));
         }
+        self.leave_sweepers();
         if self.narrow_may_start() {
             return self.narrow.pop_front().map(|index| (index, true));
         }
@@ -176,6 +227,13 @@ impl<'a> Engine<'a> {
         self.running += 1;
         if narrow {
             self.narrow_running += 1;
+            // A timer wakes the engine a millisecond late at best: looks fall due in small
+            // batches, and the ones a late wake-up owes start together, so the rate holds.
+            let spacing = Duration::from_secs_f64(1.0 / f64::from(self.config.narrow_rate.max(1)));
+            let owed = Instant::now()
+                .checked_sub(LOOKS_OWED)
+                .unwrap_or(self.next_look);
+            self.next_look = self.next_look.max(owed) + spacing;
         }
         self.slots[index].running = Some(Running { abort, narrow });
     }
