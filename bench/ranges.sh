@@ -7,6 +7,7 @@
 #
 #   sudo bench/ranges.sh            # RUNS=5 by default; needs root, nmap, iptables, ip6tables, python3
 #   sudo SCENARIOS="e f g h i" RUNS=1 bench/ranges.sh
+#   sudo AP_BIN=/tmp/automate-ports-before bench/ranges.sh  # another build (serve too), to compare
 #
 # Scenarios:
 #   a   16,384 TCP ports (49152-65535), nothing listening: every port answers RST / nmap -sT -T5
@@ -35,8 +36,8 @@ for tool in nmap iptables ip6tables python3 /usr/bin/time; do
   command -v "$tool" >/dev/null || { echo "bench/ranges.sh: needs $tool (apt-get install nmap iptables time python3)" >&2; exit 2; }
 done
 
-cargo build --release --quiet
-BIN=$PWD/target/release/automate-ports
+if [ -z "${AP_BIN:-}" ]; then cargo build --release --quiet; fi
+BIN=${AP_BIN:-$PWD/target/release/automate-ports}
 KEY=bench-shared-key
 C=apb-c-$$
 S=apb-s-$$

@@ -330,6 +330,40 @@ async fn a_part_looks_only_once_every_part_has_swept() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_silent_port_is_looked_at_without_waiting() {
+    // Silence after connecting is a lost probe or reply, not serve's rate: its looks wait
+    // neither for the narrow rate nor for other parts.
+    let prober = Arc::new(Fake::default());
+    let peers = super::state::Peers::default();
+    let this = super::Part {
+        own_thread: false,
+        sweeping: peers.join(),
+    };
+    let other = peers.join();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        drop(other);
+    });
+    let jobs: Vec<ProbeJob> = (0..3)
+        .map(|i| job_at([192, 0, 2, i], 7, Protocol::Tcp))
+        .collect();
+    let config = EngineConfig {
+        narrow_rate: 1,
+        ..config(1000, 1, 100)
+    };
+    let started = Instant::now();
+    let out = super::run_whole(prober, &jobs, config, None, Some(this), &|_, _| {}).await;
+    assert!(
+        out.iter().all(|o| o.tries == 1 + NARROW_LOOKS),
+        "{:?}",
+        out[0]
+    );
+    // One try of a second, two looks of two seconds each, all three ports at once.
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(6), "{took:?}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_fast_narrow_rate_is_kept_although_timers_wake_late() {
     let prober = Arc::new(Fake::default());
     // 2,000 jobs over 250 addresses (port 5 at each, and ports 1000.. answered).

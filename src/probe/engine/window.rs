@@ -18,7 +18,7 @@ use super::{
     silence, Attempt, Done, EngineConfig, Finished, Heard, Outcome, LONE_SILENCE, MAX_TRIES,
     NARROW_LOOKS, NARROW_WIDTH,
 };
-use crate::probe::{Ended, Sweeper};
+use crate::probe::{Ended, NotServe, Sweeper, Why};
 
 /// How far behind the narrow rate the engine may fall and still catch up at once.
 const LOOKS_OWED: Duration = Duration::from_millis(5);
@@ -32,7 +32,11 @@ pub(super) struct Engine<'a> {
     pub(super) slots: Vec<Slot>,
     pub(super) paths: Vec<PathState>,
     pub(super) ready: VecDeque<usize>,
+    /// Ports for a narrow look that connected and then heard nothing.
     pub(super) narrow: VecDeque<usize>,
+    /// Ports for a narrow look whose connection was closed without a valid answer, which is
+    /// what `serve` does with a source over its rate: these looks are paced.
+    pub(super) closed: VecDeque<usize>,
     pub(super) narrow_running: usize,
     /// When the next narrow look may start (`config.narrow_rate` spaces them).
     pub(super) next_look: Instant,
@@ -79,6 +83,7 @@ impl<'a> Engine<'a> {
             paths: (0..index.len()).map(|_| PathState::default()).collect(),
             ready: (0..jobs.len()).collect(),
             narrow: VecDeque::new(),
+            closed: VecDeque::new(),
             narrow_running: 0,
             next_look: Instant::now(),
             peers: sweeping.as_ref().map(Sweeping::peers),
@@ -164,32 +169,35 @@ impl<'a> Engine<'a> {
     }
 
     pub(super) fn has_ready(&self) -> bool {
-        !self.ready.is_empty() || (!self.narrow.is_empty() && self.narrow_may_start())
+        !self.ready.is_empty()
+            || (self.narrow_has_room()
+                && (!self.narrow.is_empty() || (!self.closed.is_empty() && self.closed_due())))
     }
 
-    /// Narrow tries wait until nothing else runs: a responder still busy with the sweep is
-    /// what they give a second chance to, here and in the other parts of a split run. They
-    /// start no faster than the narrow rate.
-    pub(super) fn narrow_may_start(&self) -> bool {
-        self.narrow_has_room() && self.peers_swept() && Instant::now() >= self.next_look
-    }
-
+    /// Narrow tries wait until nothing else in this engine runs: a responder still busy with
+    /// the sweep is what they give a second chance to.
     fn narrow_has_room(&self) -> bool {
         self.running == self.narrow_running
             && self.narrow_running < NARROW_WIDTH.min(self.config.concurrency.max(1))
+    }
+
+    /// A look at a port closed unanswered waits for the other parts of a split run as well
+    /// (`serve` rates a source, not a part), and for its turn at the narrow rate.
+    fn closed_due(&self) -> bool {
+        self.peers_swept() && Instant::now() >= self.next_look
     }
 
     fn peers_swept(&self) -> bool {
         self.peers.as_ref().is_none_or(Peers::all_swept)
     }
 
-    /// When a narrow look may start, if one waits for nothing but its turn (a moment that
-    /// may have passed already: the clock is not read twice, so a look never falls between
-    /// "not yet" and "no longer waiting"). While other parts still sweep, a while later: they
-    /// do not say when they are done.
+    /// When a look at a port closed unanswered may start, if it waits for nothing but its
+    /// turn (a moment that may have passed already: the clock is not read twice, so a look
+    /// never falls between "not yet" and "no longer waiting"). While other parts still sweep,
+    /// a while later: they do not say when they are done.
     pub(super) fn next_look_at(&mut self) -> Option<Instant> {
         self.leave_sweepers();
-        if self.narrow.is_empty() || !self.narrow_has_room() {
+        if self.closed.is_empty() || !self.narrow.is_empty() || !self.narrow_has_room() {
             return None;
         }
         if self.peers_swept() {
@@ -217,23 +225,29 @@ impl<'a> Engine<'a> {
             return Some((index, false));
         }
         self.leave_sweepers();
-        if self.narrow_may_start() {
-            return self.narrow.pop_front().map(|index| (index, true));
+        if !self.narrow_has_room() {
+            return None;
         }
-        None
+        if let Some(index) = self.narrow.pop_front() {
+            return Some((index, true));
+        }
+        if self.closed.is_empty() || !self.closed_due() {
+            return None;
+        }
+        // A timer wakes the engine a millisecond late at best: looks fall due in small
+        // batches, and the ones a late wake-up owes start together, so the rate holds.
+        let spacing = Duration::from_secs_f64(1.0 / f64::from(self.config.narrow_rate.max(1)));
+        let owed = Instant::now()
+            .checked_sub(LOOKS_OWED)
+            .unwrap_or(self.next_look);
+        self.next_look = self.next_look.max(owed) + spacing;
+        self.closed.pop_front().map(|index| (index, true))
     }
 
     pub(super) fn started(&mut self, index: usize, abort: Option<AbortHandle>, narrow: bool) {
         self.running += 1;
         if narrow {
             self.narrow_running += 1;
-            // A timer wakes the engine a millisecond late at best: looks fall due in small
-            // batches, and the ones a late wake-up owes start together, so the rate holds.
-            let spacing = Duration::from_secs_f64(1.0 / f64::from(self.config.narrow_rate.max(1)));
-            let owed = Instant::now()
-                .checked_sub(LOOKS_OWED)
-                .unwrap_or(self.next_look);
-            self.next_look = self.next_look.max(owed) + spacing;
         }
         self.slots[index].running = Some(Running { abort, narrow });
     }
@@ -272,12 +286,17 @@ impl<'a> Engine<'a> {
                 tracing::debug!(addr = %job.addr, ?why, try_ = slot.tries, "no valid answer");
                 // It connected: the address is alive, but this proves nothing yet.
                 path.answered(at);
+                let silent = matches!(why, Why::NotServe(NotServe::Silent(_)));
                 slot.held = Some((state, why, elapsed));
                 if slot.narrowed >= NARROW_LOOKS {
                     self.finish(index, done);
                 } else {
                     slot.narrowed += 1;
-                    self.narrow.push_back(index);
+                    if silent {
+                        self.narrow.push_back(index);
+                    } else {
+                        self.closed.push_back(index);
+                    }
                 }
             }
             Attempt::Answer(state, why) => {
