@@ -294,20 +294,26 @@ async fn narrow_looks_start_no_faster_than_the_narrow_rate() {
     );
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_part_looks_only_once_every_part_has_swept() {
-    let prober = Arc::new(Fake::default());
+/// A part of a split run, beside another part that is still sweeping for `other_sweeps`.
+fn part_beside_another(other_sweeps: Duration) -> (super::Part, super::state::Peers) {
     let peers = super::state::Peers::default();
     let this = super::Part {
         own_thread: false,
         sweeping: peers.join(),
     };
-    // Another part sweeps for half a second more.
     let other = peers.join();
     tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(other_sweeps).await;
         drop(other);
     });
+    (this, peers)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_part_looks_only_once_every_part_has_swept() {
+    let prober = Arc::new(Fake::default());
+    // Another part sweeps for half a second more.
+    let (this, peers) = part_beside_another(Duration::from_millis(500));
     let started = Instant::now();
     let jobs = closing(3);
     let out = super::run_whole(
@@ -334,16 +340,7 @@ async fn a_silent_port_is_looked_at_without_waiting() {
     // Silence after connecting is a lost probe or reply, not serve's rate: its looks wait
     // neither for the narrow rate nor for other parts.
     let prober = Arc::new(Fake::default());
-    let peers = super::state::Peers::default();
-    let this = super::Part {
-        own_thread: false,
-        sweeping: peers.join(),
-    };
-    let other = peers.join();
-    tokio::spawn(async move {
-        tokio::time::sleep(Duration::from_secs(60)).await;
-        drop(other);
-    });
+    let (this, _) = part_beside_another(Duration::from_secs(60));
     let jobs: Vec<ProbeJob> = (0..3)
         .map(|i| job_at([192, 0, 2, i], 7, Protocol::Tcp))
         .collect();
